@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// The README's commands go through here so they work on a fresh machine:
+//   start   build when needed, then run the service (embedded PostgreSQL by default)
+//   migrate build when needed, then apply migrations
+//   test    install redis-server if missing (apt, as root), build, run jest (ESM mode)
+//   bench   build, then run the benchmarks
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const [command, ...rest] = process.argv.slice(2);
+
+function run(cmd, args, env = {}) {
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+function build(force = false) {
+  if (!existsSync(path.join(root, 'node_modules'))) {
+    console.error('node_modules is missing: run `npm ci` first');
+    process.exit(1);
+  }
+  const main = path.join(root, 'dist', 'main.js');
+  if (!force && existsSync(main) && statSync(main).mtimeMs >= newestMtime(path.join(root, 'src'))) return;
+  const status = run(process.execPath, [path.join(root, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js'), 'build']);
+  if (status !== 0) process.exit(status);
+}
+
+function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensureRedis() {
+  if (has('redis-server')) return;
+  if (process.getuid?.() === 0 && has('apt-get')) {
+    console.log('redis-server is missing; installing it with apt-get');
+    run('sh', ['-c', 'apt-get install -y -qq redis-server >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq redis-server)']);
+  }
+  if (!has('redis-server')) {
+    console.error('The tests need redis-server on PATH (Debian: apt-get install -y redis-server).');
+    process.exit(1);
+  }
+}
+
+switch (command) {
+  case 'start':
+    build();
+    process.exit(run(process.execPath, [path.join(root, 'dist', 'main.js'), ...rest]));
+    break;
+  case 'migrate':
+    build();
+    process.exit(run(process.execPath, [path.join(root, 'dist', 'migrate.js'), ...rest]));
+    break;
+  case 'test':
+    ensureRedis();
+    build();
+    process.exit(
+      run(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...rest], {
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
+      }),
+    );
+    break;
+  case 'bench':
+    ensureRedis();
+    build();
+    process.exit(run(process.execPath, [path.join(root, 'bench', 'run.mjs'), ...rest]));
+    break;
+  default:
+    console.error('usage: run.mjs start|migrate|test|bench [args]');
+    process.exit(2);
+}

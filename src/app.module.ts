@@ -1,0 +1,30 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from './auth/auth.module.js';
+import { BusModule } from './bus/bus.module.js';
+import { ProblemDetailsFilter } from './common/problem-details.filter.js';
+import type { AppConfig } from './config/app-config.js';
+import { ConfigModule } from './config/config.module.js';
+import { DatabaseModule } from './database/database.module.js';
+import { OpsModule } from './ops/ops.module.js';
+import { OutboxModule } from './outbox/outbox.module.js';
+import { RegistryModule } from './registry/registry.module.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig, databaseUrl: string): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule.forRoot(databaseUrl),
+        BusModule.forRoot(config),
+        OpsModule,
+        OutboxModule,
+        AuthModule,
+        RegistryModule,
+      ],
+      providers: [{ provide: APP_FILTER, useClass: ProblemDetailsFilter }],
+    };
+  }
+}

@@ -1,0 +1,33 @@
+import type { WireEvent } from './wire-event.js';
+
+/** What a replica's stream hub hears from the bus. */
+export interface BusListener {
+  /** A batch of sequenced events, in seq order within the batch. */
+  onEvents(events: WireEvent[]): void;
+  /** The bus (re)connected: messages may have been lost, back-fill from the outbox. */
+  onResync(): void;
+}
+
+/**
+ * The pub/sub backbone. Redis in a cluster, in-process for one replica; both
+ * carry the same encoded batches so the code paths are the same.
+ */
+export abstract class EventBus {
+  abstract publish(events: readonly WireEvent[]): Promise<void>;
+  abstract subscribe(listener: BusListener): void;
+  abstract readonly kind: 'redis' | 'memory';
+  abstract isHealthy(): boolean;
+}
+
+/** Outcome of asking for a stream connection slot. */
+export type SlotResult = 'ok' | 'user_limit' | 'total_limit';
+
+/**
+ * Cluster-wide state that must outlive a replica: stream connection counts per
+ * user and in total. Each replica's share expires with it.
+ */
+export abstract class ClusterState {
+  abstract acquireConnection(userId: string, perUser: number, total: number): Promise<SlotResult>;
+  abstract releaseConnection(userId: string): Promise<void>;
+  abstract connectionCounts(userId: string): Promise<{ user: number; total: number }>;
+}

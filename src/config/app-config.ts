@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+/**
+ * The one typed configuration of the service. It is read from the environment
+ * once at start-up by `loadConfig`, which fails fast naming the variable that
+ * is wrong. Every variable is documented in README.md with its default.
+ */
+export interface AppConfig {
+  readonly port: number;
+  readonly host: string;
+  /** postgres:// URL; unset means an embedded PostgreSQL in `dataDir`. */
+  readonly databaseUrl?: string;
+  readonly databasePoolSize: number;
+  readonly dataDir: string;
+  /** redis:// URL; unset means the in-process event bus (one replica only). */
+  readonly redisUrl?: string;
+  /** Prefix of every Redis key and channel, so deployments can share a Redis. */
+  readonly redisPrefix: string;
+  readonly bootstrapAdminKey?: string;
+  /** Key for encrypting MCP server header secrets; unset means one kept in the database. */
+  readonly secretKey?: string;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly replicaId: string;
+  readonly shutdownGraceMs: number;
+  readonly sequencer: { readonly pollMs: number; readonly batchSize: number };
+  readonly stream: {
+    readonly keepAliveMs: number;
+    readonly retryMs: number;
+    readonly windowSize: number;
+    readonly maxBufferBytes: number;
+    readonly headPollMs: number;
+    readonly replayPageSize: number;
+  };
+  readonly retention: { readonly maxAgeMs: number; readonly maxEvents: number; readonly intervalMs: number };
+  readonly limits: { readonly connectionsPerUser: number; readonly connectionsTotal: number };
+  readonly session: { readonly ttlMs: number; readonly cookieSecure: boolean };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'must be a URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+function redisPrefix(env: Env): string {
+  const value = str(env, 'REDIS_PREFIX') ?? 'ar';
+  if (!/^[\w.-]{1,64}$/.test(value)) throw new ConfigError('REDIS_PREFIX', 'must be 1-64 letters, digits, "_", "." or "-"');
+  return value;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const bootstrapAdminKey = str(env, 'BOOTSTRAP_ADMIN_KEY');
+  if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 24) {
+    throw new ConfigError('BOOTSTRAP_ADMIN_KEY', 'must be at least 24 characters long');
+  }
+  const secretKey = str(env, 'SECRET_KEY');
+  if (secretKey !== undefined && secretKey.length < 32) {
+    throw new ConfigError('SECRET_KEY', 'must be at least 32 characters long');
+  }
+  return {
+    port: int(env, 'PORT', 3000, 0, 65535),
+    host: str(env, 'HOST') ?? '127.0.0.1',
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 2, 200),
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data'),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisPrefix: redisPrefix(env),
+    bootstrapAdminKey,
+    secretKey,
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+    logLevel: logLevel as AppConfig['logLevel'],
+    replicaId: str(env, 'REPLICA_ID') ?? randomUUID(),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    sequencer: {
+      pollMs: int(env, 'SEQUENCER_POLL_MS', 1000, 10, 60_000),
+      batchSize: int(env, 'SEQUENCER_BATCH_SIZE', 1000, 1, 100_000),
+    },
+    stream: {
+      keepAliveMs: int(env, 'SSE_KEEPALIVE_MS', 30_000, 100, 3_600_000),
+      retryMs: int(env, 'SSE_RETRY_MS', 2000, 0, 600_000),
+      windowSize: int(env, 'STREAM_WINDOW_SIZE', 10_000, 0, 10_000_000),
+      maxBufferBytes: int(env, 'STREAM_MAX_BUFFER_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      headPollMs: int(env, 'STREAM_HEAD_POLL_MS', 1000, 10, 60_000),
+      replayPageSize: int(env, 'STREAM_REPLAY_PAGE_SIZE', 5000, 10, 100_000),
+    },
+    retention: {
+      maxAgeMs: int(env, 'OUTBOX_RETENTION_MS', 7 * 24 * 3600 * 1000, 0, Number.MAX_SAFE_INTEGER),
+      maxEvents: int(env, 'OUTBOX_RETENTION_EVENTS', 1_000_000, 0, Number.MAX_SAFE_INTEGER),
+      intervalMs: int(env, 'OUTBOX_PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
+    },
+    limits: {
+      connectionsPerUser: int(env, 'MAX_CONNECTIONS_PER_USER', 100, 1, 10_000_000),
+      connectionsTotal: int(env, 'MAX_CONNECTIONS_TOTAL', 50_000, 1, 100_000_000),
+    },
+    session: {
+      ttlMs: int(env, 'SESSION_TTL_MS', 12 * 3600 * 1000, 60_000, 365 * 24 * 3600 * 1000),
+      cookieSecure: bool(env, 'SESSION_COOKIE_SECURE', false),
+    },
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

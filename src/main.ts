@@ -1,0 +1,71 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { ApiKeyService } from './auth/api-key.service.js';
+import { createApp } from './app.factory.js';
+import { ConfigError, loadConfig } from './config/app-config.js';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
+import { LifecycleService } from './ops/lifecycle.service.js';
+
+async function main(): Promise<void> {
+  const logger = new Logger('Main');
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(config.dataDir);
+    databaseUrl = embedded.url;
+    logger.log(`embedded PostgreSQL running, data in ${config.dataDir}/postgres`);
+  }
+  if (!config.redisUrl) logger.log('REDIS_URL not set: in-process event bus (run one replica only)');
+
+  const app = await createApp(config, databaseUrl);
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
+
+  const bootstrapKey = await app.get(ApiKeyService).bootstrap();
+  if (bootstrapKey) {
+    // Printed once, on the first start; only its hash is stored.
+    console.log(`\n  Bootstrap admin API key (shown once, store it now):\n\n    ${bootstrapKey}\n`);
+  }
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.log(`${signal}: draining`);
+    const hardStop = setTimeout(() => {
+      logger.error('shutdown grace period exceeded; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    hardStop.unref();
+    try {
+      await app.get(LifecycleService).drain();
+      await app.close();
+      await embedded?.stop();
+      process.exit(0);
+    } catch (error) {
+      logger.error(`shutdown failed: ${(error as Error).message}`);
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

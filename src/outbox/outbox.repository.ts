@@ -1,0 +1,101 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
+import { one, rows } from '../database/sql.js';
+import { type ChangeEvent, type EventType, type NewEvent, splitType } from '../events/event-catalog.js';
+
+interface OutboxRow {
+  seq: number;
+  type: EventType;
+  resource_id: string;
+  version: number | null;
+  actor: string | null;
+  data: Record<string, unknown> | null;
+  created_at: Date;
+}
+
+export interface OutboxHead {
+  /** The last seq handed out by the sequencer (0 before the first event). */
+  lastSeq: number;
+  /** Events with seq <= prunedThrough were removed by retention. */
+  prunedThrough: number;
+}
+
+export function toChangeEvent(row: OutboxRow): ChangeEvent {
+  const { resource, action } = splitType(row.type);
+  const event: {
+    -readonly [K in keyof ChangeEvent]: ChangeEvent[K];
+  } = { seq: row.seq, type: row.type, resource, id: row.resource_id, action, ts: row.created_at.toISOString() };
+  if (row.version !== null) event.version = row.version;
+  if (row.actor !== null) event.actor = row.actor;
+  if (row.data !== null) event.data = row.data;
+  return event;
+}
+
+const COLUMNS = 'seq, type, resource_id, version, actor, data, created_at';
+
+/** Every query on the outbox table. Writes take the caller's transaction. */
+@Injectable()
+export class OutboxRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** Appends an event inside the caller's transaction: it commits or rolls back with the change. */
+  async append(manager: EntityManager, event: NewEvent): Promise<void> {
+    if (!manager.queryRunner?.isTransactionActive) {
+      throw new Error('outbox append must run inside the mutation transaction');
+    }
+    await manager.query(
+      'INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)',
+      [event.type, event.id, event.version ?? null, event.actor ?? null, event.data === undefined ? null : JSON.stringify(event.data)],
+    );
+  }
+
+  async head(manager: EntityManager = this.dataSource.manager): Promise<OutboxHead> {
+    const row = await one<{ last_seq: number; pruned_through: number }>(
+      manager,
+      'SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1',
+    );
+    return { lastSeq: row?.last_seq ?? 0, prunedThrough: row?.pruned_through ?? 0 };
+  }
+
+  /** Sequenced events with `after < seq <= upTo`, in seq order, at most `limit`. */
+  async readRange(after: number, upTo: number, limit: number, manager: EntityManager = this.dataSource.manager): Promise<ChangeEvent[]> {
+    const found = await rows<OutboxRow>(
+      manager,
+      `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+      [after, upTo, limit],
+    );
+    return found.map(toChangeEvent);
+  }
+
+  /** Events after `after`, optionally only of some types (exact names), for the REST feed. */
+  async readAfter(after: number, limit: number, types?: readonly string[]): Promise<ChangeEvent[]> {
+    const found = types
+      ? await rows<OutboxRow>(
+          this.dataSource.manager,
+          `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND type = ANY($2) ORDER BY seq LIMIT $3`,
+          [after, types, limit],
+        )
+      : await rows<OutboxRow>(this.dataSource.manager, `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit]);
+    return found.map(toChangeEvent);
+  }
+
+  /** The newest `count` sequenced events, oldest first (to warm a replica's window). */
+  async readLatest(count: number): Promise<ChangeEvent[]> {
+    const found = await rows<OutboxRow>(
+      this.dataSource.manager,
+      `SELECT * FROM (SELECT ${COLUMNS} FROM outbox WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT $1) t ORDER BY seq`,
+      [count],
+    );
+    return found.map(toChangeEvent);
+  }
+
+  /** Events not yet sequenced (committed but waiting); used by tests and metrics. */
+  async pendingCount(): Promise<number> {
+    const row = await one<{ n: number }>(this.dataSource.manager, 'SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL');
+    return row?.n ?? 0;
+  }
+}
+
+export const OUTBOX_COLUMNS = COLUMNS;
+export type { OutboxRow };

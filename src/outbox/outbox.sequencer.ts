@@ -1,0 +1,182 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type BeforeApplicationShutdown } from '@nestjs/common';
+import pg from 'pg';
+import { DataSource, type EntityManager } from 'typeorm';
+import { EventBus } from '../bus/event-bus.js';
+import { toWire, type WireEvent } from '../bus/wire-event.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { DATABASE_URL } from '../database/database.module.js';
+import { OUTBOX_COLUMNS, type OutboxRow, toChangeEvent } from './outbox.repository.js';
+
+/** Session advisory lock held by whoever is numbering outbox rows (any replica). */
+export const SEQUENCER_LOCK = 7_346_110_002;
+const PUBLISH_TIMEOUT_MS = 500;
+
+export interface SequenceResult<T> {
+  /** Events numbered by this run, in seq order. */
+  readonly events: readonly WireEvent[];
+  /** The head after this run: every event with seq <= lastSeq is committed. */
+  readonly lastSeq: number;
+  readonly snapshot?: T;
+}
+
+/**
+ * Gives committed outbox rows their gap-free, commit-ordered `seq` (see
+ * docs/sequencing.md). One run, on any replica:
+ *
+ *   1. take the session advisory lock SEQUENCER_LOCK (runs are one at a time
+ *      cluster-wide; the previous run has committed before we get it);
+ *   2. in one transaction, read last_seq and number the rows that are
+ *      committed and unnumbered as last_seq+1, +2, ... in id order, then
+ *      store the new last_seq;
+ *   3. commit, publish the batch to the bus, release the lock.
+ *
+ * Because numbers are handed out only under the lock and become visible in one
+ * commit, a reader that sees seq n can never later see a seq <= n appear.
+ * Publishing before releasing the lock keeps bus order = seq order.
+ */
+@Injectable()
+export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('OutboxSequencer');
+  private listener?: pg.Client;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+  /** Number of runs that numbered at least one row (metrics). */
+  sequencedRuns = 0;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly bus: EventBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(DATABASE_URL) private readonly databaseUrl: string,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.listen();
+    this.timer = setInterval(() => this.kick(), this.config.sequencer.pollMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** LISTEN on a dedicated connection: NOTIFY arrives at the writer's commit. */
+  private async listen(): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'registry-sequencer-listen' });
+    client.on('notification', () => this.kick());
+    client.on('error', (error) => {
+      this.logger.warn(`listener connection lost: ${error.message}`);
+      if (this.listener === client) this.listener = undefined;
+      setTimeout(() => void this.listen().catch(() => undefined), 500).unref();
+    });
+    await client.connect();
+    await client.query('LISTEN outbox_pending');
+    this.listener = client;
+    this.kick(); // anything committed while we were not listening
+  }
+
+  /** Asks for a run; coalesces with one in progress. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        const { events } = await this.sequence();
+        if (events.length >= this.config.sequencer.batchSize) this.again = true;
+      } catch (error) {
+        this.logger.error(`sequencing failed: ${(error as Error).message}`);
+        return;
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  /**
+   * One sequencing run. With `snapshot`, the run is REPEATABLE READ and numbers
+   * every visible row, then calls `snapshot` in the same snapshot: the data it
+   * reads is consistent with exactly `lastSeq` (every change it sees has
+   * seq <= lastSeq, every change it does not see will get seq > lastSeq).
+   */
+  async sequence<T = never>(snapshot?: (manager: EntityManager, lastSeq: number) => Promise<T>): Promise<SequenceResult<T>> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    let events: WireEvent[] = [];
+    let lastSeq = 0;
+    let result: T | undefined;
+    try {
+      await runner.query('SELECT pg_advisory_lock($1)', [SEQUENCER_LOCK]);
+      try {
+        await runner.startTransaction(snapshot ? 'REPEATABLE READ' : 'READ COMMITTED');
+        try {
+          const head = await runner.query('SELECT last_seq FROM outbox_head WHERE id = 1 FOR UPDATE');
+          const base = Number(head[0].last_seq);
+          const limit = snapshot ? 2_147_483_647 : this.config.sequencer.batchSize;
+          const numbered = await runner.query(
+            `UPDATE outbox o SET seq = $1::bigint + r.rn, sequenced_at = clock_timestamp()
+               FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn
+                       FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2) r
+              WHERE o.id = r.id
+          RETURNING ${OUTBOX_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}`,
+            [base, limit],
+            true,
+          );
+          const found = (numbered.records as OutboxRow[]).sort((a, b) => a.seq - b.seq);
+          lastSeq = base + found.length;
+          if (found.length > 0) {
+            await runner.query('UPDATE outbox_head SET last_seq = $1 WHERE id = 1', [lastSeq]);
+          }
+          if (snapshot) result = await snapshot(runner.manager, lastSeq);
+          await runner.commitTransaction();
+          events = found.map((row) => toWire(toChangeEvent(row)));
+        } catch (error) {
+          await runner.rollbackTransaction().catch(() => undefined);
+          throw error;
+        }
+        if (events.length > 0) {
+          this.sequencedRuns++;
+          await this.publish(events);
+        }
+      } finally {
+        await runner.query('SELECT pg_advisory_unlock($1)', [SEQUENCER_LOCK]).catch(() => undefined);
+      }
+    } finally {
+      await runner.release();
+    }
+    return { events, lastSeq, snapshot: result };
+  }
+
+  /** Bounded: a Redis outage must not hold the sequencer lock; replicas back-fill what is lost. */
+  private async publish(events: WireEvent[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.bus.publish(events),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('publish timed out')), PUBLISH_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (error) {
+      this.logger.warn(`publish of seq ${events[0]!.seq}..${events.at(-1)!.seq} failed (${(error as Error).message}); replicas will back-fill`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,75 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { DomainError } from '../../common/domain-error.js';
+import { PG, pgCode } from '../../database/sql.js';
+import { OutboxRepository } from '../../outbox/outbox.repository.js';
+import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
+import { type Agent, AgentRepository } from './agent.repository.js';
+import type { CreateAgent, UpdateAgent } from './agent.schemas.js';
+
+/** Agent use cases. Each mutation writes the row and its outbox event in one transaction. */
+@Injectable()
+export class AgentService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly agents: AgentRepository,
+    private readonly outbox: OutboxRepository,
+  ) {}
+
+  async create(input: CreateAgent, actor: string): Promise<Agent> {
+    try {
+      return await this.dataSource.transaction(async (m) => {
+        const agent = await this.agents.insert(m, input);
+        await this.outbox.append(m, { type: 'agent.created', id: agent.id, version: agent.version, actor });
+        return agent;
+      });
+    } catch (error) {
+      if (pgCode(error) === PG.uniqueViolation) throw DomainError.conflict(`agent "${input.id}" already exists`);
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<Agent> {
+    const agent = await this.agents.find(this.dataSource.manager, id);
+    if (!agent) throw DomainError.notFound('agent', id);
+    return agent;
+  }
+
+  async list(limit: number, cursor?: string, tag?: string): Promise<Page<Agent>> {
+    const found = await this.agents.list(this.dataSource.manager, limit + 1, decodeCursor(cursor), tag);
+    return pageOf(found, limit, (a) => a.id);
+  }
+
+  async update(id: string, patch: UpdateAgent, expected: number | undefined, actor: string): Promise<Agent> {
+    return this.dataSource.transaction(async (m) => {
+      const current = await this.agents.find(m, id, true);
+      if (!current) throw DomainError.notFound('agent', id);
+      if (expected !== undefined && expected !== current.version) throw DomainError.stale('agent', id, current.version);
+      const { version: _ignored, ...fields } = patch;
+      const changed = Object.keys(fields).filter(
+        (k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]),
+      );
+      if (changed.length === 0) return current;
+      const agent = await this.agents.update(m, { ...current, ...fields });
+      await this.outbox.append(m, { type: 'agent.updated', id, version: agent.version, actor, data: { changed } });
+      return agent;
+    });
+  }
+
+  async delete(id: string, expected: number | undefined, actor: string): Promise<void> {
+    try {
+      await this.dataSource.transaction(async (m) => {
+        const current = await this.agents.find(m, id, true);
+        if (!current) throw DomainError.notFound('agent', id);
+        if (expected !== undefined && expected !== current.version) throw DomainError.stale('agent', id, current.version);
+        await this.agents.delete(m, id);
+        await this.outbox.append(m, { type: 'agent.deleted', id, version: current.version, actor });
+      });
+    } catch (error) {
+      if (pgCode(error) === PG.foreignKeyViolation) {
+        throw DomainError.conflict(`agent "${id}" is referenced by trust rules; delete those first`);
+      }
+      throw error;
+    }
+  }
+}
