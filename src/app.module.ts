@@ -9,6 +9,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { OpsModule } from './ops/ops.module.js';
 import { OutboxModule } from './outbox/outbox.module.js';
 import { RegistryModule } from './registry/registry.module.js';
+import { StreamingModule } from './streaming/streaming.module.js';
 
 @Module({})
 export class AppModule {
@@ -23,6 +24,7 @@ export class AppModule {
         OutboxModule,
         AuthModule,
         RegistryModule,
+        StreamingModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemDetailsFilter }],
     };

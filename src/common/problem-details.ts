@@ -3,6 +3,7 @@ import { DomainError, codeForStatus, type FieldError } from './domain-error.js';
 
 /** RFC 9457 problem details, as every error response of the service is shaped. */
 export interface ProblemDetails {
+  [extension: string]: unknown;
   type: string;
   title: string;
   status: number;
@@ -66,6 +67,7 @@ export function toDomainError(error: unknown): DomainError {
 
 export function toProblem(error: DomainError, instance?: string, correlationId?: string): ProblemDetails {
   const problem: ProblemDetails = {
+    ...error.extensions,
     type: `https://agentic-registry.dev/problems/${error.code.replace(/_/g, '-')}`,
     title: error.title,
     status: error.status,

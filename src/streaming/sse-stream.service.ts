@@ -1,0 +1,87 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Counter, Gauge } from 'prom-client';
+import type { Principal } from '../auth/principal.js';
+import { ClusterState } from '../bus/event-bus.js';
+import { DomainError } from '../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { LifecycleService } from '../ops/lifecycle.service.js';
+import { MetricsService } from '../ops/metrics.service.js';
+import type { EventFilter } from './event-filter.js';
+import { encodeSse, KEEPALIVE_CHUNK, SseConnection } from './sse.connection.js';
+import { StreamHub } from './stream.hub.js';
+
+/**
+ * Opens SSE streams: connection limits (cluster-wide), the hand-written
+ * response head, then replay + live through the hub. One keep-alive timer for
+ * all connections; on drain every client is told to reconnect elsewhere.
+ */
+@Injectable()
+export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger('SseStreams');
+  private readonly connections = new Set<SseConnection>();
+  private keepAliveTimer?: NodeJS.Timeout;
+  private readonly disconnects: Counter<'reason'>;
+
+  constructor(
+    private readonly hub: StreamHub,
+    private readonly cluster: ClusterState,
+    private readonly lifecycle: LifecycleService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    metrics: MetricsService,
+  ) {
+    const connections = this.connections;
+    new Gauge({ name: 'registry_sse_connections', help: 'Open SSE connections on this replica', registers: [metrics.registry], collect() { this.set(connections.size); } });
+    this.disconnects = new Counter({ name: 'registry_sse_disconnects_total', help: 'SSE disconnects by reason', labelNames: ['reason'], registers: [metrics.registry] });
+  }
+
+  onModuleInit(): void {
+    this.keepAliveTimer = setInterval(() => {
+      for (const conn of this.connections) conn.write(KEEPALIVE_CHUNK);
+    }, this.config.stream.keepAliveMs);
+    this.keepAliveTimer.unref();
+    this.lifecycle.onDrain(() => this.drain());
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  async open(request: FastifyRequest, reply: FastifyReply, principal: Principal, filter: EventFilter, cursor: number | undefined): Promise<void> {
+    if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', [], { 'retry-after': '1' });
+    const slot = await this.cluster.acquireConnection(principal.id, this.config.limits.connectionsPerUser, this.config.limits.connectionsTotal);
+    if (slot !== 'ok') {
+      const detail =
+        slot === 'user_limit'
+          ? `you already have ${this.config.limits.connectionsPerUser} open stream connections`
+          : 'the service is at its stream connection limit';
+      throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
+    }
+    reply.hijack();
+    const socket = request.raw.socket;
+    const conn = new SseConnection(socket, filter, this.config.stream.maxBufferBytes, (c, reason) => {
+      this.connections.delete(c);
+      this.hub.leave(c);
+      this.disconnects.inc({ reason: reason.split(':')[0]! });
+      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+    });
+    this.connections.add(conn);
+    conn.open({ requestId: String(request.id), retryMs: this.config.stream.retryMs });
+    try {
+      await this.hub.follow(conn, 'sse', encodeSse, cursor);
+    } catch (error) {
+      this.logger.warn(`replay failed: ${(error as Error).message}`);
+      conn.close('replay failed', this.config.stream.retryMs);
+    }
+  }
+
+  /** SIGTERM: every client gets a short, jittered `retry:` and the end of its stream. */
+  drain(): void {
+    for (const conn of [...this.connections]) conn.close('draining', 250 + Math.floor(Math.random() * 1000));
+  }
+
+  beforeApplicationShutdown(): void {
+    clearInterval(this.keepAliveTimer);
+    for (const conn of [...this.connections]) conn.destroy('shutdown');
+  }
+}

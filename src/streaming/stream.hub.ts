@@ -1,0 +1,324 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BusListener, EventBus } from '../bus/event-bus.js';
+import { toWire, type WireEvent } from '../bus/wire-event.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { OutboxRepository } from '../outbox/outbox.repository.js';
+import type { EventFilter } from './event-filter.js';
+import { EventWindow, type HubEvent, toHubEvent } from './event-window.js';
+
+/**
+ * One follower of the change stream on this replica (an SSE connection, a
+ * Socket.IO subscription). The hub writes to it; it never pulls.
+ */
+export interface Subscriber<P = unknown> {
+  readonly filter: EventFilter;
+  /** Last seq accounted for: delivered, or filtered out. Resume point. */
+  cursor: number;
+  readonly closed: boolean;
+  /** Live path: a payload encoded once for every subscriber of the same group. */
+  write(payload: P): void;
+  /** Replay path: resolves when the transport can take more. */
+  writeReplay(events: HubEvent[]): Promise<void>;
+  /** The cursor is older than retention (or unknown): refetch state, follow from `cursor`. */
+  reset(cursor: number, reason: string): void;
+  /** The hub cannot serve this subscriber any more; it should resume elsewhere. */
+  close(reason: string): void;
+}
+
+/** Encodes a batch for one transport (SSE chunk, Socket.IO packet). */
+export type Encoder<P> = (events: HubEvent[]) => P;
+
+/** Subscribers with the same transport and filter: a batch is encoded once for all of them. */
+class SubscriberGroup<P> {
+  readonly members = new Set<Subscriber<P>>();
+
+  constructor(
+    readonly key: string,
+    private readonly filter: EventFilter,
+    private readonly encode: Encoder<P>,
+  ) {}
+
+  deliver(events: HubEvent[]): void {
+    const first = events[0]!.seq;
+    const last = events[events.length - 1]!.seq;
+    const matching = this.filter.all ? events : events.filter((e) => this.filter.matches(e.type));
+    let shared: P | undefined;
+    for (const sub of this.members) {
+      if (sub.cursor >= last) continue;
+      if (matching.length > 0) {
+        if (sub.cursor < first) {
+          shared ??= this.encode(matching);
+          sub.write(shared);
+        } else {
+          const rest = matching.filter((e) => e.seq > sub.cursor);
+          if (rest.length > 0) sub.write(this.encode(rest));
+        }
+      }
+      sub.cursor = last;
+    }
+  }
+}
+
+const LOST_TAIL_GRACE_MS = 100;
+
+/**
+ * The fan-out hub of one replica. It holds the replica's only bus
+ * subscription, keeps the delivered sequence contiguous (a jump in seq, a bus
+ * reconnect or a lagging head marker triggers a back-fill from the outbox
+ * before anything newer is delivered), keeps a window of recent events for
+ * resumes, and writes each batch once per subscriber group.
+ */
+@Injectable()
+export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('StreamHub');
+  private readonly window: EventWindow;
+  private readonly groups = new Map<string, SubscriberGroup<any>>();
+  private readonly subscriberGroup = new Map<Subscriber<any>, SubscriberGroup<any>>();
+  private readonly inflightReads = new Map<number, Promise<HubEvent[]>>();
+  private pending: WireEvent[][] = [];
+  private processing = false;
+  private backfillTarget = 0;
+  private pollTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private started?: Promise<void>;
+
+  /** Last seq delivered on this replica; everything up to it was delivered in order. */
+  head = 0;
+  prunedThrough = 0;
+  /** Counters for /metrics and tests. */
+  readonly stats = { delivered: 0, backfills: 0, backfilledEvents: 0, replayQueries: 0, windowReplays: 0, resets: 0 };
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly outbox: OutboxRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.window = new EventWindow(config.stream.windowSize);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.started = this.start();
+    await this.started;
+  }
+
+  private async start(): Promise<void> {
+    // Warm the window so resumes after a restart are served from memory.
+    const { lastSeq, prunedThrough } = await this.outbox.head();
+    this.prunedThrough = prunedThrough;
+    const latest = this.config.stream.windowSize > 0 ? await this.outbox.readLatest(this.config.stream.windowSize) : [];
+    for (const event of latest) this.window.push(toHubEvent(toWire(event)));
+    this.head = latest.length > 0 ? latest[latest.length - 1]!.seq : lastSeq;
+    if (lastSeq > this.head) this.requestBackfill(lastSeq);
+    this.bus.subscribe(this);
+    this.pollTimer = setInterval(() => void this.pollHead(), this.config.stream.headPollMs);
+    this.pollTimer.unref();
+  }
+
+  get subscriberCount(): number {
+    return this.subscriberGroup.size;
+  }
+
+  // ---- ingest: bus → contiguous sequence ----------------------------------
+
+  onEvents(events: WireEvent[]): void {
+    if (this.stopped || events.length === 0) return;
+    this.pending.push(events);
+    this.schedule();
+  }
+
+  onResync(): void {
+    void this.outbox
+      .head()
+      .then(({ lastSeq }) => this.requestBackfill(lastSeq))
+      .catch((e: Error) => this.logger.warn(`resync head read failed: ${e.message}`));
+  }
+
+  /** Catches a lost tail: the newest events were published but never arrived. */
+  private async pollHead(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const { lastSeq, prunedThrough } = await this.outbox.head();
+      this.prunedThrough = prunedThrough;
+      if (lastSeq > this.head) {
+        // Give pub/sub a moment: the event is usually already on its way.
+        setTimeout(() => {
+          if (lastSeq > this.head) this.requestBackfill(lastSeq);
+        }, LOST_TAIL_GRACE_MS).unref();
+      }
+    } catch (e) {
+      this.logger.warn(`head poll failed: ${(e as Error).message}`);
+    }
+  }
+
+  requestBackfill(upTo: number): void {
+    if (upTo <= this.backfillTarget && upTo <= this.head) return;
+    this.backfillTarget = Math.max(this.backfillTarget, upTo);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    setImmediate(() => void this.process());
+  }
+
+  private async process(): Promise<void> {
+    try {
+      while (!this.stopped && (this.pending.length > 0 || this.backfillTarget > this.head)) {
+        const batches = this.pending;
+        this.pending = [];
+        let fresh: HubEvent[] = [];
+        let expected = this.head + 1;
+        for (const batch of batches) {
+          for (const event of batch) {
+            if (event.seq < expected) continue; // duplicate (already delivered or back-filled)
+            if (event.seq > expected) {
+              // A jump: deliver what we have, back-fill the gap, then go on.
+              this.deliver(fresh);
+              fresh = [];
+              await this.backfill(event.seq - 1);
+              expected = this.head + 1;
+              if (event.seq < expected) continue;
+            }
+            fresh.push(toHubEvent(event));
+            expected = event.seq + 1;
+          }
+        }
+        this.deliver(fresh);
+        if (this.backfillTarget > this.head) await this.backfill(this.backfillTarget);
+      }
+    } catch (error) {
+      // The outbox is unreachable: keep the target, drop bus copies (they are
+      // re-read from the outbox) and try again shortly.
+      this.logger.warn(`back-fill failed (${(error as Error).message}); retrying`);
+      for (const batch of this.pending) for (const e of batch) this.backfillTarget = Math.max(this.backfillTarget, e.seq);
+      this.pending = [];
+      setTimeout(() => {
+        this.processing = false;
+        this.schedule();
+      }, 250).unref();
+      return;
+    }
+    this.processing = false;
+    if (this.pending.length > 0 || this.backfillTarget > this.head) this.schedule();
+  }
+
+  private async backfill(upTo: number): Promise<void> {
+    this.stats.backfills++;
+    while (this.head < upTo && !this.stopped) {
+      const page = await this.outbox.readRange(this.head, upTo, this.config.stream.replayPageSize);
+      if (page.length === 0 || page[0]!.seq !== this.head + 1) {
+        const { prunedThrough } = await this.outbox.head();
+        this.prunedThrough = prunedThrough;
+        if (prunedThrough > this.head) {
+          // This replica fell behind retention: its subscribers must resume (and be reset).
+          this.logger.warn(`fell behind retention (head ${this.head} < pruned ${prunedThrough}); dropping subscribers`);
+          for (const sub of [...this.subscriberGroup.keys()]) sub.close('replica fell behind retention');
+          this.head = prunedThrough;
+          continue;
+        }
+        if (page.length === 0) throw new Error(`outbox has no events after ${this.head} up to ${upTo}`);
+      }
+      const events = page.map((e) => toHubEvent(toWire(e)));
+      this.stats.backfilledEvents += events.length;
+      this.deliver(events);
+    }
+  }
+
+  private deliver(events: HubEvent[]): void {
+    if (events.length === 0) return;
+    for (const event of events) this.window.push(event);
+    this.head = events[events.length - 1]!.seq;
+    this.stats.delivered += events.length;
+    for (const group of this.groups.values()) if (group.members.size > 0) group.deliver(events);
+  }
+
+  // ---- subscribers: replay, then live --------------------------------------
+
+  /**
+   * Replays `seq > cursor` (from the window, else from the outbox with shared
+   * queries), then joins the live group in the same tick as it sees itself
+   * caught up, so nothing falls between replay and live. Without a cursor,
+   * follows from the current head. A cursor older than retention, or newer
+   * than anything committed, gets `reset` with the cursor to follow from.
+   */
+  async follow<P>(sub: Subscriber<P>, transport: string, encode: Encoder<P>, cursor: number | undefined): Promise<void> {
+    await this.started;
+    if (cursor === undefined) {
+      sub.cursor = this.head;
+      this.join(sub, transport, encode);
+      return;
+    }
+    if (cursor < this.prunedThrough || cursor > this.head) {
+      const { lastSeq, prunedThrough } = await this.outbox.head();
+      this.prunedThrough = prunedThrough;
+      if (cursor < prunedThrough || cursor > lastSeq) {
+        this.stats.resets++;
+        const reason = cursor < prunedThrough ? 'cursor is older than the retention window' : 'cursor is ahead of the stream';
+        sub.cursor = this.head;
+        sub.reset(this.head, reason);
+        this.join(sub, transport, encode);
+        return;
+      }
+    }
+    sub.cursor = cursor;
+    while (!sub.closed && !this.stopped) {
+      if (sub.cursor >= this.head) {
+        this.join(sub, transport, encode);
+        return;
+      }
+      let events = this.window.after(sub.cursor, this.config.stream.replayPageSize);
+      if (events) this.stats.windowReplays++;
+      else events = await this.readShared(sub.cursor);
+      if (events.length === 0 || events[0]!.seq !== sub.cursor + 1) {
+        // The outbox no longer holds cursor+1: pruned (maybe under our feet).
+        this.stats.resets++;
+        sub.cursor = this.head;
+        sub.reset(this.head, 'cursor is older than the retention window');
+        continue;
+      }
+      const matching = sub.filter.all ? events : events.filter((e) => sub.filter.matches(e.type));
+      if (matching.length > 0) await sub.writeReplay(matching);
+      sub.cursor = Math.max(sub.cursor, events[events.length - 1]!.seq);
+    }
+  }
+
+  /** Concurrent replays starting at the same cursor share one outbox query. */
+  private readShared(after: number): Promise<HubEvent[]> {
+    let read = this.inflightReads.get(after);
+    if (!read) {
+      this.stats.replayQueries++;
+      read = this.outbox
+        .readRange(after, Number.MAX_SAFE_INTEGER, this.config.stream.replayPageSize)
+        .then((page) => page.map((e) => toHubEvent(toWire(e))))
+        .finally(() => this.inflightReads.delete(after));
+      this.inflightReads.set(after, read);
+    }
+    return read;
+  }
+
+  private join<P>(sub: Subscriber<P>, transport: string, encode: Encoder<P>): void {
+    if (sub.closed) return;
+    const key = `${transport}|${sub.filter.key}`;
+    let group = this.groups.get(key);
+    if (!group) {
+      group = new SubscriberGroup<P>(key, sub.filter, encode);
+      this.groups.set(key, group);
+    }
+    group.members.add(sub);
+    this.subscriberGroup.set(sub, group);
+  }
+
+  leave(sub: Subscriber<any>): void {
+    const group = this.subscriberGroup.get(sub);
+    if (!group) return;
+    group.members.delete(sub);
+    this.subscriberGroup.delete(sub);
+    if (group.members.size === 0) this.groups.delete(group.key);
+  }
+
+  beforeApplicationShutdown(): void {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+  }
+}
