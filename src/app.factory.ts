@@ -45,6 +45,5 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
   });
-  app.enableShutdownHooks([]);
   return app;
 }

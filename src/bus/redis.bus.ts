@@ -126,7 +126,6 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
   private readonly totalKey: string;
   private readonly local = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
-  static readonly ALIVE_TTL_MS = 30_000;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -139,7 +138,7 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
     this.redis.defineCommand('registryAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     this.redis.defineCommand('registryRelease', { numberOfKeys: 2, lua: RELEASE });
     this.redis.defineCommand('registryCounts', { numberOfKeys: 2, lua: COUNTS });
-    this.timer = setInterval(() => void this.heartbeat().catch(() => undefined), RedisClusterState.ALIVE_TTL_MS / 3);
+    this.timer = setInterval(() => void this.heartbeat().catch(() => undefined), config.limits.leaseMs / 3);
     this.timer.unref();
     void this.heartbeat().catch(() => undefined);
   }
@@ -153,7 +152,7 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
     let result: number;
     try {
       result = await this.redis.registryAcquire(
-        this.userKey(userId), this.totalKey, this.config.replicaId, perUser, total, this.alivePrefix, RedisClusterState.ALIVE_TTL_MS,
+        this.userKey(userId), this.totalKey, this.config.replicaId, perUser, total, this.alivePrefix, this.config.limits.leaseMs,
       );
     } catch (error) {
       this.bump(userId, -1);
@@ -183,7 +182,7 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
   private async heartbeat(): Promise<void> {
     const replica = this.config.replicaId;
     const pipeline = this.redis.pipeline();
-    pipeline.set(this.alivePrefix + replica, '1', 'PX', RedisClusterState.ALIVE_TTL_MS);
+    pipeline.set(this.alivePrefix + replica, '1', 'PX', this.config.limits.leaseMs);
     let total = 0;
     for (const [userId, count] of this.local) {
       total += count;

@@ -34,7 +34,7 @@ export interface AppConfig {
     readonly replayPageSize: number;
   };
   readonly retention: { readonly maxAgeMs: number; readonly maxEvents: number; readonly intervalMs: number };
-  readonly limits: { readonly connectionsPerUser: number; readonly connectionsTotal: number };
+  readonly limits: { readonly connectionsPerUser: number; readonly connectionsTotal: number; readonly leaseMs: number };
   readonly session: { readonly ttlMs: number; readonly cookieSecure: boolean };
 }
 
@@ -142,6 +142,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     limits: {
       connectionsPerUser: int(env, 'MAX_CONNECTIONS_PER_USER', 100, 1, 10_000_000),
       connectionsTotal: int(env, 'MAX_CONNECTIONS_TOTAL', 50_000, 1, 100_000_000),
+      leaseMs: int(env, 'CONNECTION_LEASE_MS', 30_000, 1000, 3_600_000),
     },
     session: {
       ttlMs: int(env, 'SESSION_TTL_MS', 12 * 3600 * 1000, 60_000, 365 * 24 * 3600 * 1000),

@@ -37,6 +37,8 @@ export async function one<T = Record<string, unknown>>(manager: EntityManager, t
 export const PG = {
   uniqueViolation: '23505',
   foreignKeyViolation: '23503',
+  /** ON DELETE RESTRICT raises this rather than 23503. */
+  restrictViolation: '23001',
   serializationFailure: '40001',
 } as const;
 
@@ -44,6 +46,12 @@ export function pgCode(error: unknown): string | undefined {
   const e = error as { code?: unknown; driverError?: { code?: unknown } };
   const code = e?.driverError?.code ?? e?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** A row another row still references (NO ACTION raises 23503, RESTRICT 23001). */
+export function isReferencedError(error: unknown): boolean {
+  const code = pgCode(error);
+  return code === PG.foreignKeyViolation || code === PG.restrictViolation;
 }
 
 export function pgConstraint(error: unknown): string | undefined {

@@ -2,10 +2,30 @@ import { Module } from '@nestjs/common';
 import { AgentController } from './agents/agent.controller.js';
 import { AgentRepository } from './agents/agent.repository.js';
 import { AgentService } from './agents/agent.service.js';
+import { HeaderSecrets } from './mcp-servers/header-secrets.js';
+import { McpServerController } from './mcp-servers/mcp-server.controller.js';
+import { McpServerRepository } from './mcp-servers/mcp-server.repository.js';
+import { McpServerService } from './mcp-servers/mcp-server.service.js';
+import { PromptController } from './prompts/prompt.controller.js';
+import { PromptRepository } from './prompts/prompt.repository.js';
+import { PromptService } from './prompts/prompt.service.js';
+import { TrustRuleController } from './trust-rules/trust-rule.controller.js';
+import { TrustRuleRepository } from './trust-rules/trust-rule.repository.js';
+import { TrustRuleService } from './trust-rules/trust-rule.service.js';
 
 @Module({
-  controllers: [AgentController],
-  providers: [AgentRepository, AgentService],
-  exports: [AgentRepository],
+  controllers: [AgentController, PromptController, McpServerController, TrustRuleController],
+  providers: [
+    AgentRepository,
+    AgentService,
+    PromptRepository,
+    PromptService,
+    HeaderSecrets,
+    McpServerRepository,
+    McpServerService,
+    TrustRuleRepository,
+    TrustRuleService,
+  ],
+  exports: [AgentRepository, PromptRepository, McpServerService, TrustRuleRepository],
 })
 export class RegistryModule {}

@@ -5,6 +5,8 @@ export interface SseFrame {
   event: string;
   data: string;
   retry?: number;
+  /** performance.now() when the frame arrived. */
+  at?: number;
   /** Comment lines (`:keep-alive`) arrive as event "comment". */
 }
 
@@ -64,7 +66,7 @@ export class SseClient {
     while ((idx = this.buffer.indexOf('\n\n')) !== -1) {
       const block = this.buffer.slice(0, idx);
       this.buffer = this.buffer.slice(idx + 2);
-      const frame: SseFrame = { event: 'message', data: '' };
+      const frame: SseFrame = { event: 'message', data: '', at: performance.now() };
       const data: string[] = [];
       let comment = false;
       for (const line of block.split('\n')) {
@@ -94,14 +96,14 @@ export class SseClient {
     for (const w of waiters) w();
   }
 
-  private parsed: { id: number; event: string; data: any }[] = [];
+  private parsed: { id: number; event: string; data: any; at: number }[] = [];
   private parsedUpTo = 0;
 
   /** Frames that carry change events (have an id and a dotted event type), parsed once. */
-  get events(): { id: number; event: string; data: any }[] {
+  get events(): { id: number; event: string; data: any; at: number }[] {
     for (; this.parsedUpTo < this.frames.length; this.parsedUpTo++) {
       const f = this.frames[this.parsedUpTo]!;
-      if (f.id !== undefined && f.event.includes('.')) this.parsed.push({ id: Number(f.id), event: f.event, data: JSON.parse(f.data) });
+      if (f.id !== undefined && f.event.includes('.')) this.parsed.push({ id: Number(f.id), event: f.event, data: JSON.parse(f.data), at: f.at! });
     }
     return this.parsed;
   }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
-import { PG, pgCode } from '../../database/sql.js';
+import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
 import { type Agent, AgentRepository } from './agent.repository.js';
@@ -66,7 +66,7 @@ export class AgentService {
         await this.outbox.append(m, { type: 'agent.deleted', id, version: current.version, actor });
       });
     } catch (error) {
-      if (pgCode(error) === PG.foreignKeyViolation) {
+      if (isReferencedError(error)) {
         throw DomainError.conflict(`agent "${id}" is referenced by trust rules; delete those first`);
       }
       throw error;

@@ -1,0 +1,134 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { one, rows, sql } from '../../database/sql.js';
+import type { HealthCheck, Transport } from './mcp-server.schemas.js';
+
+/** The mask shown instead of every header value. */
+export const MASK = '***';
+
+/** An MCP server as the API shows it: header names only, values masked. */
+export interface McpServer {
+  id: string;
+  name: string;
+  url: string;
+  transport: Transport;
+  headers: Record<string, typeof MASK>;
+  healthCheck: HealthCheck;
+  enabled: boolean;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The encrypted header set as stored: the sealed JSON object (null when empty) and its names. */
+export interface SealedHeaders {
+  secret: string | null;
+  names: string[];
+}
+
+export interface NewMcpServer {
+  id: string;
+  name: string;
+  url: string;
+  transport: Transport;
+  healthCheck: HealthCheck;
+  enabled: boolean;
+}
+
+interface McpServerRow {
+  id: string;
+  name: string;
+  url: string;
+  transport: Transport;
+  header_names: string[];
+  health_check: HealthCheck;
+  enabled: boolean;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Never `*`: the ciphertext stays out of every query that feeds a response. */
+const COLUMNS = 'id, name, url, transport, header_names, health_check, enabled, version, created_at, updated_at';
+
+function toMcpServer(row: McpServerRow): McpServer {
+  return {
+    id: row.id,
+    name: row.name,
+    url: row.url,
+    transport: row.transport,
+    headers: Object.fromEntries(row.header_names.map((name) => [name, MASK])),
+    healthCheck: row.health_check,
+    enabled: row.enabled,
+    version: row.version,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/** Every MCP server query; each takes the caller's EntityManager (and so its transaction). */
+@Injectable()
+export class McpServerRepository {
+  async insert(m: EntityManager, s: NewMcpServer, headers: SealedHeaders): Promise<McpServer> {
+    const row = await one<McpServerRow>(
+      m,
+      `INSERT INTO mcp_servers (id, name, url, transport, headers_secret, header_names, health_check, enabled)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+      [s.id, s.name, s.url, s.transport, headers.secret, headers.names, JSON.stringify(s.healthCheck), s.enabled],
+    );
+    return toMcpServer(row!);
+  }
+
+  async find(m: EntityManager, id: string, lock = false): Promise<McpServer | undefined> {
+    const row = await one<McpServerRow>(m, `SELECT ${COLUMNS} FROM mcp_servers WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+    return row ? toMcpServer(row) : undefined;
+  }
+
+  /** The sealed header set; undefined when the server does not exist. */
+  async findHeaders(m: EntityManager, id: string): Promise<SealedHeaders | undefined> {
+    const row = await one<{ headers_secret: string | null; header_names: string[] }>(
+      m,
+      'SELECT headers_secret, header_names FROM mcp_servers WHERE id = $1',
+      [id],
+    );
+    return row ? { secret: row.headers_secret, names: row.header_names } : undefined;
+  }
+
+  async list(m: EntityManager, limit: number, after?: string, enabled?: boolean): Promise<McpServer[]> {
+    const found = await rows<McpServerRow>(
+      m,
+      `SELECT ${COLUMNS} FROM mcp_servers WHERE ($1::text IS NULL OR id > $1) AND ($2::boolean IS NULL OR enabled = $2)
+       ORDER BY id LIMIT $3`,
+      [after ?? null, enabled ?? null, limit],
+    );
+    return found.map(toMcpServer);
+  }
+
+  /** Writes the fields of `next`, and the header set when `headers` is given. */
+  async update(m: EntityManager, next: McpServer, headers?: SealedHeaders): Promise<McpServer> {
+    const row = await one<McpServerRow>(
+      m,
+      `UPDATE mcp_servers SET name = $2, url = $3, transport = $4, health_check = $5, enabled = $6,
+              headers_secret = CASE WHEN $7 THEN $8 ELSE headers_secret END,
+              header_names = CASE WHEN $7 THEN $9::text[] ELSE header_names END,
+              version = version + 1, updated_at = now()
+        WHERE id = $1 RETURNING ${COLUMNS}`,
+      [
+        next.id,
+        next.name,
+        next.url,
+        next.transport,
+        JSON.stringify(next.healthCheck),
+        next.enabled,
+        headers !== undefined,
+        headers?.secret ?? null,
+        headers?.names ?? [],
+      ],
+    );
+    return toMcpServer(row!);
+  }
+
+  async delete(m: EntityManager, id: string): Promise<number> {
+    return (await sql(m, 'DELETE FROM mcp_servers WHERE id = $1', [id])).count;
+  }
+}

@@ -1,0 +1,119 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { one, rows, sql } from '../../database/sql.js';
+import type { CreateTrustRule, Effect } from './trust-rule.schemas.js';
+
+export interface TrustRule {
+  id: string;
+  agentId: string;
+  mcpServerId: string;
+  toolPattern: string;
+  effect: Effect;
+  priority: number;
+  description: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface TrustRuleRow {
+  id: string;
+  agent_id: string;
+  mcp_server_id: string;
+  tool_pattern: string;
+  effect: Effect;
+  priority: number;
+  description: string;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Position after which a page starts, in `priority DESC, id` order. */
+export interface TrustRuleCursor {
+  priority: number;
+  id: string;
+}
+
+export interface TrustRuleFilter {
+  agentId?: string;
+  mcpServerId?: string;
+}
+
+function toTrustRule(row: TrustRuleRow): TrustRule {
+  return {
+    id: row.id,
+    agentId: row.agent_id,
+    mcpServerId: row.mcp_server_id,
+    toolPattern: row.tool_pattern,
+    effect: row.effect,
+    priority: row.priority,
+    description: row.description,
+    version: row.version,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/** Every trust rule query; each takes the caller's EntityManager (and so its transaction). */
+@Injectable()
+export class TrustRuleRepository {
+  async insert(m: EntityManager, r: CreateTrustRule): Promise<TrustRule> {
+    const row = await one<TrustRuleRow>(
+      m,
+      `INSERT INTO trust_rules (agent_id, mcp_server_id, tool_pattern, effect, priority, description)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+      [r.agentId, r.mcpServerId, r.toolPattern, r.effect, r.priority, r.description],
+    );
+    return toTrustRule(row!);
+  }
+
+  async find(m: EntityManager, id: string, lock = false): Promise<TrustRule | undefined> {
+    const row = await one<TrustRuleRow>(m, `SELECT * FROM trust_rules WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+    return row ? toTrustRule(row) : undefined;
+  }
+
+  /**
+   * Which of the referenced agent and MCP server exist, locking them against
+   * deletion until the caller's transaction ends (as the foreign keys would).
+   */
+  async referencesExist(m: EntityManager, agentId: string, mcpServerId: string): Promise<{ agent: boolean; mcpServer: boolean }> {
+    const row = await one<{ agent: boolean; mcp_server: boolean }>(
+      m,
+      `SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1 FOR KEY SHARE) AS agent,
+              EXISTS (SELECT 1 FROM mcp_servers WHERE id = $2 FOR KEY SHARE) AS mcp_server`,
+      [agentId, mcpServerId],
+    );
+    return { agent: row!.agent, mcpServer: row!.mcp_server };
+  }
+
+  /** Ordered by priority (highest first), then id. */
+  async list(m: EntityManager, limit: number, after: TrustRuleCursor | undefined, filter: TrustRuleFilter): Promise<TrustRule[]> {
+    const found = await rows<TrustRuleRow>(
+      m,
+      `SELECT * FROM trust_rules
+        WHERE ($1::int IS NULL OR priority < $1 OR (priority = $1 AND id > $2::uuid))
+          AND ($3::text IS NULL OR agent_id = $3)
+          AND ($4::text IS NULL OR mcp_server_id = $4)
+        ORDER BY priority DESC, id
+        LIMIT $5`,
+      [after?.priority ?? null, after?.id ?? null, filter.agentId ?? null, filter.mcpServerId ?? null, limit],
+    );
+    return found.map(toTrustRule);
+  }
+
+  async update(m: EntityManager, next: TrustRule): Promise<TrustRule> {
+    const row = await one<TrustRuleRow>(
+      m,
+      `UPDATE trust_rules SET agent_id = $2, mcp_server_id = $3, tool_pattern = $4, effect = $5, priority = $6,
+              description = $7, version = version + 1, updated_at = now()
+        WHERE id = $1 RETURNING *`,
+      [next.id, next.agentId, next.mcpServerId, next.toolPattern, next.effect, next.priority, next.description],
+    );
+    return toTrustRule(row!);
+  }
+
+  async delete(m: EntityManager, id: string): Promise<number> {
+    return (await sql(m, 'DELETE FROM trust_rules WHERE id = $1', [id])).count;
+  }
+}

@@ -1,0 +1,231 @@
+import pg from 'pg';
+import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
+
+const agent = (id: string) => ({ id, name: `Agent ${id}`, model: { provider: 'openai', name: 'gpt-5' } });
+
+interface OutboxEvent {
+  type: string;
+  resource_id: string;
+  version: number | null;
+  actor: string | null;
+  data: Record<string, unknown> | null;
+}
+
+describe('prompts REST', () => {
+  let t: TestApp;
+  let db: pg.Client;
+  let editor: string;
+  let viewer: string;
+
+  /** The newest outbox row id: events written after it are the ones of the next mutation. */
+  const mark = async (): Promise<number> => (await db.query('SELECT coalesce(max(id), 0) AS id FROM outbox')).rows[0].id;
+  const eventsSince = async (id: number): Promise<OutboxEvent[]> =>
+    (await db.query('SELECT type, resource_id, version, actor, data FROM outbox WHERE id > $1 ORDER BY id', [id])).rows;
+  const base = (agentId: string) => `/api/v1/agents/${agentId}/prompts`;
+  const post = (agentId: string, body: unknown, key = editor) => api(t.baseUrl, 'POST', base(agentId), { key, body });
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    editor = await createKey(t, 'editor');
+    viewer = await createKey(t, 'viewer');
+    for (const id of ['pmo', 'race', 'flip', 'other']) {
+      expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent(id) })).status).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+
+  it('creates numbered versions, lists newest first, activates one and deletes inactive ones', async () => {
+    let before = await mark();
+    const v1 = await post('pmo', { template: 'Hello {{name}}', variables: ['name'] });
+    expect(v1.status).toBe(201);
+    expect(v1.headers.get('location')).toBe('/api/v1/agents/pmo/prompts/1');
+    expect(v1.body).toEqual({
+      agentId: 'pmo',
+      version: 1,
+      template: 'Hello {{name}}',
+      description: '',
+      variables: ['name'],
+      active: false,
+      createdBy: expect.stringMatching(/^api_key:editor-/),
+      createdAt: expect.any(String),
+    });
+    expect(await eventsSince(before)).toEqual([
+      { type: 'prompt.created', resource_id: 'pmo/1', version: 1, actor: v1.body.createdBy, data: { agentId: 'pmo', version: 1 } },
+    ]);
+
+    // activate: true activates the new version in the same transaction.
+    before = await mark();
+    const v2 = await post('pmo', { template: 'Hi {{name}}, today is {{day}}', description: 'friendlier', variables: ['name', 'day'], activate: true });
+    expect(v2.status).toBe(201);
+    expect(v2.body).toMatchObject({ version: 2, active: true, description: 'friendlier' });
+    expect((await eventsSince(before)).map((e) => [e.type, e.resource_id, e.version, e.data])).toEqual([
+      ['prompt.created', 'pmo/2', 2, { agentId: 'pmo', version: 2 }],
+      ['prompt.activated', 'pmo/2', 2, { agentId: 'pmo', version: 2, previous: null }],
+    ]);
+
+    const v3 = await post('pmo', { template: 'Third' });
+    expect(v3.body).toMatchObject({ version: 3, active: false, variables: [] });
+
+    const list = await api(t.baseUrl, 'GET', base('pmo'), { key: viewer });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((p: { version: number; active: boolean }) => [p.version, p.active])).toEqual([
+      [3, false],
+      [2, true],
+      [1, false],
+    ]);
+    expect(list.body.nextCursor).toBeNull();
+
+    const page1 = await api(t.baseUrl, 'GET', `${base('pmo')}?limit=2`, { key: viewer });
+    expect(page1.body.items.map((p: { version: number }) => p.version)).toEqual([3, 2]);
+    const page2 = await api(t.baseUrl, 'GET', `${base('pmo')}?limit=2&cursor=${page1.body.nextCursor}`, { key: viewer });
+    expect(page2.body.items.map((p: { version: number }) => p.version)).toEqual([1]);
+    expect(page2.body.nextCursor).toBeNull();
+
+    const got = await api(t.baseUrl, 'GET', `${base('pmo')}/1`, { key: viewer });
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual(v1.body);
+
+    before = await mark();
+    const activated = await api(t.baseUrl, 'POST', `${base('pmo')}/1/activate`, { key: editor });
+    expect(activated.status).toBe(200);
+    expect(activated.body).toMatchObject({ version: 1, active: true });
+    expect(await eventsSince(before)).toEqual([
+      { type: 'prompt.activated', resource_id: 'pmo/1', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'pmo', version: 1, previous: 2 } },
+    ]);
+    expect((await api(t.baseUrl, 'GET', `${base('pmo')}/2`, { key: viewer })).body.active).toBe(false);
+    expect((await api(t.baseUrl, 'GET', '/api/v1/agents/pmo', { key: viewer })).body.activePromptVersion).toBe(1);
+
+    // Activating the active version again is a no-op: 200, no event.
+    before = await mark();
+    const again = await api(t.baseUrl, 'POST', `${base('pmo')}/1/activate`, { key: editor });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ version: 1, active: true });
+    expect(await eventsSince(before)).toEqual([]);
+
+    // The active version cannot be deleted; an inactive one can.
+    before = await mark();
+    const deleteActive = await api(t.baseUrl, 'DELETE', `${base('pmo')}/1`, { key: editor });
+    expect(deleteActive.status).toBe(409);
+    expect(deleteActive.headers.get('content-type')).toContain('application/problem+json');
+    expect(deleteActive.body.code).toBe('conflict');
+    expect(await eventsSince(before)).toEqual([]);
+
+    const deleted = await api(t.baseUrl, 'DELETE', `${base('pmo')}/2`, { key: editor });
+    expect(deleted.status).toBe(204);
+    expect(await eventsSince(before)).toEqual([
+      { type: 'prompt.deleted', resource_id: 'pmo/2', version: 2, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'pmo', version: 2 } },
+    ]);
+    expect((await api(t.baseUrl, 'GET', `${base('pmo')}/2`, { key: viewer })).status).toBe(404);
+    expect((await api(t.baseUrl, 'GET', base('pmo'), { key: viewer })).body.items.map((p: { version: number }) => p.version)).toEqual([3, 1]);
+  });
+
+  it('answers 404 for an unknown agent or version, with no event', async () => {
+    const before = await mark();
+    for (const [method, path, body] of [
+      ['POST', base('ghost'), { template: 'x' }],
+      ['GET', base('ghost'), undefined],
+      ['GET', `${base('ghost')}/1`, undefined],
+      ['POST', `${base('ghost')}/1/activate`, undefined],
+      ['DELETE', `${base('ghost')}/1`, undefined],
+      ['GET', `${base('pmo')}/99`, undefined],
+      ['POST', `${base('pmo')}/99/activate`, undefined],
+      ['DELETE', `${base('pmo')}/99`, undefined],
+    ] as const) {
+      const res = await api(t.baseUrl, method, path, { key: editor, body });
+      expect([method, path, res.status, res.body.code]).toEqual([method, path, 404, 'not_found']);
+    }
+    // An existing agent without prompts lists as empty, not 404.
+    expect((await api(t.baseUrl, 'GET', base('other'), { key: viewer })).body).toEqual({ items: [], nextCursor: null });
+    expect(await eventsSince(before)).toEqual([]);
+  });
+
+  it('validates bodies and path parameters naming the field', async () => {
+    const before = await mark();
+    for (const bad of ['abc', '0', '-1', '1.5', '01', '99999999999']) {
+      const res = await api(t.baseUrl, 'GET', `${base('pmo')}/${bad}`, { key: viewer });
+      expect([bad, res.status, res.body.errors?.[0]?.field]).toEqual([bad, 400, 'version']);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
+    expect((await api(t.baseUrl, 'POST', `${base('pmo')}/x/activate`, { key: editor })).body.errors[0].field).toBe('version');
+    expect((await api(t.baseUrl, 'DELETE', `${base('pmo')}/0`, { key: editor })).body.errors[0].field).toBe('version');
+    expect((await api(t.baseUrl, 'GET', `/api/v1/agents/Bad%20Id/prompts`, { key: viewer })).body.errors[0].field).toBe('id');
+
+    const fields = async (body: unknown) => {
+      const res = await post('pmo', body);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      return res.body.errors.map((e: { field: string }) => e.field).sort();
+    };
+    expect(await fields({})).toEqual(['template']);
+    expect(await fields({ template: '' })).toEqual(['template']);
+    expect(await fields({ template: 'x'.repeat(100_001) })).toEqual(['template']);
+    expect(await fields({ template: 'x', variables: ['ok', 'not ok', 'ok'] })).toEqual(['variables', 'variables.1']);
+    expect(await fields({ template: 'x', activate: 'yes', description: 7 })).toEqual(['activate', 'description']);
+    const unknown = await post('pmo', { template: 'x', colour: 'red' });
+    expect(unknown.body.errors).toEqual([{ field: 'colour', message: 'unknown field' }]);
+    expect((await api(t.baseUrl, 'GET', `${base('pmo')}?cursor=bogus`, { key: viewer })).status).toBe(400);
+    expect(await eventsSince(before)).toEqual([]);
+
+    // The largest template fits.
+    expect((await post('other', { template: 'y'.repeat(100_000) })).status).toBe(201);
+  });
+
+  it('lets viewers read but not write', async () => {
+    const before = await mark();
+    expect((await post('pmo', { template: 'x' }, viewer)).status).toBe(403);
+    expect((await api(t.baseUrl, 'POST', `${base('pmo')}/3/activate`, { key: viewer })).status).toBe(403);
+    const del = await api(t.baseUrl, 'DELETE', `${base('pmo')}/3`, { key: viewer });
+    expect(del.status).toBe(403);
+    expect(del.body.code).toBe('forbidden');
+    expect((await api(t.baseUrl, 'GET', `${base('pmo')}/3`, { key: viewer })).status).toBe(200);
+    expect((await api(t.baseUrl, 'GET', base('pmo'))).status).toBe(401);
+    expect(await eventsSince(before)).toEqual([]);
+  });
+
+  it('numbers 20 concurrent creates 1..20 without an error', async () => {
+    const before = await mark();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => post('race', { template: `prompt ${i}` })));
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(201));
+    const versions = results.map((r) => r.body.version as number).sort((a, b) => a - b);
+    expect(versions).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const events = await eventsSince(before);
+    expect(events).toHaveLength(20);
+    expect(new Set(events.map((e) => e.resource_id)).size).toBe(20);
+    expect(events.every((e) => e.type === 'prompt.created')).toBe(true);
+  });
+
+  it('leaves exactly one version active under concurrent activations', async () => {
+    for (let i = 1; i <= 5; i++) expect((await post('flip', { template: `v${i}` })).status).toBe(201);
+    const before = await mark();
+    const calls = Array.from({ length: 25 }, (_, i) => api(t.baseUrl, 'POST', `${base('flip')}/${(i % 5) + 1}/activate`, { key: editor }));
+    const results = await Promise.all(calls);
+    expect(results.map((r) => r.status)).toEqual(Array(25).fill(200));
+    const active = (await db.query("SELECT version FROM prompts WHERE agent_id = 'flip' AND active")).rows;
+    expect(active).toHaveLength(1);
+
+    // The events form one consistent chain: each names the version active before it.
+    const events = await eventsSince(before);
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    let previous: number | null = null;
+    for (const e of events) {
+      expect(e.type).toBe('prompt.activated');
+      expect(e.data!.previous).toBe(previous);
+      previous = e.data!.version as number;
+    }
+    expect(previous).toBe(active[0].version);
+    const listed = await api(t.baseUrl, 'GET', base('flip'), { key: viewer });
+    expect(listed.body.items.filter((p: { active: boolean }) => p.active).map((p: { version: number }) => p.version)).toEqual([previous]);
+  });
+
+  it('removes an agent’s prompts with the agent', async () => {
+    expect((await post('other', { template: 'z', activate: true })).status).toBe(201);
+    expect((await api(t.baseUrl, 'DELETE', '/api/v1/agents/other', { key: editor })).status).toBe(204);
+    expect(Number((await db.query("SELECT count(*) FROM prompts WHERE agent_id = 'other'")).rows[0].count)).toBe(0);
+    expect((await api(t.baseUrl, 'GET', base('other'), { key: viewer })).status).toBe(404);
+  });
+});
