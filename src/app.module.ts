@@ -6,6 +6,7 @@ import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { DiscoveryModule } from './discovery/discovery.module.js';
 import { OpsModule } from './ops/ops.module.js';
 import { OutboxModule } from './outbox/outbox.module.js';
 import { RegistryModule } from './registry/registry.module.js';
@@ -25,6 +26,7 @@ export class AppModule {
         AuthModule,
         RegistryModule,
         StreamingModule,
+        DiscoveryModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemDetailsFilter }],
     };

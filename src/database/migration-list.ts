@@ -1,4 +1,5 @@
 import { InitialSchema1763700000000 } from './migrations/1763700000000-initial-schema.js';
+import { PromptVersionCounter1763800000000 } from './migrations/1763800000000-prompt-version-counter.js';
 
 /** Every migration, oldest first. Explicit SQL; the schema is never synchronized. */
-export const MIGRATIONS = [InitialSchema1763700000000];
+export const MIGRATIONS = [InitialSchema1763700000000, PromptVersionCounter1763800000000];

@@ -26,6 +26,6 @@ import { TrustRuleService } from './trust-rules/trust-rule.service.js';
     TrustRuleRepository,
     TrustRuleService,
   ],
-  exports: [AgentRepository, PromptRepository, McpServerService, TrustRuleRepository],
+  exports: [AgentRepository, PromptRepository, McpServerRepository, McpServerService, TrustRuleRepository],
 })
 export class RegistryModule {}

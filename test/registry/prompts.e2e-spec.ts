@@ -122,6 +122,14 @@ describe('prompts REST', () => {
     ]);
     expect((await api(t.baseUrl, 'GET', `${base('pmo')}/2`, { key: viewer })).status).toBe(404);
     expect((await api(t.baseUrl, 'GET', base('pmo'), { key: viewer })).body.items.map((p: { version: number }) => p.version)).toEqual([3, 1]);
+
+    // Numbers are never reused: after deleting the newest version, the next one is still new.
+    expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'reuse', name: 'r', model: { provider: 'p', name: 'm' } } })).status).toBe(201);
+    for (const template of ['one', 'two']) expect((await api(t.baseUrl, 'POST', base('reuse'), { key: editor, body: { template } })).status).toBe(201);
+    expect((await api(t.baseUrl, 'DELETE', `${base('reuse')}/2`, { key: editor })).status).toBe(204);
+    const next = await api(t.baseUrl, 'POST', base('reuse'), { key: editor, body: { template: 'fresh' } });
+    expect(next.status).toBe(201);
+    expect(next.body.version).toBe(3);
   });
 
   it('answers 404 for an unknown agent or version, with no event', async () => {

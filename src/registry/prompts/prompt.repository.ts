@@ -61,10 +61,23 @@ export class PromptRepository {
     return (await one(m, 'SELECT 1 FROM agents WHERE id = $1', [agentId])) !== undefined;
   }
 
-  /** The next version number; only race-free while the agent row is locked. */
+  /**
+   * Issues the agent's next version number from its counter, so a deleted
+   * version's number is never given to other content (the UPDATE also locks
+   * the agent row for the rest of the transaction).
+   */
   async nextVersion(m: EntityManager, agentId: string): Promise<number> {
-    const row = await one<{ next: number }>(m, 'SELECT coalesce(max(version), 0) + 1 AS next FROM prompts WHERE agent_id = $1', [agentId]);
+    const row = await one<{ next: number }>(
+      m,
+      'UPDATE agents SET last_prompt_version = last_prompt_version + 1 WHERE id = $1 RETURNING last_prompt_version AS next',
+      [agentId],
+    );
     return row!.next;
+  }
+
+  /** Every prompt of every agent, in (agent, version) order (discovery snapshots). */
+  async all(m: EntityManager): Promise<Prompt[]> {
+    return (await rows<PromptRow>(m, 'SELECT * FROM prompts ORDER BY agent_id, version')).map(toPrompt);
   }
 
   async insert(m: EntityManager, p: NewPrompt): Promise<Prompt> {

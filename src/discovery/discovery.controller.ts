@@ -1,0 +1,84 @@
+import { Controller, Get, Headers, Inject, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import { z } from 'zod';
+import { CurrentPrincipal, type Principal } from '../auth/principal.js';
+import { ZodPipe } from '../common/zod-validation.pipe.js';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { DiscoveryService, type DiscoveryView } from './discovery.service.js';
+
+const discoveryQuery = z.strictObject({
+  stream: z.enum(['true', 'false']).default('false'),
+  pageSize: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+function counts(view: DiscoveryView): Record<string, number> {
+  return Object.fromEntries(Object.entries(view.sections).map(([name, items]) => [name, items.length]));
+}
+
+@Controller('api/v1/discovery')
+export class DiscoveryController {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Everything at once, with the `cursor` (seq) it is consistent with: follow
+   * /stream/changes from it to miss nothing and repeat nothing. `?stream=true`
+   * sends the same snapshot progressively over SSE.
+   */
+  @Get()
+  async discover(
+    @Query(new ZodPipe(discoveryQuery, 'query')) query: z.infer<typeof discoveryQuery>,
+    @Headers('if-none-match') ifNoneMatch: string | undefined,
+    @CurrentPrincipal() principal: Principal,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    if (query.stream === 'true') return this.stream(request, reply, principal, query.pageSize);
+    if (ifNoneMatch) {
+      const { lastSeq, pending } = await this.discovery.state();
+      if (!pending && ifNoneMatch === this.discovery.etag(lastSeq, principal.role)) {
+        await reply.status(304).header('etag', ifNoneMatch).send();
+        return;
+      }
+    }
+    const view = this.discovery.view(await this.discovery.snapshot(), principal.role);
+    const etag = this.discovery.etag(view.cursor, principal.role);
+    if (ifNoneMatch === etag) {
+      await reply.status(304).header('etag', etag).send();
+      return;
+    }
+    await reply
+      .header('etag', etag)
+      .header('cache-control', 'no-cache')
+      .send({ cursor: view.cursor, ...view.sections, counts: counts(view) });
+  }
+
+  private async stream(request: FastifyRequest, reply: FastifyReply, principal: Principal, pageSize: number): Promise<void> {
+    const view = this.discovery.view(await this.discovery.snapshot(), principal.role);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(request.id),
+    });
+    const send = async (text: string) => {
+      if (!res.write(text) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    };
+    await send(`retry: ${this.config.stream.retryMs}\n\n`);
+    for (const [section, items] of Object.entries(view.sections)) {
+      const pages = Math.max(1, Math.ceil(items.length / pageSize));
+      for (let page = 0; page < pages && !res.destroyed; page++) {
+        const data = JSON.stringify({ page, pages, total: items.length, items: items.slice(page * pageSize, (page + 1) * pageSize) });
+        await send(`event: ${section}\ndata: ${data}\n\n`);
+      }
+    }
+    if (!res.destroyed) await send(`id: ${view.cursor}\nevent: complete\ndata: ${JSON.stringify({ cursor: view.cursor, counts: counts(view) })}\n\n`);
+    res.end();
+  }
+}
