@@ -4,7 +4,6 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module.js';
-import { DomainError } from './common/domain-error.js';
 import { sendProblem } from './common/problem-details.filter.js';
 import type { AppConfig } from './config/app-config.js';
 

@@ -109,8 +109,8 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
   async sequence<T = never>(snapshot?: (manager: EntityManager, lastSeq: number) => Promise<T>): Promise<SequenceResult<T>> {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
-    let events: WireEvent[] = [];
-    let lastSeq = 0;
+    let events!: WireEvent[];
+    let lastSeq!: number;
     let result: T | undefined;
     try {
       await runner.query('SELECT pg_advisory_lock($1)', [SEQUENCER_LOCK]);

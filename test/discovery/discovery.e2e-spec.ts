@@ -1,5 +1,5 @@
 import { SseClient } from '../support/sse-client.js';
-import { api, createKey, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { api, createKey, sleep, startTestApp, type TestApp } from '../support/test-env.js';
 
 const agent = (id: string, tags: string[] = []) => ({ id, name: id, tags, model: { provider: 'openai', name: 'gpt-5' } });
 
