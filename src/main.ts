@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Logger } from '@nestjs/common';
 import { ApiKeyService } from './auth/api-key.service.js';
 import { createApp } from './app.factory.js';
@@ -37,8 +39,14 @@ async function main(): Promise<void> {
 
   const bootstrapKey = await app.get(ApiKeyService).bootstrap();
   if (bootstrapKey) {
-    // Printed once, on the first start; only its hash is stored.
+    // Printed once, on the first start; only its hash is stored in the database.
     console.log(`\n  Bootstrap admin API key (shown once, store it now):\n\n    ${bootstrapKey}\n`);
+    if (embedded) {
+      // Local embedded mode only: also kept beside the database it unlocks, for the README walkthrough.
+      const file = path.join(config.dataDir, 'bootstrap-admin-key');
+      writeFileSync(file, `${bootstrapKey}\n`, { mode: 0o600 });
+      console.log(`  (embedded mode: also written to ${file})\n`);
+    }
   }
 
   let closing = false;
