@@ -2,19 +2,13 @@ import pg from 'pg';
 import { McpServerService } from '../../src/registry/mcp-servers/mcp-server.service.js';
 import { SecretBox } from '../../src/registry/mcp-servers/secret-box.js';
 import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
+import { outboxProbe } from '../support/outbox-probe.js';
 
 const TOKEN = 'Bearer sup3r-s3cret-t0ken-value';
 const TEAM = 'team-blue-42';
 
 const server = (id: string, extra: Record<string, unknown> = {}) => ({ id, name: `Server ${id}`, url: `https://mcp.example.com/${id}/mcp`, ...extra });
 
-interface OutboxEvent {
-  type: string;
-  resource_id: string;
-  version: number | null;
-  actor: string | null;
-  data: Record<string, unknown> | null;
-}
 
 describe('MCP servers REST', () => {
   let t: TestApp;
@@ -22,9 +16,7 @@ describe('MCP servers REST', () => {
   let editor: string;
   let viewer: string;
 
-  const mark = async (): Promise<number> => (await db.query('SELECT coalesce(max(id), 0) AS id FROM outbox')).rows[0].id;
-  const eventsSince = async (id: number): Promise<OutboxEvent[]> =>
-    (await db.query('SELECT type, resource_id, version, actor, data FROM outbox WHERE id > $1 ORDER BY id', [id])).rows;
+  const { mark, eventsSince } = outboxProbe(() => db);
   const create = (body: unknown, key = editor) => api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key, body });
   const patch = (id: string, body: unknown, headers: Record<string, string> = {}, key = editor) =>
     api(t.baseUrl, 'PATCH', `/api/v1/mcp-servers/${id}`, { key, body, headers });

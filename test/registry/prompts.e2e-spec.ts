@@ -1,15 +1,9 @@
 import pg from 'pg';
 import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
+import { outboxProbe } from '../support/outbox-probe.js';
 
 const agent = (id: string) => ({ id, name: `Agent ${id}`, model: { provider: 'openai', name: 'gpt-5' } });
 
-interface OutboxEvent {
-  type: string;
-  resource_id: string;
-  version: number | null;
-  actor: string | null;
-  data: Record<string, unknown> | null;
-}
 
 describe('prompts REST', () => {
   let t: TestApp;
@@ -17,10 +11,7 @@ describe('prompts REST', () => {
   let editor: string;
   let viewer: string;
 
-  /** The newest outbox row id: events written after it are the ones of the next mutation. */
-  const mark = async (): Promise<number> => (await db.query('SELECT coalesce(max(id), 0) AS id FROM outbox')).rows[0].id;
-  const eventsSince = async (id: number): Promise<OutboxEvent[]> =>
-    (await db.query('SELECT type, resource_id, version, actor, data FROM outbox WHERE id > $1 ORDER BY id', [id])).rows;
+  const { mark, eventsSince } = outboxProbe(() => db);
   const base = (agentId: string) => `/api/v1/agents/${agentId}/prompts`;
   const post = (agentId: string, body: unknown, key = editor) => api(t.baseUrl, 'POST', base(agentId), { key, body });
 

@@ -1,16 +1,10 @@
 import pg from 'pg';
 import { evaluateTrust } from '../../src/registry/trust-rules/trust-evaluator.js';
 import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
+import { outboxProbe } from '../support/outbox-probe.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-interface OutboxEvent {
-  type: string;
-  resource_id: string;
-  version: number | null;
-  actor: string | null;
-  data: Record<string, unknown> | null;
-}
 
 describe('trust rules REST', () => {
   let t: TestApp;
@@ -19,9 +13,7 @@ describe('trust rules REST', () => {
   let editor: string;
   let viewer: string;
 
-  const mark = async (): Promise<number> => (await db.query('SELECT coalesce(max(id), 0) AS id FROM outbox')).rows[0].id;
-  const eventsSince = async (id: number): Promise<OutboxEvent[]> =>
-    (await db.query('SELECT type, resource_id, version, actor, data FROM outbox WHERE id > $1 ORDER BY id', [id])).rows;
+  const { mark, eventsSince } = outboxProbe(() => db);
   const create = (body: Record<string, unknown>, key = admin) =>
     api(t.baseUrl, 'POST', '/api/v1/trust-rules', { key, body: { agentId: 'pmo', mcpServerId: 'github', toolPattern: 'github.*', effect: 'allow', ...body } });
   const patch = (id: string, body: unknown, headers: Record<string, string> = {}, key = admin) =>
