@@ -91,6 +91,11 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
     do {
       this.again = false;
       try {
+        // Every replica is woken by each commit; the first one numbers the rows.
+        // The others see nothing pending here (one index probe) and skip the
+        // lock and the transaction. NOTIFY is sent at commit, so a woken
+        // replica's probe always sees the row that woke it unless it is numbered.
+        if (!(await this.hasPending())) continue;
         const { events } = await this.sequence();
         if (events.length >= this.config.sequencer.batchSize) this.again = true;
       } catch (error) {
@@ -98,6 +103,11 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
         return;
       }
     } while (this.again && !this.stopped);
+  }
+
+  private async hasPending(): Promise<boolean> {
+    const found = await this.dataSource.query('SELECT 1 FROM outbox WHERE seq IS NULL LIMIT 1');
+    return found.length > 0;
   }
 
   /**

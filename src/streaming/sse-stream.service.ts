@@ -8,18 +8,24 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { LifecycleService } from '../ops/lifecycle.service.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import type { EventFilter } from './event-filter.js';
-import { encodeSse, KEEPALIVE_CHUNK, SseConnection } from './sse.connection.js';
+import { encodeSse, KEEPALIVE_CHUNK, SseConnection, type SseOwner } from './sse.connection.js';
 import { StreamHub } from './stream.hub.js';
 
 /**
  * Opens SSE streams: connection limits (cluster-wide), the hand-written
  * response head, then replay + live through the hub. One keep-alive timer for
  * all connections; on drain every client is told to reconnect elsewhere.
+ *
+ * A stream lives for hours, so nothing of its request is kept: the socket is
+ * released from the HTTP server (see `releaseHttpState`), filters are shared
+ * by key, and a connection holds no closures of its own.
  */
 @Injectable()
-export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown {
+export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown, SseOwner {
   private readonly logger = new Logger('SseStreams');
   private readonly connections = new Set<SseConnection>();
+  /** One EventFilter per distinct filter: connections share it instead of keeping their request's. */
+  private readonly filters = new Map<string, EventFilter>();
   private keepAliveTimer?: NodeJS.Timeout;
   private readonly disconnects: Counter<'reason'>;
 
@@ -58,13 +64,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
       throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
     }
     reply.hijack();
-    const socket = request.raw.socket;
-    const conn = new SseConnection(socket, filter, this.config.stream.maxBufferBytes, (c, reason) => {
-      this.connections.delete(c);
-      this.hub.leave(c);
-      this.disconnects.inc({ reason: reason.split(':')[0]! });
-      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
-    });
+    const conn = new SseConnection(request.raw.socket, this.sharedFilter(filter), this.config.stream.maxBufferBytes, this, principal.id);
     this.connections.add(conn);
     conn.open({ requestId: String(request.id), retryMs: this.config.stream.retryMs });
     try {
@@ -73,6 +73,20 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
       this.logger.warn(`replay failed: ${(error as Error).message}`);
       conn.close('replay failed', this.config.stream.retryMs);
     }
+  }
+
+  connectionClosed(conn: SseConnection, reason: string): void {
+    this.connections.delete(conn);
+    this.hub.leave(conn);
+    this.disconnects.inc({ reason: reason.split(':')[0]! });
+    void this.cluster.releaseConnection(conn.userId).catch(() => undefined);
+  }
+
+  private sharedFilter(filter: EventFilter): EventFilter {
+    const known = this.filters.get(filter.key);
+    if (known) return known;
+    if (this.filters.size < 1024) this.filters.set(filter.key, filter);
+    return filter;
   }
 
   /** SIGTERM: every client gets a short, jittered `retry:` and the end of its stream. */

@@ -35,29 +35,112 @@ export interface SseHeaders {
   readonly retryMs: number;
 }
 
+/** Told once when a connection ends, whoever ended it. */
+export interface SseOwner {
+  connectionClosed(conn: SseConnection, reason: string): void;
+}
+
+// ---- releasing the HTTP server's per-request state ---------------------------
+
+interface PooledParser {
+  finish?(): unknown;
+}
+type HttpCommon = { freeParser?: (parser: unknown, req: unknown, socket: unknown) => void };
+type HttpSocket = Socket & { parser?: PooledParser | null; _httpMessage?: unknown };
+
+const httpCommon: HttpCommon | undefined = (() => {
+  try {
+    return process.getBuiltinModule('_http_common') as HttpCommon;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The events Node's HTTP server listens to on a connection (its per-connection state hangs off them). */
+const SERVER_SOCKET_EVENTS = ['data', 'end', 'close', 'drain', 'error', 'timeout', 'pause', 'resume'] as const;
+
+/**
+ * Takes a hijacked connection away from Node's HTTP server the way Node
+ * itself hands a socket to an `upgrade` listener: the server's listeners
+ * (which hold its per-connection state: parser, request, response, and
+ * through them the framework's request/reply) are removed, the parser goes
+ * back to its pool and leaves the server's connection list, and the socket
+ * reads in plain JS again, only to notice the client leaving. A long-lived
+ * stream then keeps its socket and its SseConnection, nothing else.
+ * Returns false, changing nothing, when the socket is not a parsed HTTP/1 one.
+ */
+export function releaseHttpState(socket: Socket): boolean {
+  const s = socket as HttpSocket;
+  const parser = s.parser;
+  if (!parser || typeof httpCommon?.freeParser !== 'function') return false;
+  // (Its overrides of on/addListener put the prototype's methods back by
+  // themselves once the parser is gone; deleting them would turn the socket
+  // into a dictionary-mode object, which costs more memory than it frees.)
+  for (const event of SERVER_SOCKET_EVENTS) socket.removeAllListeners(event);
+  parser.finish?.();
+  httpCommon.freeParser(parser, null, socket); // unconsumes the socket, pools the parser, sets socket.parser = null
+  s._httpMessage = null;
+  return true;
+}
+
+// ---- one SSE client ------------------------------------------------------------
+
+const CONNECTION = Symbol('sse.connection');
+type OwnedSocket = Socket & { [CONNECTION]?: SseConnection };
+
+// Shared listeners (`this` is the socket): no closures per connection.
+function onSocketEnd(this: OwnedSocket): void {
+  // The client closed its side: the stream is over (the socket allows half-open).
+  this[CONNECTION]?.finish('client closed');
+  this.destroy();
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[CONNECTION]?.finish('client closed');
+}
+function onSocketError(this: OwnedSocket): void {
+  this[CONNECTION]?.destroy('socket error');
+}
+function listen(socket: Socket): void {
+  socket.on('error', onSocketError);
+  socket.on('close', onSocketClose);
+}
+/**
+ * Runs from setImmediate: never inside the HTTP parser's own callbacks (a
+ * handler may answer synchronously from the 'request' event, while the parser
+ * is still executing; freeing it there would corrupt the server's connection list).
+ */
+function release(socket: OwnedSocket): void {
+  if (socket.destroyed || socket[CONNECTION]?.closed !== false) return;
+  if (!releaseHttpState(socket)) return;
+  listen(socket); // releasing removed every listener of these events, ours too
+  socket.on('end', onSocketEnd);
+  socket.resume(); // flowing, no 'data' listener: stray bytes are dropped, 'end' still arrives
+}
+
 /**
  * One SSE client. The response head is written by hand and events go to the
  * socket as pre-encoded chunks shared with every client of the same filter:
- * per event, this connection costs one `socket.write` of a shared buffer.
+ * per hub flush, this connection costs one `socket.write` of a shared buffer.
  * A client whose unsent bytes exceed `maxBufferBytes` is disconnected; it
  * resumes from its Last-Event-ID.
  */
 export class SseConnection implements Subscriber<Buffer> {
   cursor = 0;
   closed = false;
-  private readonly onClose: (conn: SseConnection, reason: string) => void;
 
   constructor(
     private readonly socket: Socket,
     readonly filter: EventFilter,
     private readonly maxBufferBytes: number,
-    onClose: (conn: SseConnection, reason: string) => void,
+    private readonly owner: SseOwner,
+    /** Whose connection slot this is (released on close). */
+    readonly userId: string,
   ) {
-    this.onClose = onClose;
+    (socket as OwnedSocket)[CONNECTION] = this;
     socket.setNoDelay(true);
     socket.setTimeout(0);
-    socket.on('error', () => this.finish('socket error'));
-    socket.on('close', () => this.finish('client closed'));
+    listen(socket);
+    setImmediate(release, socket);
   }
 
   static head(headers: SseHeaders): Buffer {
@@ -107,7 +190,10 @@ export class SseConnection implements Subscriber<Buffer> {
   close(reason: string, retryMs?: number): void {
     if (this.closed) return;
     if (retryMs !== undefined) this.writeFrame(`retry: ${retryMs}\n\n`);
-    this.socket.end(LAST_CHUNK);
+    // Close once the last chunk is handed to the kernel (it is still delivered),
+    // without waiting on the client to close its side.
+    const socket = this.socket;
+    socket.end(LAST_CHUNK, () => socket.destroy());
     this.finish(reason);
   }
 
@@ -129,9 +215,10 @@ export class SseConnection implements Subscriber<Buffer> {
     });
   }
 
-  private finish(reason: string): void {
+  /** @internal Called once, from the socket's listeners or from close/destroy. */
+  finish(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.onClose(this, reason);
+    this.owner.connectionClosed(this, reason);
   }
 }

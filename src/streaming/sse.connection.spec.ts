@@ -1,0 +1,82 @@
+import http from 'node:http';
+import net from 'node:net';
+import { EventFilter } from './event-filter.js';
+import { toHubEvent } from './event-window.js';
+import { encodeSse, SseConnection, type SseOwner } from './sse.connection.js';
+
+/** A bare HTTP server whose every request becomes an SseConnection (as the service does after hijacking). */
+async function serve(onConn: (conn: SseConnection, socket: net.Socket) => void) {
+  const server = http.createServer((req) => {
+    const conn = new SseConnection(req.socket, EventFilter.parse(undefined, 'admin'), 1 << 20, owner, 'user-1');
+    conn.open({ requestId: 'r1', retryMs: 1000 });
+    onConn(conn, req.socket);
+  });
+  const closed: string[] = [];
+  const owner: SseOwner = { connectionClosed: (_c, reason) => closed.push(reason) };
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { server, port, closed };
+}
+
+function client(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  let text = '';
+  socket.on('data', (d) => (text += d.toString()));
+  socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
+  const until = async (predicate: (t: string) => boolean) => {
+    for (let i = 0; i < 200 && !predicate(text); i++) await new Promise((r) => setTimeout(r, 10));
+    return text;
+  };
+  return { socket, until, ended: new Promise<void>((r) => socket.on('close', () => r())) };
+}
+
+describe('SseConnection', () => {
+  it('releases the HTTP server state of its socket and still sees the client leave', async () => {
+    let socket!: net.Socket;
+    let conn!: SseConnection;
+    const { server, port, closed } = await serve((c, s) => {
+      conn = c;
+      socket = s;
+    });
+    try {
+      const c = client(port);
+      await c.until((t) => t.includes('retry: 1000'));
+      const s = socket as net.Socket & { parser?: unknown; _httpMessage?: unknown };
+      expect(s.parser).toBeNull();
+      expect(s._httpMessage).toBeNull();
+      expect(socket.listenerCount('data')).toBe(0);
+
+      const event = toHubEvent({ seq: 7, type: 'agent.updated', resource: 'agent', json: '{"seq":7}' });
+      conn.write(encodeSse([event]));
+      const text = await c.until((t) => t.includes('id: 7'));
+      expect(text).toMatch(/^HTTP\/1.1 200 OK\r\n/);
+      expect(text).toContain('Transfer-Encoding: chunked');
+      expect(text).toContain('id: 7\nevent: agent.updated\ndata: {"seq":7}\n\n');
+
+      c.socket.end();
+      await c.ended;
+      for (let i = 0; i < 100 && closed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(closed).toEqual(['client closed']);
+      expect(conn.closed).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ends the stream with a retry hint and the last chunk, then closes the socket', async () => {
+    let conn!: SseConnection;
+    const { server, port, closed } = await serve((c) => (conn = c));
+    try {
+      const c = client(port);
+      await c.until((t) => t.includes('retry: 1000'));
+      conn.close('draining', 250);
+      await c.ended; // closed by the server without waiting on the client
+      const text = await c.until((t) => t.endsWith('0\r\n\r\n'));
+      expect(text).toContain('retry: 250\n\n');
+      expect(text.endsWith('0\r\n\r\n')).toBe(true);
+      expect(closed).toEqual(['draining']);
+    } finally {
+      server.close();
+    }
+  });
+});
