@@ -1,0 +1,427 @@
+// The systems under test, behind one shape so every workload runs the same
+// way against each:
+//
+//   name, label, transport      'sse' today; a Socket.IO system (a later issue:
+//                               this service's Socket.IO path and plain
+//                               socket.io) sets transport 'socketio' and the
+//                               client worker grows a matching protocol
+//   start() / stop()
+//   measuredPids()              the subscriber-serving process(es) whose CPU and RSS count
+//   targets(kind)               where subscribers connect: 'main' (one server) or 'cluster' (W4)
+//   publisher(channel)          { send(i, bt), flush() }: one event per send
+//   setupCluster()/teardownCluster()   W4: bring up / take down extra replicas
+//   fillReplay(n) -> target     W5: n events behind a resuming client
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startNchan } from './infra.mjs';
+import { childPids, freePort, now, sleep, spawnLimited, stopProc, waitForPort } from './proc.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+/** The service's default STREAM_WINDOW_SIZE (events a replica keeps in memory for resumes). */
+const WINDOW_SIZE = 10_000;
+
+/** The JSON of a change event as the service sends it; nchan and the raw server get the same bytes. */
+export function eventJson(seq, bt) {
+  return `{"seq":${seq},"type":"agent.updated","resource":"agent","id":"bench-1","action":"updated","ts":"${new Date().toISOString()}","version":${seq},"actor":"bench","data":{"bt":${bt.toFixed(3)}}}`;
+}
+
+function httpRequest(agent, port, method, urlPath, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: urlPath, agent, headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
+    req.end(body);
+  });
+}
+
+// ---- this service ----------------------------------------------------------
+
+export class ServiceSystem {
+  name = 'service';
+  label = 'Agentic Registry';
+  transport = 'sse';
+  replicas = {};
+
+  constructor({ databaseUrl, redisUrl, env = {}, nodeArgs = [] }) {
+    this.env = env;
+    this.nodeArgs = nodeArgs;
+    this.databaseUrl = databaseUrl;
+    this.redisUrl = redisUrl;
+    this.adminKey = `ar_bench_${randomBytes(18).toString('hex')}`;
+    this.prefix = `bench${randomBytes(3).toString('hex')}`;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    /** Transaction id of each event's writer, by outbox id (`id:N`) or REST key (`agent:version`). */
+    this.xids = new Map();
+  }
+
+  async startReplica(name) {
+    const port = await freePort();
+    const proc = spawnLimited(process.execPath, [...this.nodeArgs, path.join(root, 'dist', 'main.js')], {
+      name: `service-${name}`,
+      cwd: root,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: this.databaseUrl,
+        REDIS_URL: this.redisUrl,
+        REDIS_PREFIX: this.prefix,
+        REPLICA_ID: `${name}-${randomBytes(3).toString('hex')}`,
+        BOOTSTRAP_ADMIN_KEY: this.adminKey,
+        LOG_LEVEL: 'warn',
+        MAX_CONNECTIONS_PER_USER: '100000',
+        MAX_CONNECTIONS_TOTAL: '100000',
+        // nchan and the raw server send no keep-alives either; frames are counted.
+        SSE_KEEPALIVE_MS: '600000',
+        ...this.env,
+      },
+    });
+    const replica = { name, port, proc };
+    const until = Date.now() + 60_000;
+    for (;;) {
+      if (proc.exitCode !== undefined) throw new Error(`replica ${name} exited (${proc.exitCode}):\n${proc.output}`);
+      try {
+        const res = await httpRequest(undefined, port, 'GET', '/readyz');
+        if (res.status === 200) break;
+      } catch {
+        /* not yet listening */
+      }
+      if (Date.now() > until) throw new Error(`replica ${name} not ready:\n${proc.output}`);
+      await sleep(100);
+    }
+    this.replicas[name] = replica;
+    return replica;
+  }
+
+  async start() {
+    await this.startReplica('writer'); // migrates the fresh database
+    await this.startReplica('sub');
+    // A few connections: the publisher's inserts and the bookkeeping queries run concurrently.
+    this.db = new pg.Pool({ connectionString: this.databaseUrl, max: 4 });
+  }
+
+  async restartMeasured() {
+    await stopProc(this.replicas.sub.proc, 10_000);
+    await this.startReplica('sub');
+  }
+
+  measuredPids() {
+    return [this.replicas.sub.proc.pid];
+  }
+
+  target(replica) {
+    return { port: replica.port, path: '/api/v1/stream/changes', headers: { Authorization: `Bearer ${this.adminKey}` } };
+  }
+
+  targets(kind) {
+    if (kind === 'cluster') return ['writer', 'sub', 'sub2'].map((n) => this.target(this.replicas[n]));
+    return [this.target(this.replicas.sub)];
+  }
+
+  async head() {
+    return Number((await this.db.query('SELECT last_seq FROM outbox_head WHERE id = 1')).rows[0].last_seq);
+  }
+
+  /** W1-W3: committed outbox rows written straight to PostgreSQL (as a mutation's transaction would), one per event. */
+  publisher() {
+    const pending = [];
+    let failures = 0;
+    return {
+      send: (i, bt) => {
+        pending.push(
+          this.db
+            .query(
+              "INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ('agent.updated', 'bench-1', $1, 'bench', $2) RETURNING id, xmin::text AS xid",
+              [i + 1, `{"bt":${bt.toFixed(3)}}`],
+            )
+            .then(
+              (res) => this.xids.set(`id:${res.rows[0].id}`, res.rows[0].xid),
+              () => failures++,
+            ),
+        );
+      },
+      flush: async () => {
+        await Promise.all(pending.splice(0));
+        return failures;
+      },
+    };
+  }
+
+  /**
+   * Per seq: when its transaction committed (ms, µs precision, from
+   * pg_xact_commit_timestamp of the writer's transaction id, recorded as the
+   * event was written; the row's created_at, taken just before the commit,
+   * where it is unknown), when the sequencer numbered it, and the REST key.
+   */
+  async commitTimes(fromSeq, toSeq) {
+    const res = await this.db.query(
+      `SELECT seq, id, resource_id, version, extract(epoch from created_at) * 1000 AS created,
+              extract(epoch from sequenced_at) * 1000 AS sequenced FROM outbox WHERE seq > $1 AND seq <= $2`,
+      [fromSeq, toSeq],
+    );
+    const xidOf = (r) => this.xids.get(`id:${r.id}`) ?? this.xids.get(`${r.resource_id}:${r.version}`);
+    const xids = [...new Set(res.rows.map(xidOf).filter(Boolean))];
+    const committed = new Map();
+    if (xids.length > 0) {
+      const c = await this.db.query(
+        'SELECT x, extract(epoch from pg_xact_commit_timestamp(x::xid)) * 1000 AS ms FROM unnest($1::text[]) x',
+        [xids],
+      );
+      for (const r of c.rows) if (r.ms !== null) committed.set(r.x, Number(r.ms));
+    }
+    const out = new Map();
+    for (const r of res.rows) {
+      const commit = committed.get(xidOf(r));
+      out.set(String(r.seq), {
+        ms: commit ?? Number(r.created),
+        exact: commit !== undefined,
+        sequenced: Number(r.sequenced),
+        key: `${r.resource_id}:${r.version}`,
+      });
+    }
+    return out;
+  }
+
+  async setupCluster() {
+    await this.startReplica('sub2');
+  }
+
+  async teardownCluster() {
+    await stopProc(this.replicas.sub2.proc, 10_000);
+    delete this.replicas.sub2;
+  }
+
+  /** W4: REST mutations on the writer replica (PATCH an agent). Send times keyed by `agentId:version`. */
+  async restPublisher(agents = 20) {
+    const writer = this.replicas.writer;
+    const auth = { authorization: `Bearer ${this.adminKey}` };
+    const versions = [];
+    for (let a = 0; a < agents; a++) {
+      const id = `bench-w4-${a}`;
+      const body = JSON.stringify({ id, name: id, model: { provider: 'openai', name: 'gpt-5' } });
+      const res = await httpRequest(this.agent, writer.port, 'POST', '/api/v1/agents', body, auth);
+      if (res.status !== 201) throw new Error(`creating ${id}: ${res.status} ${res.body}`);
+      versions.push(1);
+    }
+    const sent = new Map();
+    const pending = [];
+    let failures = 0;
+    return {
+      sent,
+      send: (i) => {
+        const a = i % agents;
+        const id = `bench-w4-${a}`;
+        versions[a]++;
+        const key = `${id}:${versions[a]}`;
+        sent.set(key, now());
+        pending.push(
+          httpRequest(this.agent, writer.port, 'PATCH', `/api/v1/agents/${id}`, JSON.stringify({ description: `update ${i}` }), auth)
+            .then(async (r) => {
+              if (r.status !== 200) return failures++;
+              // The agent row's xmin is the mutation's transaction (the next PATCH of it is a second away).
+              const x = await this.db.query('SELECT xmin::text AS xid FROM agents WHERE id = $1', [id]);
+              this.xids.set(key, x.rows[0].xid);
+            })
+            .catch(() => failures++),
+        );
+      },
+      flush: async () => {
+        await Promise.all(pending.splice(0));
+        return failures;
+      },
+    };
+  }
+
+  /** W5: puts `n` events in the outbox (one statement, sequenced in batches) and waits until the subscriber replica has them. */
+  async fillEvents(n, pool) {
+    const target = this.target(this.replicas.sub);
+    await pool.open([target], 1);
+    const base = (await pool.stats()).frames;
+    await this.db.query(
+      "INSERT INTO outbox (type, resource_id, version, actor, data) SELECT 'agent.updated', 'bench-1', g, 'bench', '{\"bt\":0}'::jsonb FROM generate_series(1, $1) g",
+      [n],
+    );
+    await pool.waitFrames(base, n, { timeoutMs: 60_000, stallMs: 10_000 });
+    await pool.closeAll();
+    return this.head();
+  }
+
+  async replayTargets(n, pool) {
+    // (a) from the replica's in-memory window (default STREAM_WINDOW_SIZE 10,000)
+    let head = await this.fillEvents(n, pool);
+    const fromWindow = { ...this.target(this.replicas.sub), path: `/api/v1/stream/changes?lastEventId=${head - n}` };
+    return {
+      window: fromWindow,
+      // (b) from the outbox: a window's worth of newer events pushes them out of the window
+      outbox: async () => {
+        head = await this.fillEvents(WINDOW_SIZE, pool);
+        return { ...this.target(this.replicas.sub), path: `/api/v1/stream/changes?lastEventId=${head - WINDOW_SIZE - n}` };
+      },
+    };
+  }
+
+  async stop() {
+    await this.db?.end().catch(() => undefined);
+    this.agent.destroy();
+    await Promise.all(Object.values(this.replicas).map((r) => stopProc(r.proc, 10_000)));
+  }
+}
+
+// ---- nchan -------------------------------------------------------------------
+
+export class NchanSystem {
+  name = 'nchan';
+  label = 'nchan (nginx, C)';
+  transport = 'sse';
+  nodes = [];
+
+  constructor({ root, redisPort }) {
+    this.root = root;
+    this.redisPort = redisPort;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  }
+
+  async start() {
+    this.nodes.push(await startNchan(this.root, 'nchan-1', this.redisPort));
+  }
+
+  async restartMeasured() {
+    await stopProc(this.nodes[0].proc);
+    this.nodes[0] = await startNchan(this.root, 'nchan-1', this.redisPort);
+  }
+
+  measuredPids() {
+    const master = this.nodes[0].proc.pid;
+    return [master, ...childPids(master)];
+  }
+
+  targets(kind, channel) {
+    const nodes = kind === 'cluster' ? this.nodes : [this.nodes[0]];
+    return nodes.map((n) => ({ port: n.port, path: `/sub?c=${channel}`, headers: {} }));
+  }
+
+  publisher(channel) {
+    const pending = [];
+    let failures = 0;
+    return {
+      send: (i, bt) => {
+        pending.push(
+          httpRequest(this.agent, this.nodes[0].port, 'POST', `/pub?c=${channel}`, eventJson(i + 1, bt), { 'x-eventsource-event': 'agent.updated' }).then(
+            (r) => {
+              if (r.status >= 300) failures++;
+            },
+            () => failures++,
+          ),
+        );
+      },
+      flush: async () => {
+        await Promise.all(pending.splice(0));
+        return failures;
+      },
+    };
+  }
+
+  async setupCluster() {
+    this.nodes.push(await startNchan(this.root, 'nchan-2', this.redisPort));
+    this.nodes.push(await startNchan(this.root, 'nchan-3', this.redisPort));
+  }
+
+  async teardownCluster() {
+    for (const n of this.nodes.splice(1)) await stopProc(n.proc);
+  }
+
+  async replayTargets(n) {
+    const channel = `w5-${randomBytes(3).toString('hex')}`;
+    const pub = this.publisher(channel);
+    for (let i = 0; i < n; i += 200) {
+      for (let k = i; k < Math.min(n, i + 200); k++) pub.send(k, 0);
+      await pub.flush();
+    }
+    return { window: { port: this.nodes[0].port, path: `/replay?c=${channel}`, headers: {} } };
+  }
+
+  async stop() {
+    this.agent.destroy();
+    for (const n of this.nodes) await stopProc(n.proc);
+  }
+}
+
+// ---- the raw Node floor --------------------------------------------------------
+
+export class RawSystem {
+  name = 'raw';
+  label = 'raw Node http';
+  transport = 'sse';
+
+  constructor() {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  }
+
+  async start() {
+    const port = await freePort();
+    const proc = spawnLimited(process.execPath, [path.join(here, '..', 'raw-server.mjs')], { name: 'raw', env: { ...process.env, PORT: String(port) } });
+    await waitForPort(port, 10_000, proc);
+    this.node = { port, proc };
+  }
+
+  async restartMeasured() {
+    await stopProc(this.node.proc);
+    await this.start();
+  }
+
+  measuredPids() {
+    return [this.node.proc.pid];
+  }
+
+  targets() {
+    return [{ port: this.node.port, path: '/sub', headers: {} }];
+  }
+
+  publisher() {
+    const pending = [];
+    let failures = 0;
+    return {
+      send: (i, bt) => {
+        pending.push(
+          httpRequest(this.agent, this.node.port, 'POST', '/pub', eventJson(i + 1, bt)).then(
+            (r) => {
+              if (r.status >= 300) failures++;
+            },
+            () => failures++,
+          ),
+        );
+      },
+      flush: async () => {
+        await Promise.all(pending.splice(0));
+        return failures;
+      },
+    };
+  }
+
+  async setupCluster() {}
+  async teardownCluster() {}
+
+  async replayTargets(n) {
+    const res = await httpRequest(this.agent, this.node.port, 'POST', `/pub?n=${n}`, eventJson(0, 0));
+    const head = Number(res.body);
+    return { window: { port: this.node.port, path: `/sub?last=${head - n}`, headers: {} } };
+  }
+
+  async stop() {
+    this.agent.destroy();
+    await stopProc(this.node.proc);
+  }
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// `npm run bench`: fan-out cost, latency and memory of this service side by
+// side with nchan (nginx, C, Redis mode) and a raw Node `http` SSE server,
+// from one run on this machine. See docs/benchmarks.md (written by this run).
+//
+//   node bench/run.mjs [--quick] [--systems service,nchan,raw] [--workloads W1,W2,W3,W4,W5]
+//                      [--workers N] [--no-report]
+//   node bench/run.mjs --render     (rewrite the docs from bench/results/latest.json)
+//
+// A full run (all systems, all workloads, full size) writes docs/benchmarks.md
+// and docs/benchmarks.svg; every run writes bench/results/latest.json.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ClientPool } from './lib/clients.mjs';
+import { ensurePackages, startPostgres, startRedis } from './lib/infra.mjs';
+import { HARD_FD_LIMIT, killAllStarted, now } from './lib/proc.mjs';
+import { renderMarkdown, renderSvg, renderTable } from './lib/report.mjs';
+import { NchanSystem, RawSystem, ServiceSystem } from './lib/systems.mjs';
+import { cluster, fanout, idle, replay, SIZES } from './lib/workloads.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+const BUDGET_MS = 9 * 60_000; // the whole run must stay under 10 minutes
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i === -1) return fallback;
+  const v = process.argv[i + 1];
+  return v === undefined || v.startsWith('--') ? true : v;
+}
+
+const quick = arg('quick', false) === true;
+const systemNames = String(arg('systems', 'service,nchan,raw')).split(',');
+const workloadNames = String(arg('workloads', 'W3,W1,W2,W4,W5')).split(',');
+const workers = Number(arg('workers', 2));
+const fullRun = !quick && systemNames.length === 3 && workloadNames.length === 5;
+const writeReport = arg('no-report', false) !== true;
+const sizes = structuredClone(quick ? SIZES.quick : SIZES.full);
+// One server process can hold at most its descriptor limit in connections; where
+// the hard limit cannot be raised (no CAP_SYS_RESOURCE) W3 runs at what fits.
+const FD_RESERVE = 64; // listening socket, database pool, Redis, stdio, epoll...
+const w3Requested = sizes.W3.connections;
+sizes.W3.connections = Math.min(w3Requested, HARD_FD_LIMIT - FD_RESERVE);
+
+const started = now();
+const log = (m) => console.log(`[${((now() - started) / 1000).toFixed(1).padStart(6)} s] ${m}`);
+
+const WORKLOADS = {
+  W1: { run: fanout, title: `W1 fan-out: ${sizes.W1.subscribers} subscribers, ${sizes.W1.events} events at ${sizes.W1.rate}/s` },
+  W2: { run: fanout, title: `W2 fan-out: ${sizes.W2.subscribers} subscribers, ${sizes.W2.events} events at ${sizes.W2.rate}/s` },
+  W3: { run: idle, title: `W3 idle: ${sizes.W3.connections} connections on one server (memory)`, fresh: true },
+  W4: { run: cluster, title: `W4 cluster: ${sizes.W4.subscribers} subscribers over 3 nodes, ${sizes.W4.rate} mutations/s` },
+  W5: { run: replay, title: `W5 replay: one client resuming ${sizes.W5.behind} events behind` },
+};
+
+let tmp;
+let postgres;
+const redises = [];
+const systems = [];
+let pool;
+
+let cleaning;
+function cleanup() {
+  cleaning ??= (async () => {
+    await pool?.stop().catch(() => undefined);
+    for (const s of systems) await s.stop().catch(() => undefined);
+    for (const r of redises) await r.stop().catch(() => undefined);
+    await postgres?.stop().catch(() => undefined);
+    killAllStarted();
+    if (tmp && !process.env.BENCH_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+for (const event of ['uncaughtException', 'unhandledRejection']) {
+  process.on(event, (error) => {
+    console.error(`bench: ${event}:`, error);
+    void cleanup().finally(() => process.exit(1));
+  });
+}
+
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+/** `--render`: rewrite docs/benchmarks.md and .svg from bench/results/latest.json (no measuring). */
+function renderOnly() {
+  const report = JSON.parse(readFileSync(path.join(here, 'results', 'latest.json'), 'utf8'));
+  writeFileSync(path.join(repo, 'docs', 'benchmarks.md'), renderMarkdown(report));
+  writeFileSync(path.join(repo, 'docs', 'benchmarks.svg'), renderSvg(report));
+  console.log(renderTable(report));
+}
+
+async function main() {
+  if (arg('render', false) === true) return renderOnly();
+  if (!existsSync(path.join(repo, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
+  ensurePackages();
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-bench-'));
+  chmodSync(tmp, 0o755); // PostgreSQL runs as its own user and must reach its data dir
+  log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; temp ${tmp}`);
+  if (sizes.W3.connections < w3Requested) {
+    log(`the hard descriptor limit here is ${HARD_FD_LIMIT} and cannot be raised: W3 runs ${sizes.W3.connections} connections, not ${w3Requested}`);
+  }
+
+  const needService = systemNames.includes('service');
+  if (needService) {
+    postgres = await startPostgres(tmp);
+    log('PostgreSQL started');
+  }
+  const serviceRedis = await startRedis('redis-service');
+  const nchanRedis = await startRedis('redis-nchan');
+  redises.push(serviceRedis, nchanRedis);
+  for (const name of systemNames) {
+    const sys =
+      name === 'service'
+        ? new ServiceSystem({ databaseUrl: postgres.url, redisUrl: serviceRedis.url })
+        : name === 'nchan'
+          ? new NchanSystem({ root: tmp, redisPort: nchanRedis.port })
+          : name === 'raw'
+            ? new RawSystem()
+            : undefined;
+    if (!sys) throw new Error(`unknown system ${name} (service, nchan, raw)`);
+    await sys.start();
+    systems.push(sys);
+    log(`${sys.label} started`);
+  }
+  pool = new ClientPool(workers);
+  pool.start();
+
+  const results = {};
+  for (const w of workloadNames) {
+    const spec = WORKLOADS[w];
+    if (!spec) throw new Error(`unknown workload ${w}`);
+    results[w] = {};
+    log(spec.title);
+    for (const sys of systems) {
+      if (now() - started > BUDGET_MS) {
+        log(`  ${sys.name}: skipped (time budget spent)`);
+        results[w][sys.name] = { skipped: 'time budget' };
+        continue;
+      }
+      try {
+        if (spec.fresh) await sys.restartMeasured();
+        const t0 = now();
+        results[w][sys.name] = await spec.run(w, sys, pool, sizes[w], log);
+        results[w][sys.name].wallMs = now() - t0;
+      } catch (error) {
+        log(`  ${sys.name}: FAILED ${error.stack ?? error}`);
+        results[w][sys.name] = { error: String(error.message ?? error) };
+        await pool.closeAll().catch(() => undefined);
+      }
+    }
+  }
+
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    node: process.version,
+    quick,
+    sizes,
+    w3Requested,
+    fdHardLimit: Number.isFinite(HARD_FD_LIMIT) ? HARD_FD_LIMIT : 'unlimited',
+    totalSeconds: (now() - started) / 1000,
+    workers,
+  };
+  const report = { meta, results };
+  mkdirSync(path.join(here, 'results'), { recursive: true });
+  writeFileSync(path.join(here, 'results', 'latest.json'), JSON.stringify(report, null, 2));
+  console.log(`\n${renderTable(report)}`);
+  if (fullRun && writeReport) {
+    writeFileSync(path.join(repo, 'docs', 'benchmarks.md'), renderMarkdown(report));
+    writeFileSync(path.join(repo, 'docs', 'benchmarks.svg'), renderSvg(report));
+    log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+  } else {
+    log('partial or quick run: docs/benchmarks.md left as it is (bench/results/latest.json has the figures)');
+  }
+  log(`total ${meta.totalSeconds.toFixed(0)} s`);
+}
+
+const watchdog = setTimeout(() => {
+  console.error('bench: hard time limit (9.8 min) reached; stopping');
+  void cleanup().finally(() => process.exit(1));
+}, 9.8 * 60_000);
+watchdog.unref();
+
+main()
+  .then(async () => {
+    await cleanup();
+    process.exit(0);
+  })
+  .catch(async (error) => {
+    console.error(error);
+    await cleanup();
+    process.exit(1);
+  });
