@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CurrentPrincipal, type Principal } from '../auth/principal.js';
 import { ZodPipe } from '../common/zod-validation.pipe.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { OutboxRepository } from '../outbox/outbox.repository.js';
 import { DiscoveryService, type DiscoveryView } from './discovery.service.js';
 
 const discoveryQuery = z.strictObject({
@@ -20,6 +21,7 @@ function counts(view: DiscoveryView): Record<string, number> {
 export class DiscoveryController {
   constructor(
     private readonly discovery: DiscoveryService,
+    private readonly outbox: OutboxRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -38,7 +40,7 @@ export class DiscoveryController {
   ): Promise<void> {
     if (query.stream === 'true') return this.stream(request, reply, principal, query.pageSize);
     if (ifNoneMatch) {
-      const { lastSeq, pending } = await this.discovery.state();
+      const { lastSeq, pending } = await this.outbox.head();
       if (!pending && ifNoneMatch === this.discovery.etag(lastSeq, principal.role)) {
         await reply.status(304).header('etag', ifNoneMatch).send();
         return;

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { one } from '../database/sql.js';
 import { canRead, type Role } from '../events/event-catalog.js';
+import { OutboxRepository } from '../outbox/outbox.repository.js';
 import { OutboxSequencer } from '../outbox/outbox.sequencer.js';
 import { type Agent, AgentRepository } from '../registry/agents/agent.repository.js';
 import { type McpServer, McpServerRepository } from '../registry/mcp-servers/mcp-server.repository.js';
@@ -36,7 +35,7 @@ export class DiscoveryService {
   private inflight?: Promise<Snapshot>;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly outbox: OutboxRepository,
     private readonly sequencer: OutboxSequencer,
     private readonly agents: AgentRepository,
     private readonly prompts: PromptRepository,
@@ -44,17 +43,8 @@ export class DiscoveryService {
     private readonly trustRules: TrustRuleRepository,
   ) {}
 
-  /** The current head, and whether committed changes still wait for a seq. */
-  async state(): Promise<{ lastSeq: number; pending: boolean }> {
-    const row = await one<{ last_seq: number; pending: boolean }>(
-      this.dataSource.manager,
-      'SELECT last_seq, EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS pending FROM outbox_head WHERE id = 1',
-    );
-    return { lastSeq: row!.last_seq, pending: row!.pending };
-  }
-
   async snapshot(): Promise<Snapshot> {
-    const { lastSeq, pending } = await this.state();
+    const { lastSeq, pending } = await this.outbox.head();
     if (this.latest && !pending && this.latest.cursor === lastSeq) return this.latest;
     this.inflight ??= this.read().finally(() => (this.inflight = undefined));
     return this.inflight;

@@ -19,6 +19,8 @@ export interface OutboxHead {
   lastSeq: number;
   /** Events with seq <= prunedThrough were removed by retention. */
   prunedThrough: number;
+  /** Committed events still waiting for their seq. */
+  pending: boolean;
 }
 
 export function toChangeEvent(row: OutboxRow): ChangeEvent {
@@ -51,11 +53,11 @@ export class OutboxRepository {
   }
 
   async head(manager: EntityManager = this.dataSource.manager): Promise<OutboxHead> {
-    const row = await one<{ last_seq: number; pruned_through: number }>(
+    const row = await one<{ last_seq: number; pruned_through: number; pending: boolean }>(
       manager,
-      'SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1',
+      'SELECT last_seq, pruned_through, EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS pending FROM outbox_head WHERE id = 1',
     );
-    return { lastSeq: row?.last_seq ?? 0, prunedThrough: row?.pruned_through ?? 0 };
+    return { lastSeq: row?.last_seq ?? 0, prunedThrough: row?.pruned_through ?? 0, pending: row?.pending ?? false };
   }
 
   /** Sequenced events with `after < seq <= upTo`, in seq order, at most `limit`. */
@@ -88,12 +90,6 @@ export class OutboxRepository {
       [count],
     );
     return found.map(toChangeEvent);
-  }
-
-  /** Events not yet sequenced (committed but waiting); used by tests and metrics. */
-  async pendingCount(): Promise<number> {
-    const row = await one<{ n: number }>(this.dataSource.manager, 'SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL');
-    return row?.n ?? 0;
   }
 }
 

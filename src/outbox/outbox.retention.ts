@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { SEQUENCER_LOCK } from './outbox.sequencer.js';
+import { underSequencerLock } from './sequencer-lock.js';
 
 /**
  * Prunes sequenced outbox rows older than OUTBOX_RETENTION_MS or beyond the
@@ -29,40 +29,22 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
 
   /** Returns the number of events removed. */
   async prune(maxAgeMs = this.config.retention.maxAgeMs, maxEvents = this.config.retention.maxEvents): Promise<number> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    try {
-      await runner.query('SELECT pg_advisory_lock($1)', [SEQUENCER_LOCK]);
-      try {
-        await runner.startTransaction();
-        try {
-          const head = await runner.query('SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1 FOR UPDATE');
-          const lastSeq = Number(head[0].last_seq);
-          const byCount = maxEvents > 0 ? lastSeq - maxEvents : 0;
-          const byAge = await runner.query(
-            `SELECT coalesce(max(seq), 0) AS s FROM outbox WHERE seq IS NOT NULL AND created_at < now() - make_interval(secs => $1::double precision / 1000)`,
-            [maxAgeMs],
-          );
-          const through = Math.max(byCount, maxAgeMs > 0 ? Number(byAge[0].s) : 0, Number(head[0].pruned_through));
-          let removed = 0;
-          if (through > Number(head[0].pruned_through)) {
-            const result = await runner.query('DELETE FROM outbox WHERE seq <= $1', [through], true);
-            removed = result.affected ?? 0;
-            await runner.query('UPDATE outbox_head SET pruned_through = $1 WHERE id = 1', [through]);
-          }
-          await runner.commitTransaction();
-          if (removed > 0) this.logger.log(`pruned ${removed} events (through seq ${through})`);
-          return removed;
-        } catch (error) {
-          await runner.rollbackTransaction().catch(() => undefined);
-          throw error;
-        }
-      } finally {
-        await runner.query('SELECT pg_advisory_unlock($1)', [SEQUENCER_LOCK]).catch(() => undefined);
-      }
-    } finally {
-      await runner.release();
-    }
+    const { removed, through } = await underSequencerLock(this.dataSource, 'READ COMMITTED', async (runner) => {
+      const head = await runner.query('SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1 FOR UPDATE');
+      const lastSeq = Number(head[0].last_seq);
+      const byCount = maxEvents > 0 ? lastSeq - maxEvents : 0;
+      const byAge = await runner.query(
+        `SELECT coalesce(max(seq), 0) AS s FROM outbox WHERE seq IS NOT NULL AND created_at < now() - make_interval(secs => $1::double precision / 1000)`,
+        [maxAgeMs],
+      );
+      const through = Math.max(byCount, maxAgeMs > 0 ? Number(byAge[0].s) : 0, Number(head[0].pruned_through));
+      if (through <= Number(head[0].pruned_through)) return { removed: 0, through };
+      const result = await runner.query('DELETE FROM outbox WHERE seq <= $1', [through], true);
+      await runner.query('UPDATE outbox_head SET pruned_through = $1 WHERE id = 1', [through]);
+      return { removed: result.affected ?? 0, through };
+    });
+    if (removed > 0) this.logger.log(`pruned ${removed} events (through seq ${through})`);
+    return removed;
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -5,10 +5,9 @@ import { EventBus } from '../bus/event-bus.js';
 import { toWire, type WireEvent } from '../bus/wire-event.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DATABASE_URL } from '../database/database.module.js';
-import { OUTBOX_COLUMNS, type OutboxRow, toChangeEvent } from './outbox.repository.js';
+import { OUTBOX_COLUMNS, OutboxRepository, type OutboxRow, toChangeEvent } from './outbox.repository.js';
+import { underSequencerLock } from './sequencer-lock.js';
 
-/** Session advisory lock held by whoever is numbering outbox rows (any replica). */
-export const SEQUENCER_LOCK = 7_346_110_002;
 const PUBLISH_TIMEOUT_MS = 500;
 
 export interface SequenceResult<T> {
@@ -47,6 +46,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly outbox: OutboxRepository,
     private readonly bus: EventBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
@@ -95,7 +95,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
         // The others see nothing pending here (one index probe) and skip the
         // lock and the transaction. NOTIFY is sent at commit, so a woken
         // replica's probe always sees the row that woke it unless it is numbered.
-        if (!(await this.hasPending())) continue;
+        if (!(await this.outbox.head()).pending) continue;
         const { events } = await this.sequence();
         if (events.length >= this.config.sequencer.batchSize) this.again = true;
       } catch (error) {
@@ -105,11 +105,6 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
     } while (this.again && !this.stopped);
   }
 
-  private async hasPending(): Promise<boolean> {
-    const found = await this.dataSource.query('SELECT 1 FROM outbox WHERE seq IS NULL LIMIT 1');
-    return found.length > 0;
-  }
-
   /**
    * One sequencing run. With `snapshot`, the run is REPEATABLE READ and numbers
    * every visible row, then calls `snapshot` in the same snapshot: the data it
@@ -117,51 +112,34 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
    * seq <= lastSeq, every change it does not see will get seq > lastSeq).
    */
   async sequence<T = never>(snapshot?: (manager: EntityManager, lastSeq: number) => Promise<T>): Promise<SequenceResult<T>> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    let events!: WireEvent[];
-    let lastSeq!: number;
-    let result: T | undefined;
-    try {
-      await runner.query('SELECT pg_advisory_lock($1)', [SEQUENCER_LOCK]);
-      try {
-        await runner.startTransaction(snapshot ? 'REPEATABLE READ' : 'READ COMMITTED');
-        try {
-          const head = await runner.query('SELECT last_seq FROM outbox_head WHERE id = 1 FOR UPDATE');
-          const base = Number(head[0].last_seq);
-          const limit = snapshot ? 2_147_483_647 : this.config.sequencer.batchSize;
-          const numbered = await runner.query(
-            `UPDATE outbox o SET seq = $1::bigint + r.rn, sequenced_at = clock_timestamp()
-               FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn
-                       FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2) r
-              WHERE o.id = r.id
-          RETURNING ${OUTBOX_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}`,
-            [base, limit],
-            true,
-          );
-          const found = (numbered.records as OutboxRow[]).sort((a, b) => a.seq - b.seq);
-          lastSeq = base + found.length;
-          if (found.length > 0) {
-            await runner.query('UPDATE outbox_head SET last_seq = $1 WHERE id = 1', [lastSeq]);
-          }
-          if (snapshot) result = await snapshot(runner.manager, lastSeq);
-          await runner.commitTransaction();
-          events = found.map((row) => toWire(toChangeEvent(row)));
-        } catch (error) {
-          await runner.rollbackTransaction().catch(() => undefined);
-          throw error;
-        }
-        if (events.length > 0) {
-          this.sequencedRuns++;
-          await this.publish(events);
-        }
-      } finally {
-        await runner.query('SELECT pg_advisory_unlock($1)', [SEQUENCER_LOCK]).catch(() => undefined);
-      }
-    } finally {
-      await runner.release();
-    }
-    return { events, lastSeq, snapshot: result };
+    return underSequencerLock(
+      this.dataSource,
+      snapshot ? 'REPEATABLE READ' : 'READ COMMITTED',
+      async (runner) => {
+        const head = await runner.query('SELECT last_seq FROM outbox_head WHERE id = 1 FOR UPDATE');
+        const base = Number(head[0].last_seq);
+        const limit = snapshot ? 2_147_483_647 : this.config.sequencer.batchSize;
+        const numbered = await runner.query(
+          `UPDATE outbox o SET seq = $1::bigint + r.rn, sequenced_at = clock_timestamp()
+             FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn
+                     FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2) r
+            WHERE o.id = r.id
+        RETURNING ${OUTBOX_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}`,
+          [base, limit],
+          true,
+        );
+        const found = (numbered.records as OutboxRow[]).sort((a, b) => a.seq - b.seq);
+        const lastSeq = base + found.length;
+        if (found.length > 0) await runner.query('UPDATE outbox_head SET last_seq = $1 WHERE id = 1', [lastSeq]);
+        const result = snapshot ? await snapshot(runner.manager, lastSeq) : undefined;
+        return { events: found.map((row) => toWire(toChangeEvent(row))), lastSeq, snapshot: result };
+      },
+      async ({ events }) => {
+        if (events.length === 0) return;
+        this.sequencedRuns++;
+        await this.publish(events);
+      },
+    );
   }
 
   /** Bounded: a Redis outage must not hold the sequencer lock; replicas back-fill what is lost. */
