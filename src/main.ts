@@ -4,22 +4,13 @@ import path from 'node:path';
 import { Logger } from '@nestjs/common';
 import { ApiKeyService } from './auth/api-key.service.js';
 import { createApp } from './app.factory.js';
-import { ConfigError, loadConfig } from './config/app-config.js';
+import { loadConfigOrExit } from './config/app-config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { LifecycleService } from './ops/lifecycle.service.js';
 
 async function main(): Promise<void> {
   const logger = new Logger('Main');
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
 
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;

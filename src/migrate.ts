@@ -1,20 +1,11 @@
 import 'reflect-metadata';
-import { ConfigError, loadConfig } from './config/app-config.js';
+import { loadConfigOrExit } from './config/app-config.js';
 import { createDataSource, migrate } from './database/data-source.js';
 import { startEmbeddedPostgres } from './database/embedded-postgres.js';
 
 /** `npm run migrate`: applies pending migrations (to DATABASE_URL, or the embedded database). */
 async function run(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
   const dataSource = createDataSource(config.databaseUrl ?? embedded!.url, 2, 'registry-migrate');
   await dataSource.initialize();

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { one, rows, sql } from '../database/sql.js';
@@ -52,12 +52,17 @@ export class ApiKeyService {
 
   /** Creates a key; the clear key is returned here only, never stored. */
   async create(name: string, role: Role, createdBy: string | null, key = newApiKey()): Promise<{ key: string; record: ApiKeyRecord }> {
+    return { key, record: toRecord(await this.insert(this.dataSource.manager, name, key, role, createdBy)) };
+  }
+
+  /** Stores a key as its hash (plus a short prefix to recognise it by). */
+  private async insert(manager: EntityManager, name: string, key: string, role: Role, createdBy: string | null): Promise<ApiKeyRow> {
     const row = await one<ApiKeyRow>(
-      this.dataSource.manager,
+      manager,
       `INSERT INTO api_keys (name, prefix, key_hash, role, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
       [name, key.slice(0, 11), sha256(key), role, createdBy],
     );
-    return { key, record: toRecord(row!) };
+    return row!;
   }
 
   async list(): Promise<ApiKeyRecord[]> {
@@ -90,16 +95,9 @@ export class ApiKeyService {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK]);
       const wanted = this.config.bootstrapAdminKey;
       if (wanted) {
-        if (!wanted.startsWith('ar_')) {
-          // Keys are recognised by their prefix; accept any high-entropy secret by prefixing it.
-          throw new Error('BOOTSTRAP_ADMIN_KEY must start with "ar_"');
-        }
         const found = await one(manager, 'SELECT 1 FROM api_keys WHERE key_hash = $1', [sha256(wanted)]);
         if (!found) {
-          await manager.query(
-            `INSERT INTO api_keys (name, prefix, key_hash, role, created_by) VALUES ('bootstrap-admin', $1, $2, 'admin', 'bootstrap')`,
-            [wanted.slice(0, 11), sha256(wanted)],
-          );
+          await this.insert(manager, 'bootstrap-admin', wanted, 'admin', 'bootstrap');
           this.logger.log('registered the admin key from BOOTSTRAP_ADMIN_KEY');
         }
         return undefined;
@@ -107,10 +105,7 @@ export class ApiKeyService {
       const admin = await one(manager, "SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL LIMIT 1");
       if (admin) return undefined;
       const key = newApiKey();
-      await manager.query(
-        `INSERT INTO api_keys (name, prefix, key_hash, role, created_by) VALUES ('bootstrap-admin', $1, $2, 'admin', 'bootstrap')`,
-        [key.slice(0, 11), sha256(key)],
-      );
+      await this.insert(manager, 'bootstrap-admin', key, 'admin', 'bootstrap');
       return key;
     });
   }

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
     ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
     ['SESSION_COOKIE_SECURE', 'maybe', /SESSION_COOKIE_SECURE must be true or false/],
     ['BOOTSTRAP_ADMIN_KEY', 'short', /BOOTSTRAP_ADMIN_KEY must be at least/],
+    ['BOOTSTRAP_ADMIN_KEY', 'no-prefix-but-long-enough-secret', /BOOTSTRAP_ADMIN_KEY must start with "ar_"/],
   ])('rejects %s=%s naming the variable', (name, value, message) => {
     let error: unknown;
     try {

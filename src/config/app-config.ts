@@ -104,6 +104,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 24) {
     throw new ConfigError('BOOTSTRAP_ADMIN_KEY', 'must be at least 24 characters long');
   }
+  if (bootstrapAdminKey !== undefined && !bootstrapAdminKey.startsWith('ar_')) {
+    // API keys are recognised by their prefix.
+    throw new ConfigError('BOOTSTRAP_ADMIN_KEY', 'must start with "ar_"');
+  }
   const secretKey = str(env, 'SECRET_KEY');
   if (secretKey !== undefined && secretKey.length < 32) {
     throw new ConfigError('SECRET_KEY', 'must be at least 32 characters long');
@@ -149,6 +153,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
       cookieSecure: bool(env, 'SESSION_COOKIE_SECURE', false),
     },
   };
+}
+
+/** For entry points: the config, or exit 2 with the message naming the bad variable. */
+export function loadConfigOrExit(env: Env = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
