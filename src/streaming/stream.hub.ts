@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnAppl
 import { type BusListener, EventBus } from '../bus/event-bus.js';
 import { toWire, type WireEvent } from '../bus/wire-event.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import type { ChangeEvent } from '../events/event-catalog.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
 import type { EventFilter } from './event-filter.js';
 import { EventWindow, type HubEvent, toHubEvent } from './event-window.js';
@@ -126,7 +127,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
     const { lastSeq, prunedThrough } = await this.outbox.head();
     this.prunedThrough = prunedThrough;
     const latest = this.config.stream.windowSize > 0 ? await this.outbox.readLatest(this.config.stream.windowSize) : [];
-    for (const event of latest) this.window.push(toHubEvent(toWire(event)));
+    for (const event of fromOutbox(latest)) this.window.push(event);
     this.head = latest.length > 0 ? latest[latest.length - 1]!.seq : lastSeq;
     if (lastSeq > this.head) this.requestBackfill(lastSeq);
     this.bus.subscribe(this);
@@ -246,7 +247,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
         }
         if (page.length === 0) throw new Error(`outbox has no events after ${this.head} up to ${upTo}`);
       }
-      const events = page.map((e) => toHubEvent(toWire(e)));
+      const events = fromOutbox(page);
       this.stats.backfilledEvents += events.length;
       this.deliver(events);
     }
@@ -311,19 +312,13 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
       this.join(sub, transport, encode);
       return;
     }
+    sub.cursor = cursor;
     if (cursor < this.prunedThrough || cursor > this.head) {
       const { lastSeq, prunedThrough } = await this.outbox.head();
       this.prunedThrough = prunedThrough;
-      if (cursor < prunedThrough || cursor > lastSeq) {
-        this.stats.resets++;
-        const reason = cursor < prunedThrough ? 'cursor is older than the retention window' : 'cursor is ahead of the stream';
-        sub.cursor = this.head;
-        sub.reset(this.head, reason);
-        this.join(sub, transport, encode);
-        return;
-      }
+      if (cursor < prunedThrough) this.resetToHead(sub, 'cursor is older than the retention window');
+      else if (cursor > lastSeq) this.resetToHead(sub, 'cursor is ahead of the stream');
     }
-    sub.cursor = cursor;
     while (!sub.closed && !this.stopped) {
       if (sub.cursor >= this.head) {
         this.join(sub, transport, encode);
@@ -334,15 +329,20 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
       else events = await this.readShared(sub.cursor);
       if (events.length === 0 || events[0]!.seq !== sub.cursor + 1) {
         // The outbox no longer holds cursor+1: pruned (maybe under our feet).
-        this.stats.resets++;
-        sub.cursor = this.head;
-        sub.reset(this.head, 'cursor is older than the retention window');
+        this.resetToHead(sub, 'cursor is older than the retention window');
         continue;
       }
       const matching = sub.filter.all ? events : events.filter((e) => sub.filter.matches(e.type));
       if (matching.length > 0) await sub.writeReplay(matching);
       sub.cursor = Math.max(sub.cursor, events[events.length - 1]!.seq);
     }
+  }
+
+  /** The subscriber must refetch state; it follows on from this replica's head. */
+  private resetToHead(sub: Subscriber<any>, reason: string): void {
+    this.stats.resets++;
+    sub.cursor = this.head;
+    sub.reset(this.head, reason);
   }
 
   /** Concurrent replays starting at the same cursor share one outbox query. */
@@ -352,7 +352,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
       this.stats.replayQueries++;
       read = this.outbox
         .readRange(after, Number.MAX_SAFE_INTEGER, this.config.stream.replayPageSize)
-        .then((page) => page.map((e) => toHubEvent(toWire(e))))
+        .then(fromOutbox)
         .finally(() => this.inflightReads.delete(after));
       this.inflightReads.set(after, read);
     }
@@ -384,6 +384,11 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
     clearInterval(this.pollTimer);
     clearTimeout(this.flushTimer);
   }
+}
+
+/** Events read from the outbox, in the same form as those from the bus. */
+function fromOutbox(events: ChangeEvent[]): HubEvent[] {
+  return events.map((e) => toHubEvent(toWire(e)));
 }
 
 function contiguous(events: WireEvent[]): boolean {
