@@ -29,6 +29,28 @@ export function eventJson(seq, bt) {
   return `{"seq":${seq},"type":"agent.updated","resource":"agent","id":"bench-1","action":"updated","ts":"${new Date().toISOString()}","version":${seq},"actor":"bench","data":{"bt":${bt.toFixed(3)}}}`;
 }
 
+/** A publisher whose `send` fires `post(i, bt)` without waiting; `flush` waits for all and returns how many failed. */
+function httpPublisher(post) {
+  const pending = [];
+  let failures = 0;
+  return {
+    send: (i, bt) => {
+      pending.push(
+        post(i, bt).then(
+          (r) => {
+            if (r.status >= 300) failures++;
+          },
+          () => failures++,
+        ),
+      );
+    },
+    flush: async () => {
+      await Promise.all(pending.splice(0));
+      return failures;
+    },
+  };
+}
+
 function httpRequest(agent, port, method, urlPath, body, headers = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -314,24 +336,9 @@ export class NchanSystem {
   }
 
   publisher(channel) {
-    const pending = [];
-    let failures = 0;
-    return {
-      send: (i, bt) => {
-        pending.push(
-          httpRequest(this.agent, this.nodes[0].port, 'POST', `/pub?c=${channel}`, eventJson(i + 1, bt), { 'x-eventsource-event': 'agent.updated' }).then(
-            (r) => {
-              if (r.status >= 300) failures++;
-            },
-            () => failures++,
-          ),
-        );
-      },
-      flush: async () => {
-        await Promise.all(pending.splice(0));
-        return failures;
-      },
-    };
+    return httpPublisher((i, bt) =>
+      httpRequest(this.agent, this.nodes[0].port, 'POST', `/pub?c=${channel}`, eventJson(i + 1, bt), { 'x-eventsource-event': 'agent.updated' }),
+    );
   }
 
   async setupCluster() {
@@ -391,24 +398,7 @@ export class RawSystem {
   }
 
   publisher() {
-    const pending = [];
-    let failures = 0;
-    return {
-      send: (i, bt) => {
-        pending.push(
-          httpRequest(this.agent, this.node.port, 'POST', '/pub', eventJson(i + 1, bt)).then(
-            (r) => {
-              if (r.status >= 300) failures++;
-            },
-            () => failures++,
-          ),
-        );
-      },
-      flush: async () => {
-        await Promise.all(pending.splice(0));
-        return failures;
-      },
-    };
+    return httpPublisher((i, bt) => httpRequest(this.agent, this.node.port, 'POST', '/pub', eventJson(i + 1, bt)));
   }
 
   async setupCluster() {}
