@@ -2,7 +2,9 @@ import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { FaultProxy } from './fault-proxy.js';
-import { redisUrl, sleep, waitFor } from './test-env.js';
+import { sleep, waitFor } from './timing.js';
+
+const redisUrl = () => process.env.TEST_REDIS_URL!;
 
 /** An echo server that counts what it sees. */
 async function echoServer() {
