@@ -7,11 +7,15 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'conflict'
+  | 'quota_exceeded'
   | 'gone'
   | 'precondition_failed'
   | 'precondition_required'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'request_timeout'
+  | 'uri_too_long'
+  | 'request_header_fields_too_large'
   | 'too_many_requests'
   | 'service_unavailable'
   | 'internal';
@@ -30,11 +34,15 @@ const TITLES: Record<ErrorCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
+  quota_exceeded: 'Quota exceeded',
   gone: 'Gone',
   precondition_failed: 'Precondition failed',
   precondition_required: 'Precondition required',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
+  request_timeout: 'Request timeout',
+  uri_too_long: 'URI too long',
+  request_header_fields_too_large: 'Request header fields too large',
   too_many_requests: 'Too many requests',
   service_unavailable: 'Service unavailable',
   internal: 'Internal server error',
@@ -48,11 +56,15 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  quota_exceeded: 409,
   gone: 410,
   precondition_failed: 412,
   precondition_required: 428,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  request_timeout: 408,
+  uri_too_long: 414,
+  request_header_fields_too_large: 431,
   too_many_requests: 429,
   service_unavailable: 503,
   internal: 500,
@@ -103,6 +115,8 @@ export class DomainError extends Error {
 }
 
 export function codeForStatus(status: number): ErrorCode {
-  const found = (Object.keys(STATUS) as ErrorCode[]).find((code) => STATUS[code] === status && code !== 'validation_failed');
+  const found = (Object.keys(STATUS) as ErrorCode[]).find(
+    (code) => STATUS[code] === status && code !== 'validation_failed' && code !== 'quota_exceeded',
+  );
   return found ?? (status >= 500 ? 'internal' : 'bad_request');
 }

@@ -25,7 +25,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, except
     reply.raw.destroy();
     return;
   }
-  const path = request.url.split('?')[0];
+  // The URL is not echoed when it is what was wrong with the request (too long, badly encoded).
+  const path = error.status === 414 || error.errors.some((e) => e.field === '(url)') ? undefined : request.url.split('?')[0];
   void reply
     .status(error.status)
     .headers(error.headers)

@@ -31,7 +31,7 @@ function isFastifyError(error: unknown): error is FastifyLikeError {
 export function toDomainError(error: unknown): DomainError {
   if (error instanceof DomainError) return error;
   // Nest wraps Fastify's own errors (body parsing, size limit) in an HttpException.
-  if (error instanceof HttpException && isFastifyError(error.cause)) return toDomainError(error.cause);
+  if (error instanceof HttpException && (isFastifyError(error.cause) || error.cause instanceof DomainError)) return toDomainError(error.cause);
   if (error instanceof HttpException) {
     const status = error.getStatus();
     const response = error.getResponse();
@@ -53,6 +53,13 @@ export function toDomainError(error: unknown): DomainError {
         return new DomainError('payload_too_large', 'Request body exceeds the size limit');
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return new DomainError('unsupported_media_type', 'Content-Type must be application/json');
+      // Router errors (frameworkErrors): never echo the URL back.
+      case 'FST_ERR_BAD_URL':
+        return new DomainError('bad_request', 'The URL is not validly percent-encoded', [{ field: '(url)', message: 'bad percent-encoding' }]);
+      case 'FST_ERR_MAX_PARAM_LENGTH':
+        return new DomainError('uri_too_long', 'A path segment of the URL is too long');
+      case 'FST_ERR_ASYNC_CONSTRAINT':
+        return new DomainError('internal', 'An unexpected error occurred');
       default:
         if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
           return new DomainError(codeForStatus(fe.statusCode), fe.message ?? 'Bad request');
@@ -78,4 +85,38 @@ export function toProblem(error: DomainError, instance?: string, correlationId?:
   if (correlationId) problem.correlationId = correlationId;
   if (error.errors.length > 0) problem.errors = error.errors;
   return problem;
+}
+
+/**
+ * Node's HTTP parser rejected a request before any framework code saw it
+ * (`clientError`): the status for it, or undefined when no response should be
+ * written (the peer reset the connection).
+ */
+export function clientErrorProblem(error: NodeJS.ErrnoException): DomainError | undefined {
+  switch (error.code) {
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return undefined;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new DomainError('request_timeout', 'The request was not received in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new DomainError('request_header_fields_too_large', 'The request line and headers exceed the size limit');
+    case 'HPE_URI_TOO_LONG':
+      return new DomainError('uri_too_long', 'The URL is too long');
+    default:
+      return new DomainError('bad_request', 'The request is not valid HTTP/1.1');
+  }
+}
+
+/** A complete HTTP/1.1 response with a problem+json body, for writing straight to a socket. */
+export function rawProblemResponse(error: DomainError): string {
+  const body = JSON.stringify(toProblem(error));
+  return (
+    `HTTP/1.1 ${error.status} ${error.title}\r\n` +
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Cache-Control: no-store\r\n' +
+    'Connection: close\r\n\r\n' +
+    body
+  );
 }

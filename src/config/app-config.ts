@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { normalizeOrigin } from '../common/origin-policy.js';
 
 /**
  * The one typed configuration of the service. It is read from the environment
@@ -36,6 +37,40 @@ export interface AppConfig {
   readonly retention: { readonly maxAgeMs: number; readonly maxEvents: number; readonly intervalMs: number };
   readonly limits: { readonly connectionsPerUser: number; readonly connectionsTotal: number; readonly leaseMs: number };
   readonly session: { readonly ttlMs: number; readonly cookieSecure: boolean };
+  /** `NODE_ENV=production`: SECRET_KEY is required, private MCP networks are off by default. */
+  readonly production: boolean;
+  /** Still accepted for decryption during a key rotation (`npm run rotate-secrets`). */
+  readonly secretKeyPrevious?: string;
+  readonly security: SecurityConfig;
+  /** Registry size caps (bounded discovery snapshots); exceeded at create → 409. */
+  readonly registryLimits: {
+    readonly agents: number;
+    readonly promptVersionsPerAgent: number;
+    readonly mcpServers: number;
+    readonly trustRules: number;
+  };
+}
+
+export interface SecurityConfig {
+  /** Origins allowed for cookie-authenticated unsafe requests (and the Socket.IO handshake); unset = the service's own origin. */
+  readonly allowedOrigins?: readonly string[];
+  /** Fastify `trustProxy`: which peers' X-Forwarded-* headers are believed. */
+  readonly trustProxy: boolean | string;
+  /** How often each replica re-checks the credentials its open streams hold. */
+  readonly credentialCheckMs: number;
+  readonly login: {
+    readonly maxFailuresPerUser: number;
+    readonly maxFailuresPerIp: number;
+    readonly backoffMs: number;
+    readonly backoffMaxMs: number;
+    readonly failureWindowMs: number;
+  };
+  /** Password hashes (scrypt, 128 MiB each) computed at once per replica; a bounded queue waits beyond. */
+  readonly passwordHashConcurrency: number;
+  /** MCP server URLs may point at private and loopback addresses. */
+  readonly mcpAllowPrivateNetworks: boolean;
+  readonly metricsToken?: string;
+  readonly metricsPort?: number;
 }
 
 export class ConfigError extends Error {
@@ -95,6 +130,62 @@ function redisPrefix(env: Env): string {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
+/** `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path), normalized as browsers send them. */
+function allowedOrigins(env: Env): string[] | undefined {
+  const raw = str(env, 'ALLOWED_ORIGINS');
+  if (raw === undefined) return undefined;
+  const origins: string[] = [];
+  for (const item of raw.split(',').map((o) => o.trim()).filter(Boolean)) {
+    const origin = normalizeOrigin(item);
+    if (origin === undefined) {
+      throw new ConfigError('ALLOWED_ORIGINS', `must list origins such as https://admin.example.com (scheme and host, no path), got "${item}"`);
+    }
+    origins.push(origin);
+  }
+  if (origins.length === 0) throw new ConfigError('ALLOWED_ORIGINS', 'must list at least one origin');
+  return origins;
+}
+
+function trustProxy(env: Env): boolean | string {
+  const raw = str(env, 'TRUST_PROXY') ?? 'loopback,uniquelocal';
+  const lower = raw.toLowerCase();
+  if (['true', 'false'].includes(lower)) return lower === 'true';
+  for (const item of raw.split(',').map((v) => v.trim())) {
+    if (!/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/.test(item)) {
+      throw new ConfigError('TRUST_PROXY', `must be true, false, or a list of addresses, CIDR ranges, loopback, linklocal, uniquelocal; got "${item}"`);
+    }
+  }
+  return raw;
+}
+
+function securityConfig(env: Env, production: boolean, embedded: boolean): SecurityConfig {
+  const metricsToken = str(env, 'METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters long');
+  const metricsPort = str(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535);
+  if (metricsPort !== undefined && metricsPort === int(env, 'PORT', 3000, 0, 65535)) {
+    throw new ConfigError('METRICS_PORT', 'must differ from PORT');
+  }
+  const login = {
+    maxFailuresPerUser: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
+    maxFailuresPerIp: int(env, 'LOGIN_MAX_FAILURES_PER_IP', 20, 1, 100_000),
+    backoffMs: int(env, 'LOGIN_BACKOFF_MS', 1000, 100, 3_600_000),
+    backoffMaxMs: int(env, 'LOGIN_BACKOFF_MAX_MS', 15 * 60_000, 100, 86_400_000),
+    failureWindowMs: int(env, 'LOGIN_FAILURE_WINDOW_MS', 15 * 60_000, 1000, 86_400_000),
+  };
+  if (login.backoffMaxMs < login.backoffMs) throw new ConfigError('LOGIN_BACKOFF_MAX_MS', 'must be at least LOGIN_BACKOFF_MS');
+  return {
+    allowedOrigins: allowedOrigins(env),
+    trustProxy: trustProxy(env),
+    credentialCheckMs: int(env, 'CREDENTIAL_CHECK_MS', 400, 50, 60_000),
+    login,
+    passwordHashConcurrency: int(env, 'PASSWORD_HASH_CONCURRENCY', 2, 1, 64),
+    // Developer mode (embedded PostgreSQL) talks to local MCP servers; production does not by default.
+    mcpAllowPrivateNetworks: bool(env, 'MCP_ALLOW_PRIVATE_NETWORKS', embedded && !production),
+    metricsToken,
+    metricsPort,
+  };
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -112,10 +203,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (secretKey !== undefined && secretKey.length < 32) {
     throw new ConfigError('SECRET_KEY', 'must be at least 32 characters long');
   }
+  const production = str(env, 'NODE_ENV') === 'production';
+  if (production && secretKey === undefined) {
+    throw new ConfigError('SECRET_KEY', 'must be set when NODE_ENV=production (32+ random characters; it encrypts MCP server secrets)');
+  }
+  const secretKeyPrevious = str(env, 'SECRET_KEY_PREVIOUS');
+  if (secretKeyPrevious !== undefined && secretKeyPrevious.length < 32) {
+    throw new ConfigError('SECRET_KEY_PREVIOUS', 'must be at least 32 characters long');
+  }
+  if (secretKeyPrevious !== undefined && secretKey === undefined) {
+    throw new ConfigError('SECRET_KEY_PREVIOUS', 'needs SECRET_KEY (the new key) to be set too');
+  }
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
   return {
     port: int(env, 'PORT', 3000, 0, 65535),
     host: str(env, 'HOST') ?? '127.0.0.1',
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl,
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 2, 200),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data'),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
@@ -151,6 +254,15 @@ export function loadConfig(env: Env = process.env): AppConfig {
     session: {
       ttlMs: int(env, 'SESSION_TTL_MS', 12 * 3600 * 1000, 60_000, 365 * 24 * 3600 * 1000),
       cookieSecure: bool(env, 'SESSION_COOKIE_SECURE', false),
+    },
+    production,
+    secretKeyPrevious,
+    security: securityConfig(env, production, databaseUrl === undefined),
+    registryLimits: {
+      agents: int(env, 'MAX_AGENTS', 1000, 1, 10_000_000),
+      promptVersionsPerAgent: int(env, 'MAX_PROMPT_VERSIONS_PER_AGENT', 100, 1, 1_000_000),
+      mcpServers: int(env, 'MAX_MCP_SERVERS', 500, 1, 1_000_000),
+      trustRules: int(env, 'MAX_TRUST_RULES', 10_000, 1, 10_000_000),
     },
   };
 }
