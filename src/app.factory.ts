@@ -2,9 +2,16 @@ import 'reflect-metadata';
 import { Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { AppModule } from './app.module.js';
+import { installAuthHook } from './auth/auth.hook.js';
+import { Authenticator } from './auth/authenticator.js';
+import { MetricsAccess } from './auth/metrics-access.js';
+import { findNul, guardedJsonParser, nulError } from './common/json-body.js';
 import { sendProblem } from './common/problem-details.filter.js';
+import { clientErrorProblem, rawProblemResponse } from './common/problem-details.js';
 import type { AppConfig } from './config/app-config.js';
 
 const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
@@ -16,9 +23,11 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
 
 /** Builds the application exactly as production runs it (tests use this too). */
 export async function createApp(config: AppConfig, databaseUrl: string): Promise<NestFastifyApplication> {
+  const logger = new Logger('Http');
   const adapter = new FastifyAdapter({
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: true,
+    // Only these peers' X-Forwarded-* are believed (client address for login throttling, own origin for CSRF).
+    trustProxy: config.security.trustProxy,
     requestIdHeader: false,
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const given = req.headers['x-request-id'];
@@ -27,7 +36,21 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    forceCloseConnections: true,
+    // On close: idle keep-alive connections are closed, in-flight requests finish (a
+    // POST whose transaction commits still gets its answer). Streams are hijacked
+    // and ended by their own drain.
+    forceCloseConnections: 'idle',
+    // The router's own errors (bad percent-encoding, an over-long path
+    // segment) are answered before any hook runs: problem+json too, without
+    // echoing the URL.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendProblem(request, reply, error, logger),
+    // Node's HTTP parser errors (431 headers too large, 400 malformed, 408),
+    // while a response can still be written.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
+      const problem = clientErrorProblem(error);
+      if (problem && socket.writable && !socket.destroyed) socket.end(rawProblemResponse(problem));
+      socket.destroySoon();
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, databaseUrl), adapter, {
     logger: LEVELS[config.logLevel],
@@ -37,12 +60,25 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
   });
   const fastify = app.getHttpAdapter().getInstance();
   fastify.removeContentTypeParser('text/plain');
-  const logger = new Logger('Http');
+  // JSON with Fastify's parser and its poisoning checks, plus: an empty body is
+  // no body, nesting deeper than MAX_JSON_DEPTH and NUL characters are 400s.
+  const baseJson = fastify.getDefaultJsonParser('error', 'error');
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, guardedJsonParser(baseJson as never) as never);
+  // Authentication before the body is read (401/403 without parsing it).
+  installAuthHook(fastify, app.get(Authenticator), app.get(MetricsAccess));
+  // PostgreSQL cannot store NUL in text: a NUL in the query or the path is a 400 naming it, not a 500.
+  fastify.addHook('preValidation', async (request) => {
+    const field = findNul(request.query, 'query') ?? findNul(request.params);
+    if (field !== undefined) throw nulError(field);
+  });
   // Errors raised by Fastify itself (body parsing, size limit, media type) get
   // the same problem+json as everything else (Nest maps unknown routes).
   fastify.setErrorHandler((error, request, reply) => sendProblem(request, reply, error, logger));
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
+    // A response that sets a cookie (the session) is never stored by a cache.
+    if (reply.hasHeader('set-cookie')) reply.header('cache-control', 'no-store');
   });
   return app;
 }

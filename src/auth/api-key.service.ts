@@ -4,6 +4,7 @@ import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { one, rows, sql } from '../database/sql.js';
 import type { Role } from '../events/event-catalog.js';
+import { CredentialWatcher } from './credential-watcher.js';
 import type { Principal } from './principal.js';
 import { newApiKey, sha256 } from './secrets.js';
 
@@ -15,6 +16,10 @@ export interface ApiKeyRecord {
   createdBy: string | null;
   createdAt: string;
   revokedAt: string | null;
+  /** Null: the key does not expire. */
+  expiresAt: string | null;
+  /** Recorded at most once a minute per key. */
+  lastUsedAt: string | null;
 }
 
 interface ApiKeyRow {
@@ -25,6 +30,8 @@ interface ApiKeyRow {
   created_by: string | null;
   created_at: Date;
   revoked_at: Date | null;
+  expires_at: Date | null;
+  last_used_at: Date | null;
 }
 
 const BOOTSTRAP_LOCK = 7_346_110_003;
@@ -38,29 +45,50 @@ function toRecord(row: ApiKeyRow): ApiKeyRecord {
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),
     revokedAt: row.revoked_at?.toISOString() ?? null,
+    expiresAt: row.expires_at?.toISOString() ?? null,
+    lastUsedAt: row.last_used_at?.toISOString() ?? null,
   };
 }
+
+/** `last_used_at` is written at most this often per key (and replica). */
+const LAST_USED_EVERY_MS = 60_000;
 
 @Injectable()
 export class ApiKeyService {
   private readonly logger = new Logger('ApiKeys');
+  /** When this replica last wrote `last_used_at` for a key. */
+  private readonly lastUsedWrites = new Map<string, number>();
 
   constructor(
     private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly watcher: CredentialWatcher,
   ) {}
 
   /** Creates a key; the clear key is returned here only, never stored. */
-  async create(name: string, role: Role, createdBy: string | null, key = newApiKey()): Promise<{ key: string; record: ApiKeyRecord }> {
-    return { key, record: toRecord(await this.insert(this.dataSource.manager, name, key, role, createdBy)) };
+  async create(
+    name: string,
+    role: Role,
+    createdBy: string | null,
+    key = newApiKey(),
+    expiresAt: Date | null = null,
+  ): Promise<{ key: string; record: ApiKeyRecord }> {
+    return { key, record: toRecord(await this.insert(this.dataSource.manager, name, key, role, createdBy, expiresAt)) };
   }
 
   /** Stores a key as its hash (plus a short prefix to recognise it by). */
-  private async insert(manager: EntityManager, name: string, key: string, role: Role, createdBy: string | null): Promise<ApiKeyRow> {
+  private async insert(
+    manager: EntityManager,
+    name: string,
+    key: string,
+    role: Role,
+    createdBy: string | null,
+    expiresAt: Date | null = null,
+  ): Promise<ApiKeyRow> {
     const row = await one<ApiKeyRow>(
       manager,
-      `INSERT INTO api_keys (name, prefix, key_hash, role, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-      [name, key.slice(0, 11), sha256(key), role, createdBy],
+      `INSERT INTO api_keys (name, prefix, key_hash, role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+      [name, key.slice(0, 11), sha256(key), role, createdBy, expiresAt],
     );
     return row!;
   }
@@ -72,16 +100,38 @@ export class ApiKeyService {
   async revoke(id: string): Promise<void> {
     const result = await sql(this.dataSource.manager, 'UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
     if (result.count === 0) throw DomainError.notFound('API key', id);
+    // This replica's streams end now; the others' at their next credential check.
+    this.watcher.checkSoon();
   }
 
   async authenticate(key: string): Promise<Principal | undefined> {
     if (!key.startsWith('ar_') || key.length > 200) return undefined;
     const row = await one<ApiKeyRow>(
       this.dataSource.manager,
-      'SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
+      'SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
       [sha256(key)],
     );
-    return row ? { kind: 'api_key', id: `key:${row.id}`, name: row.name, role: row.role } : undefined;
+    if (!row) return undefined;
+    this.touch(row.id);
+    const id = `key:${row.id}`;
+    return { kind: 'api_key', id, name: row.name, role: row.role, credential: id, via: 'api_key' };
+  }
+
+  /**
+   * Records `last_used_at`, at most once a minute per key: this replica skips
+   * the write inside the minute, and the UPDATE's condition skips it when
+   * another replica wrote within the minute. Never delays or fails the request.
+   */
+  private touch(id: string): void {
+    const now = Date.now();
+    if (now - (this.lastUsedWrites.get(id) ?? 0) < LAST_USED_EVERY_MS) return;
+    if (this.lastUsedWrites.size >= 10_000) this.lastUsedWrites.clear();
+    this.lastUsedWrites.set(id, now);
+    void sql(
+      this.dataSource.manager,
+      "UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+      [id],
+    ).catch((error: Error) => this.logger.warn(`last_used_at not recorded: ${error.message}`));
   }
 
   /**

@@ -1,11 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DomainError } from '../common/domain-error.js';
 import { parseWith, ZodPipe } from '../common/zod-validation.pipe.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ApiKeyService } from './api-key.service.js';
-import { createApiKeySchema, createUserSchema, loginSchema, uuidParam } from './auth.schemas.js';
+import { createApiKeySchema, createUserSchema, loginSchema, updateUserSchema, uuidParam } from './auth.schemas.js';
 import { actorOf, CurrentPrincipal, type Principal, Public, RequireRole } from './principal.js';
 import { clearedSessionCookie, readCookie, SESSION_COOKIE, sessionCookie } from './session-cookie.js';
 import { UserService } from './user.service.js';
@@ -20,10 +20,17 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(200)
-  async login(@Body(new ZodPipe(loginSchema)) body: z.infer<typeof loginSchema>, @Res({ passthrough: true }) reply: FastifyReply) {
-    const session = await this.users.login(body.username, body.password);
+  async login(
+    @Body(new ZodPipe(loginSchema)) body: z.infer<typeof loginSchema>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    // request.ip: the client address, through proxies trusted by TRUST_PROXY only.
+    const session = await this.users.login(body.username, body.password, request.ip);
     if (!session) throw new DomainError('unauthorized', 'wrong username or password');
-    reply.header('set-cookie', sessionCookie(session.token, this.config.session.ttlMs, this.config.session.cookieSecure));
+    reply
+      .header('set-cookie', sessionCookie(session.token, this.config.session.ttlMs, this.config.session.cookieSecure))
+      .header('cache-control', 'no-store');
     return { user: session.user, expiresAt: session.expiresAt.toISOString() };
   }
 
@@ -33,7 +40,7 @@ export class AuthController {
   async logout(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<void> {
     const token = readCookie(request.headers.cookie, SESSION_COOKIE);
     if (token) await this.users.logout(token);
-    reply.header('set-cookie', clearedSessionCookie(this.config.session.cookieSecure));
+    reply.header('set-cookie', clearedSessionCookie(this.config.session.cookieSecure)).header('cache-control', 'no-store');
   }
 
   @Get('me')
@@ -48,8 +55,14 @@ export class ApiKeysController {
   constructor(private readonly apiKeys: ApiKeyService) {}
 
   @Post()
-  async create(@Body(new ZodPipe(createApiKeySchema)) body: z.infer<typeof createApiKeySchema>, @CurrentPrincipal() principal: Principal) {
-    const { key, record } = await this.apiKeys.create(body.name, body.role, actorOf(principal));
+  async create(
+    @Body(new ZodPipe(createApiKeySchema)) body: z.infer<typeof createApiKeySchema>,
+    @CurrentPrincipal() principal: Principal,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const { key, record } = await this.apiKeys.create(body.name, body.role, actorOf(principal), undefined, body.expiresAt ?? null);
+    // The one response that carries the clear key: no cache may keep it.
+    reply.header('cache-control', 'no-store');
     return { ...record, key };
   }
 
@@ -78,6 +91,12 @@ export class UsersController {
   @Get()
   async list() {
     return { items: await this.users.list() };
+  }
+
+  /** `{role?, password?}`: a new role reaches the user's open streams; a new password ends every session. */
+  @Patch(':id')
+  async update(@Param('id') id: string, @Body(new ZodPipe(updateUserSchema)) body: z.infer<typeof updateUserSchema>) {
+    return this.users.update(parseWith(uuidParam, id, 'id'), body);
   }
 
   @Delete(':id')

@@ -2,7 +2,10 @@ import { Controller, Get, Headers, Inject, Query, Req, Res } from '@nestjs/commo
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import { z } from 'zod';
+import { CredentialWatcher } from '../auth/credential-watcher.js';
 import { CurrentPrincipal, type Principal } from '../auth/principal.js';
+import { ClusterState } from '../bus/event-bus.js';
+import { DomainError } from '../common/domain-error.js';
 import { ZodPipe } from '../common/zod-validation.pipe.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
@@ -23,6 +26,8 @@ export class DiscoveryController {
     private readonly discovery: DiscoveryService,
     private readonly outbox: OutboxRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly cluster: ClusterState,
+    private readonly credentials: CredentialWatcher,
   ) {}
 
   /**
@@ -58,10 +63,40 @@ export class DiscoveryController {
       .send({ cursor: view.cursor, ...view.sections, counts: counts(view) });
   }
 
+  /**
+   * The progressive stream is a stream connection like /stream/changes (GET
+   * and HEAD alike): it takes a slot of MAX_CONNECTIONS_PER_USER /
+   * MAX_CONNECTIONS_TOTAL until it ends, and it ends early when its
+   * credential is revoked.
+   */
   private async stream(request: FastifyRequest, reply: FastifyReply, principal: Principal, pageSize: number): Promise<void> {
-    const view = this.discovery.view(await this.discovery.snapshot(), principal.role);
+    const limits = this.config.limits;
+    const slot = await this.cluster.acquireConnection(principal.id, limits.connectionsPerUser, limits.connectionsTotal);
+    if (slot !== 'ok') {
+      const detail =
+        slot === 'user_limit' ? `you already have ${limits.connectionsPerUser} open stream connections` : 'the service is at its stream connection limit';
+      throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
+    }
+    let released = false;
+    let untrack = (): void => undefined;
+    const release = () => {
+      if (released) return;
+      released = true;
+      untrack();
+      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+    };
+    let view: DiscoveryView;
+    try {
+      view = this.discovery.view(await this.discovery.snapshot(), principal.role);
+    } catch (error) {
+      release();
+      throw error;
+    }
     reply.hijack();
     const res = reply.raw;
+    res.on('close', release);
+    untrack = this.credentials.track(principal, { close: () => res.destroy() });
+    if (res.destroyed) release();
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',

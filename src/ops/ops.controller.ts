@@ -1,7 +1,7 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
-import { Public } from '../auth/principal.js';
+import { MetricsEndpoint, Public } from '../auth/principal.js';
 import { EventBus } from '../bus/event-bus.js';
 import { DomainError } from '../common/domain-error.js';
 import { LifecycleService } from './lifecycle.service.js';
@@ -36,7 +36,9 @@ export class OpsController {
     return { status: 'ready', bus: this.bus.kind };
   }
 
+  /** Open by default; METRICS_TOKEN / METRICS_PORT protect it (see MetricsAccess, checked before the handler). */
   @Get('metrics')
+  @MetricsEndpoint()
   async metricsText(@Res({ passthrough: true }) reply: FastifyReply) {
     reply.header('content-type', this.metrics.registry.contentType);
     return this.metrics.registry.metrics();

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
+import { CredentialWatcher } from '../auth/credential-watcher.js';
 import type { Principal } from '../auth/principal.js';
 import { ClusterState } from '../bus/event-bus.js';
 import { DomainError } from '../common/domain-error.js';
@@ -35,6 +36,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     private readonly lifecycle: LifecycleService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     metrics: MetricsService,
+    private readonly credentials: CredentialWatcher,
   ) {
     const connections = this.connections;
     new Gauge({ name: 'registry_sse_connections', help: 'Open SSE connections on this replica', registers: [metrics.registry], collect() { this.set(connections.size); } });
@@ -66,6 +68,8 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     reply.hijack();
     const conn = new SseConnection(request.raw.socket, this.sharedFilter(filter), this.config.stream.maxBufferBytes, this, principal.id);
     this.connections.add(conn);
+    // Revoked, expired or re-roled credentials end the stream on every replica (its slot freed by connectionClosed).
+    this.credentials.track(principal, conn);
     conn.open({ requestId: String(request.id), retryMs: this.config.stream.retryMs });
     try {
       await this.hub.follow(conn, 'sse', encodeSse, cursor);
@@ -77,6 +81,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
 
   connectionClosed(conn: SseConnection, reason: string): void {
     this.connections.delete(conn);
+    this.credentials.untrack(conn);
     this.hub.leave(conn);
     this.disconnects.inc({ reason: reason.split(':')[0]! });
     void this.cluster.releaseConnection(conn.userId).catch(() => undefined);

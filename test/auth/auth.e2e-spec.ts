@@ -14,6 +14,7 @@ describe('auth: API keys, users, sessions', () => {
     expect(created.status).toBe(201);
     const key: string = created.body.key;
     expect(key).toMatch(/^ar_/);
+    expect(created.headers.get('cache-control')).toBe('no-store');
     const listed = await api(t.baseUrl, 'GET', '/api/v1/api-keys', { key: t.adminKey });
     expect(listed.text).not.toContain(key);
     expect(listed.body.items.find((k: { id: string }) => k.id === created.body.id)).toMatchObject({ name: 'bff', role: 'viewer', prefix: key.slice(0, 11) });
@@ -44,12 +45,15 @@ describe('auth: API keys, users, sessions', () => {
     expect(login.status).toBe(200);
     const setCookie = login.headers.get('set-cookie')!;
     expect(setCookie).toMatch(/^ar_session=[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+    expect(login.headers.get('cache-control')).toBe('no-store');
     const cookie = setCookie.split(';')[0]!;
 
     expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).body).toEqual({ kind: 'user', name: 'alice', role: 'editor' });
-    const created = await api(t.baseUrl, 'POST', '/api/v1/agents', { headers: { cookie }, body: { id: 'by-cookie', name: 'x', model: { provider: 'p', name: 'm' } } });
+    // Unsafe cookie requests name their origin (browsers always do): here the service's own.
+    const origin = t.baseUrl;
+    const created = await api(t.baseUrl, 'POST', '/api/v1/agents', { headers: { cookie, origin }, body: { id: 'by-cookie', name: 'x', model: { provider: 'p', name: 'm' } } });
     expect(created.status).toBe(201);
-    expect((await api(t.baseUrl, 'POST', '/api/v1/api-keys', { headers: { cookie }, body: { name: 'x', role: 'viewer' } })).status).toBe(403);
+    expect((await api(t.baseUrl, 'POST', '/api/v1/api-keys', { headers: { cookie, origin }, body: { name: 'x', role: 'viewer' } })).status).toBe(403);
 
     const stream = await SseClient.connect(`${t.baseUrl}/api/v1/stream/changes?lastEventId=0`, { cookie });
     expect(stream.status).toBe(200);
@@ -58,6 +62,7 @@ describe('auth: API keys, users, sessions', () => {
 
     const logout = await api(t.baseUrl, 'POST', '/api/v1/auth/logout', { headers: { cookie } });
     expect(logout.status).toBe(204);
+    expect(logout.headers.get('cache-control')).toBe('no-store');
     expect(logout.headers.get('set-cookie')).toContain('Max-Age=0');
     expect((await api(t.baseUrl, 'GET', '/api/v1/agents', { headers: { cookie } })).status).toBe(401);
   });
@@ -69,5 +74,21 @@ describe('auth: API keys, users, sessions', () => {
     const users = await api(t.baseUrl, 'GET', '/api/v1/users', { key: t.adminKey });
     expect(users.body.items.map((u: { username: string }) => u.username)).toContain('alice');
     expect(users.text).not.toContain('scrypt');
+  });
+
+  it('changes a user role and password (a new password ends every session)', async () => {
+    const made = await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'erin', password: 'first password 1', role: 'viewer' } });
+    expect(made.status).toBe(201);
+    const login = await api(t.baseUrl, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'first password 1' } });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const promoted = await api(t.baseUrl, 'PATCH', `/api/v1/users/${made.body.id}`, { key: t.adminKey, body: { role: 'editor' } });
+    expect(promoted.status).toBe(200);
+    expect(promoted.body).toMatchObject({ username: 'erin', role: 'editor' });
+    expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).body.role).toBe('editor');
+    expect((await api(t.baseUrl, 'PATCH', `/api/v1/users/${made.body.id}`, { key: t.adminKey, body: {} })).status).toBe(400);
+    expect((await api(t.baseUrl, 'PATCH', `/api/v1/users/${made.body.id}`, { key: t.adminKey, body: { password: 'second password 2' } })).status).toBe(200);
+    expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).status).toBe(401);
+    expect((await api(t.baseUrl, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'second password 2' } })).status).toBe(200);
+    expect((await api(t.baseUrl, 'PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', { key: t.adminKey, body: { role: 'viewer' } })).status).toBe(404);
   });
 });

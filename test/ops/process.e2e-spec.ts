@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../src/database/embedded-postgres.js';
+import { MIGRATIONS } from '../../src/database/migration-list.js';
 import { api, createTestDatabase, sleep } from '../support/test-env.js';
 
 describe('the service process', () => {
@@ -24,7 +25,7 @@ describe('the service process', () => {
       expect(results.filter((r) => r.out.includes('schema is up to date'))).toHaveLength(2);
       const c = new pg.Client({ connectionString: db.url });
       await c.connect();
-      expect((await c.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBe(2);
+      expect((await c.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBe(MIGRATIONS.length);
       await c.end();
     } finally {
       await db.drop();
