@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { EgressModule } from '../egress/egress.module.js';
 import { AgentController } from './agents/agent.controller.js';
 import { AgentRepository } from './agents/agent.repository.js';
 import { AgentService } from './agents/agent.service.js';
@@ -14,6 +15,7 @@ import { TrustRuleRepository } from './trust-rules/trust-rule.repository.js';
 import { TrustRuleService } from './trust-rules/trust-rule.service.js';
 
 @Module({
+  imports: [EgressModule],
   controllers: [AgentController, PromptController, McpServerController, TrustRuleController],
   providers: [
     AgentRepository,

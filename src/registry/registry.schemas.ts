@@ -21,10 +21,19 @@ export function encodeCursor(value: string): string {
   return Buffer.from(value, 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string | undefined): string | undefined {
+export const isSlug = (value: string): boolean => slug.safeParse(value).success;
+
+/**
+ * The key a page cursor carries. A cursor that is not one this API returned —
+ * not canonical base64url, or decoding to something `valid` rejects (binary,
+ * NUL, a malformed key) — is a 400 on `cursor`, never a database error.
+ */
+export function decodeCursor(cursor: string | undefined, valid: (decoded: string) => boolean = () => true): string | undefined {
   if (cursor === undefined) return undefined;
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (decoded === '' || encodeCursor(decoded) !== cursor) throw DomainError.field('cursor', 'is not a cursor returned by this API');
+  if (decoded === '' || encodeCursor(decoded) !== cursor || decoded.includes('\0') || decoded.includes('\ufffd') || !valid(decoded)) {
+    throw DomainError.field('cursor', 'is not a cursor returned by this API');
+  }
   return decoded;
 }
 

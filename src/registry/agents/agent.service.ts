@@ -1,9 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
-import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
+import { assertBelowCap } from '../registry-limits.js';
+import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type Agent, AgentRepository } from './agent.repository.js';
 import type { CreateAgent, UpdateAgent } from './agent.schemas.js';
 
@@ -14,11 +16,13 @@ export class AgentService {
     private readonly dataSource: DataSource,
     private readonly agents: AgentRepository,
     private readonly outbox: OutboxRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(input: CreateAgent, actor: string): Promise<Agent> {
     try {
       return await this.dataSource.transaction(async (m) => {
+        await assertBelowCap(m, 'agents', this.config.registryLimits.agents, 'MAX_AGENTS', 'agents');
         const agent = await this.agents.insert(m, input);
         await this.outbox.append(m, { type: 'agent.created', id: agent.id, version: agent.version, actor });
         return agent;
@@ -36,7 +40,7 @@ export class AgentService {
   }
 
   async list(limit: number, cursor?: string, tag?: string): Promise<Page<Agent>> {
-    const found = await this.agents.list(this.dataSource.manager, limit + 1, decodeCursor(cursor), tag);
+    const found = await this.agents.list(this.dataSource.manager, limit + 1, decodeCursor(cursor, isSlug), tag);
     return pageOf(found, limit, (a) => a.id);
   }
 

@@ -6,7 +6,7 @@ import type { HealthCheck, Transport } from './mcp-server.schemas.js';
 /** The mask shown instead of every header value. */
 export const MASK = '***';
 
-/** An MCP server as the API shows it: header names only, values masked. */
+/** An MCP server as the API shows it: header names only, values masked; the URL's query values masked too. */
 export interface McpServer {
   id: string;
   name: string;
@@ -69,14 +69,30 @@ function toMcpServer(row: McpServerRow): McpServer {
 /** Every MCP server query; each takes the caller's EntityManager (and so its transaction). */
 @Injectable()
 export class McpServerRepository {
-  async insert(m: EntityManager, s: NewMcpServer, headers: SealedHeaders): Promise<McpServer> {
+  /** `s.url` is the masked URL; `urlSecret` the sealed whole URL (null: no query string). */
+  async insert(m: EntityManager, s: NewMcpServer, headers: SealedHeaders, urlSecret: string | null): Promise<McpServer> {
     const row = await one<McpServerRow>(
       m,
-      `INSERT INTO mcp_servers (id, name, url, transport, headers_secret, header_names, health_check, enabled)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
-      [s.id, s.name, s.url, s.transport, headers.secret, headers.names, JSON.stringify(s.healthCheck), s.enabled],
+      `INSERT INTO mcp_servers (id, name, url, transport, headers_secret, header_names, health_check, enabled, url_secret)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+      [s.id, s.name, s.url, s.transport, headers.secret, headers.names, JSON.stringify(s.healthCheck), s.enabled, urlSecret],
     );
     return toMcpServer(row!);
+  }
+
+  /** The masked URL and its sealed whole; undefined when the server does not exist. */
+  async findUrl(m: EntityManager, id: string): Promise<{ url: string; secret: string | null } | undefined> {
+    const row = await one<{ url: string; url_secret: string | null }>(m, 'SELECT url, url_secret FROM mcp_servers WHERE id = $1', [id]);
+    return row ? { url: row.url, secret: row.url_secret } : undefined;
+  }
+
+  /** Rows whose URL has a query string that was stored before URLs were sealed (first start after the upgrade). */
+  async findUnsealedUrls(m: EntityManager): Promise<{ id: string; url: string }[]> {
+    return rows(m, "SELECT id, url FROM mcp_servers WHERE url_secret IS NULL AND position('?' in url) > 0 FOR UPDATE");
+  }
+
+  async setUrl(m: EntityManager, id: string, masked: string, secret: string | null): Promise<void> {
+    await sql(m, 'UPDATE mcp_servers SET url = $2, url_secret = $3 WHERE id = $1', [id, masked, secret]);
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<McpServer | undefined> {
@@ -104,13 +120,17 @@ export class McpServerRepository {
     return found.map(toMcpServer);
   }
 
-  /** Writes the fields of `next`, and the header set when `headers` is given. */
-  async update(m: EntityManager, next: McpServer, headers?: SealedHeaders): Promise<McpServer> {
+  /**
+   * Writes the fields of `next` (its `url` masked), the header set when
+   * `headers` is given, and the sealed URL when `urlSecret` is given (null: none).
+   */
+  async update(m: EntityManager, next: McpServer, headers?: SealedHeaders, urlSecret?: string | null): Promise<McpServer> {
     const row = await one<McpServerRow>(
       m,
       `UPDATE mcp_servers SET name = $2, url = $3, transport = $4, health_check = $5, enabled = $6,
               headers_secret = CASE WHEN $7 THEN $8 ELSE headers_secret END,
               header_names = CASE WHEN $7 THEN $9::text[] ELSE header_names END,
+              url_secret = CASE WHEN $10 THEN $11 ELSE url_secret END,
               version = version + 1, updated_at = now()
         WHERE id = $1 RETURNING ${COLUMNS}`,
       [
@@ -123,6 +143,8 @@ export class McpServerRepository {
         headers !== undefined,
         headers?.secret ?? null,
         headers?.names ?? [],
+        urlSecret !== undefined,
+        urlSecret ?? null,
       ],
     );
     return toMcpServer(row!);

@@ -4,7 +4,10 @@ import { listQuery, slug } from '../registry.schemas.js';
 export const TRANSPORTS = ['streamable-http', 'sse'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
-/** The MCP endpoint: absolute http(s) URL, without embedded credentials (those belong in `headers`). */
+/**
+ * The MCP endpoint: absolute http(s) URL, without user:password (those belong in
+ * `headers`). A query string is allowed and stored encrypted (it may hold a key).
+ */
 const httpUrl = z
   .string()
   .max(2048)
@@ -20,6 +23,8 @@ const httpUrl = z
       ctx.addIssue({ code: 'custom', message: 'must be an absolute http or https URL' });
     } else if (parsed.username !== '' || parsed.password !== '') {
       ctx.addIssue({ code: 'custom', message: 'must not contain credentials; send them as headers, which are stored encrypted' });
+    } else if (value.includes('#')) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain a fragment (#…)' });
     }
   });
 

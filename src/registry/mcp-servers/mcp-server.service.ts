@@ -1,23 +1,27 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
+import { EgressClient } from '../../egress/egress.module.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
-import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
+import { assertBelowCap } from '../registry-limits.js';
+import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { HeaderSecrets } from './header-secrets.js';
 import { type McpServer, McpServerRepository, type SealedHeaders } from './mcp-server.repository.js';
 import type { CreateMcpServer, UpdateMcpServer } from './mcp-server.schemas.js';
-import type { SecretBox } from './secret-box.js';
+import type { Sealer } from './secret-box.js';
+import { openUrl, sealUrl } from './url-secret.js';
 
 /** Associated data sealing a header set to its server, so ciphertexts cannot be swapped between rows. */
 const context = (id: string) => `mcp_server:${id}`;
 
-function seal(box: SecretBox, id: string, headers: Record<string, string>): SealedHeaders {
+function seal(box: Sealer, id: string, headers: Record<string, string>): SealedHeaders {
   const names = Object.keys(headers);
   return { secret: names.length === 0 ? null : box.encrypt(JSON.stringify(headers), context(id)), names };
 }
 
-function open(box: SecretBox, id: string, sealed: SealedHeaders): Record<string, string> {
+function open(box: Sealer, id: string, sealed: SealedHeaders): Record<string, string> {
   return sealed.secret === null ? {} : (JSON.parse(box.decrypt(sealed.secret, context(id))) as Record<string, string>);
 }
 
@@ -28,25 +32,58 @@ function sameHeaders(a: Record<string, string>, b: Record<string, string>): bool
 
 /**
  * MCP server use cases. Each mutation writes the row and its outbox event in
- * one transaction. Header values are secrets: sealed with the SecretBox
- * before they reach the database, never returned by the API and never put in
- * events; only `getHeaders` (for the gateway) opens them.
+ * one transaction. Header values and the URL's query string are secrets:
+ * sealed with the SecretRing before they reach the database, never returned
+ * by the API (masked as `***`) and never put in events; only `getHeaders` and
+ * `getUrl` (for health probes and the gateway) open them. A URL whose literal
+ * host the egress policy refuses (metadata, link-local; private unless
+ * MCP_ALLOW_PRIVATE_NETWORKS) is a 400 on `url`.
  */
 @Injectable()
-export class McpServerService {
+export class McpServerService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('McpServers');
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly servers: McpServerRepository,
     private readonly outbox: OutboxRepository,
     private readonly secrets: HeaderSecrets,
+    private readonly egress: EgressClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /**
+   * URLs with a query string stored before they were sealed (an upgrade) are
+   * sealed and masked at start; replicas starting together lock the rows, so
+   * each is done once.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      const box = await this.secrets.get();
+      const sealed = await this.dataSource.transaction(async (m) => {
+        const found = await this.servers.findUnsealedUrls(m);
+        for (const row of found) {
+          const { masked, secret } = sealUrl(box, row.id, row.url);
+          if (secret !== null) await this.servers.setUrl(m, row.id, masked, secret);
+        }
+        return found.length;
+      });
+      if (sealed > 0) this.logger.log(`sealed the query string of ${sealed} MCP server URL(s)`);
+    } catch (error) {
+      this.logger.warn(`sealing stored MCP server URLs failed (retried at next start): ${(error as Error).message}`);
+    }
+  }
+
   async create(input: CreateMcpServer, actor: string): Promise<McpServer> {
+    this.egress.assertRegistrable(input.url);
     const box = await this.secrets.get();
     const { headers, ...fields } = input;
+    const url = sealUrl(box, input.id, input.url);
     try {
       return await this.dataSource.transaction(async (m) => {
-        const server = await this.servers.insert(m, fields, seal(box, input.id, headers));
+        const limit = this.config.registryLimits.mcpServers;
+        await assertBelowCap(m, 'mcp_servers', limit, 'MAX_MCP_SERVERS', 'MCP servers');
+        const server = await this.servers.insert(m, { ...fields, url: url.masked }, seal(box, input.id, headers), url.secret);
         await this.outbox.append(m, { type: 'mcp_server.created', id: server.id, version: server.version, actor });
         return server;
       });
@@ -63,7 +100,7 @@ export class McpServerService {
   }
 
   async list(limit: number, cursor?: string, enabled?: boolean): Promise<Page<McpServer>> {
-    const found = await this.servers.list(this.dataSource.manager, limit + 1, decodeCursor(cursor), enabled);
+    const found = await this.servers.list(this.dataSource.manager, limit + 1, decodeCursor(cursor, isSlug), enabled);
     return pageOf(found, limit, (s) => s.id);
   }
 
@@ -74,24 +111,43 @@ export class McpServerService {
     return open(await this.secrets.get(), id, sealed);
   }
 
+  /** The server's whole URL, query string included (for health probes and the gateway; never for API responses). */
+  async getUrl(id: string): Promise<string> {
+    const stored = await this.servers.findUrl(this.dataSource.manager, id);
+    if (!stored) throw DomainError.notFound('MCP server', id);
+    return openUrl(await this.secrets.get(), id, stored);
+  }
+
+  /**
+   * PATCH. `url`: sending back the masked URL the API showed (`?api_key=***`)
+   * keeps the stored one; any other URL replaces it.
+   */
   async update(id: string, patch: UpdateMcpServer, expected: number | undefined, actor: string): Promise<McpServer> {
-    const box = patch.headers !== undefined ? await this.secrets.get() : undefined;
+    if (patch.url !== undefined) this.egress.assertRegistrable(patch.url);
+    const box = patch.headers !== undefined || patch.url !== undefined ? await this.secrets.get() : undefined;
     return this.dataSource.transaction(async (m) => {
       const current = await this.servers.find(m, id, true);
       if (!current) throw DomainError.notFound('MCP server', id);
       if (expected !== undefined && expected !== current.version) throw DomainError.stale('MCP server', id, current.version);
-      const { version: _ignored, headers, healthCheck, ...fields } = patch;
+      const { version: _ignored, headers, healthCheck, url, ...fields } = patch;
       const next: McpServer = { ...current, ...fields, healthCheck: { ...current.healthCheck, ...healthCheck } };
-      const changed: string[] = (['name', 'url', 'transport', 'healthCheck', 'enabled'] as const).filter(
+      const changed: string[] = (['name', 'transport', 'healthCheck', 'enabled'] as const).filter(
         (k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]),
       );
+      let urlSecret: string | null | undefined;
+      if (url !== undefined && url !== current.url && !(await this.urlEqual(m, box!, id, url))) {
+        const sealedUrl = sealUrl(box!, id, url);
+        next.url = sealedUrl.masked;
+        urlSecret = sealedUrl.secret;
+        changed.push('url');
+      }
       let sealed: SealedHeaders | undefined;
       if (headers !== undefined && !(await this.headersEqual(m, box!, id, headers))) {
         sealed = seal(box!, id, headers);
         changed.push('headers');
       }
       if (changed.length === 0) return current;
-      const server = await this.servers.update(m, next, sealed);
+      const server = await this.servers.update(m, next, sealed, urlSecret);
       await this.outbox.append(m, { type: 'mcp_server.updated', id, version: server.version, actor, data: { changed } });
       return server;
     });
@@ -114,8 +170,19 @@ export class McpServerService {
     }
   }
 
+  /** Whether the stored URL equals `url`; one that no longer decrypts counts as different. */
+  private async urlEqual(m: EntityManager, box: Sealer, id: string, url: string): Promise<boolean> {
+    const stored = await this.servers.findUrl(m, id);
+    if (!stored) return false;
+    try {
+      return openUrl(box, id, stored) === url;
+    } catch {
+      return false;
+    }
+  }
+
   /** Whether the stored header set equals `headers`; one that no longer decrypts (key changed) counts as different. */
-  private async headersEqual(m: EntityManager, box: SecretBox, id: string, headers: Record<string, string>): Promise<boolean> {
+  private async headersEqual(m: EntityManager, box: Sealer, id: string, headers: Record<string, string>): Promise<boolean> {
     const sealed = await this.servers.findHeaders(m, id);
     if (!sealed) return false;
     try {

@@ -69,3 +69,51 @@ function decodePart(part: string): Buffer {
   if (!/^[A-Za-z0-9_-]*$/.test(part)) throw new SecretBoxError('not a v1 secret box ciphertext');
   return Buffer.from(part, 'base64url');
 }
+
+/** What sealing needs: SecretBox, or a SecretRing during a key rotation. */
+export interface Sealer {
+  encrypt(plaintext: string, associatedData?: string): string;
+  decrypt(ciphertext: string, associatedData?: string): string;
+}
+
+/**
+ * A key rotation: encrypts with the current key only, decrypts with the
+ * current key or any older one (SECRET_KEY_PREVIOUS, or the key generated in
+ * the database before SECRET_KEY was configured). `npm run rotate-secrets`
+ * re-encrypts everything with the current key, after which the old ones can go.
+ */
+export class SecretRing implements Sealer {
+  constructor(
+    readonly current: SecretBox,
+    private readonly previous: readonly SecretBox[] = [],
+  ) {}
+
+  encrypt(plaintext: string, associatedData?: string): string {
+    return this.current.encrypt(plaintext, associatedData);
+  }
+
+  decrypt(ciphertext: string, associatedData?: string): string {
+    try {
+      return this.current.decrypt(ciphertext, associatedData);
+    } catch (error) {
+      for (const box of this.previous) {
+        try {
+          return box.decrypt(ciphertext, associatedData);
+        } catch {
+          // next key
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** Whether `ciphertext` is already sealed with the current key. */
+  isCurrent(ciphertext: string, associatedData?: string): boolean {
+    try {
+      this.current.decrypt(ciphertext, associatedData);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,6 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
+import { one } from '../../database/sql.js';
+import { quotaExceeded } from '../registry-limits.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
 import { type Prompt, PromptRepository } from './prompt.repository.js';
@@ -20,11 +23,16 @@ export class PromptService {
     private readonly dataSource: DataSource,
     private readonly prompts: PromptRepository,
     private readonly outbox: OutboxRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(agentId: string, input: CreatePrompt, actor: string): Promise<Prompt> {
     return this.dataSource.transaction(async (m) => {
       await this.lockAgent(m, agentId);
+      // The agent row is locked: the count cannot change under us (MAX_PROMPT_VERSIONS_PER_AGENT bounds discovery).
+      const limit = this.config.registryLimits.promptVersionsPerAgent;
+      const held = await one<{ n: number }>(m, 'SELECT count(*)::int AS n FROM prompts WHERE agent_id = $1', [agentId]);
+      if (held!.n >= limit) throw quotaExceeded(`versions of agent "${agentId}"'s prompt`, limit, 'MAX_PROMPT_VERSIONS_PER_AGENT');
       const version = await this.prompts.nextVersion(m, agentId);
       let prompt = await this.prompts.insert(m, {
         agentId,

@@ -1,8 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError, type FieldError } from '../../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { PG, pgCode, pgConstraint } from '../../database/sql.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
+import { assertBelowCap } from '../registry-limits.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
 import { type TrustRule, type TrustRuleCursor, type TrustRuleFilter, TrustRuleRepository } from './trust-rule.repository.js';
 import type { CreateTrustRule, UpdateTrustRule } from './trust-rule.schemas.js';
@@ -36,12 +38,14 @@ export class TrustRuleService {
     private readonly dataSource: DataSource,
     private readonly rules: TrustRuleRepository,
     private readonly outbox: OutboxRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(input: CreateTrustRule, actor: string): Promise<TrustRule> {
     try {
       return await this.dataSource.transaction(async (m) => {
         await this.checkReferences(m, input.agentId, input.mcpServerId);
+        await assertBelowCap(m, 'trust_rules', this.config.registryLimits.trustRules, 'MAX_TRUST_RULES', 'trust rules');
         const rule = await this.rules.insert(m, input);
         await this.outbox.append(m, {
           type: 'trust_rule.created',

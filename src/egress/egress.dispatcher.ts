@@ -1,0 +1,90 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { EgressDeniedError, type EgressPolicy } from './egress.policy.js';
+
+/** Resolves a name to every address (the system resolver by default; tests substitute one). */
+export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
+
+export const systemResolver: Resolver = (hostname) =>
+  new Promise((resolve, reject) => dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))));
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type LookupFunction = (hostname: string, options: { family?: number | string; all?: boolean }, callback: LookupCallback) => void;
+
+/**
+ * A `lookup` for `net.connect`/`tls.connect`: resolves the name, refuses the
+ * connection (EgressDeniedError) if ANY of its addresses is refused by the
+ * policy, and hands the socket only the addresses it checked — so what is
+ * connected to is exactly what was checked, at connect time, every time
+ * (no cache to rebind around).
+ */
+export function egressLookup(policy: EgressPolicy, resolve: Resolver = systemResolver): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname).then(
+      (addresses) => {
+        try {
+          policy.assertAddresses(hostname, addresses.map((a) => a.address));
+        } catch (error) {
+          callback(error as EgressDeniedError, options.all ? [] : '', 0);
+          return;
+        }
+        const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : Number(options.family ?? 0);
+        const usable = family === 4 || family === 6 ? addresses.filter((a) => a.family === family) : addresses;
+        if (usable.length === 0) {
+          const error = Object.assign(new Error(`no IPv${family} address for ${hostname}`), { code: 'ENOTFOUND' });
+          callback(error, options.all ? [] : '', 0);
+        } else if (options.all) callback(null, usable);
+        else callback(null, usable[0]!.address, usable[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, options.all ? [] : '', 0),
+    );
+  };
+}
+
+export interface EgressDispatcherOptions {
+  readonly resolve?: Resolver;
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * An undici Agent whose every connection passes the egress policy: IP
+ * literals are checked before connecting (Node does not call `lookup` for
+ * them), names through `egressLookup`. Redirects open new connections through
+ * the same agent, so they are checked too. Use it for every outbound request
+ * to an MCP server: `fetch(url, { dispatcher })`, or `egressFetch` below.
+ */
+export function createEgressDispatcher(policy: EgressPolicy, options: EgressDispatcherOptions = {}): Agent {
+  const connector = buildConnector({
+    lookup: egressLookup(policy, options.resolve),
+    timeout: options.connectTimeoutMs ?? 10_000,
+  } as buildConnector.BuildOptions);
+  return new Agent({
+    connect: (opts, callback) => {
+      const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+      if (isIP(host) !== 0) {
+        const reason = policy.refusal(host);
+        if (reason) {
+          callback(new EgressDeniedError(host, host, reason), null);
+          return;
+        }
+      }
+      connector(opts, callback);
+    },
+  });
+}
+
+export type EgressFetch = (input: string | URL, init?: Parameters<typeof undiciFetch>[1]) => ReturnType<typeof undiciFetch>;
+
+/** `fetch` bound to an egress dispatcher (the MCP SDK's transports accept a `fetch` option). */
+export function egressFetch(dispatcher: Agent): EgressFetch {
+  return (input, init) => undiciFetch(input, { ...init, dispatcher });
+}
+
+/** The EgressDeniedError behind a failed fetch (undici wraps connect errors in `TypeError: fetch failed`). */
+export function egressDenial(error: unknown): EgressDeniedError | undefined {
+  for (let e = error as { cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as { cause?: unknown } | undefined, i++) {
+    if (e instanceof EgressDeniedError) return e;
+  }
+  return undefined;
+}
