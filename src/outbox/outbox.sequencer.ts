@@ -43,6 +43,8 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
   private stopped = false;
   /** Number of runs that numbered at least one row (metrics). */
   sequencedRuns = 0;
+  /** Times the LISTEN connection was lost (metrics, tests). */
+  listenersLost = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -53,26 +55,60 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.listen();
+    // Usually connected at once; start-up does not wait on it for long (the poll covers the gap).
+    const listening = this.listen();
+    await Promise.race([listening, new Promise((r) => setTimeout(r, 5000).unref())]);
     this.timer = setInterval(() => this.kick(), this.config.sequencer.pollMs);
     this.timer.unref();
     this.kick();
   }
 
-  /** LISTEN on a dedicated connection: NOTIFY arrives at the writer's commit. */
+  /**
+   * LISTEN on a dedicated connection: NOTIFY arrives at the writer's commit.
+   * Kept for the life of the replica: a lost connection (or one that could
+   * not be made, e.g. while Postgres is down) is retried with backoff until it
+   * succeeds; the poll timer numbers rows meanwhile.
+   */
   private async listen(): Promise<void> {
-    if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'registry-sequencer-listen' });
-    client.on('notification', () => this.kick());
-    client.on('error', (error) => {
-      this.logger.warn(`listener connection lost: ${error.message}`);
-      if (this.listener === client) this.listener = undefined;
-      setTimeout(() => void this.listen().catch(() => undefined), 500).unref();
-    });
-    await client.connect();
-    await client.query('LISTEN outbox_pending');
-    this.listener = client;
-    this.kick(); // anything committed while we were not listening
+    let attempt = 0;
+    while (!this.stopped && !this.listener) {
+      const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'registry-sequencer-listen', keepAlive: true });
+      let lost = false;
+      const onLost = (why: string) => {
+        if (lost) return;
+        lost = true;
+        if (this.listener === client) this.listener = undefined;
+        client.end().catch(() => undefined);
+        if (this.stopped) return;
+        this.logger.warn(`listener connection lost (${why}); reconnecting`);
+        this.listenersLost++;
+        setTimeout(() => void this.listen(), 100).unref();
+      };
+      client.on('notification', () => this.kick());
+      try {
+        await client.connect();
+        await client.query('LISTEN outbox_pending');
+      } catch (error) {
+        client.end().catch(() => undefined);
+        const delay = Math.min(100 * 2 ** attempt++, 2000);
+        if (attempt === 1) this.logger.warn(`cannot LISTEN (${(error as Error).message}); retrying`);
+        await new Promise((r) => setTimeout(r, delay).unref());
+        continue;
+      }
+      client.on('error', (error) => onLost(error.message));
+      client.on('end', () => onLost('connection ended'));
+      if (this.stopped) {
+        await client.end().catch(() => undefined);
+        return;
+      }
+      this.listener = client;
+      this.kick(); // anything committed while we were not listening
+    }
+  }
+
+  /** Whether the LISTEN connection is up (metrics, tests). */
+  get listening(): boolean {
+    return this.listener !== undefined;
   }
 
   /** Asks for a run; coalesces with one in progress. */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { EventFilter } from './event-filter.js';
 import { toHubEvent } from './event-window.js';
-import { encodeSse, SseConnection, type SseOwner } from './sse.connection.js';
+import { CLOSE_TIMEOUT_MS, encodeSse, SseConnection, type SseOwner } from './sse.connection.js';
 
 /** A bare HTTP server whose every request becomes an SseConnection (as the service does after hijacking). */
 async function serve(onConn: (conn: SseConnection, socket: net.Socket) => void) {
@@ -76,6 +76,99 @@ describe('SseConnection', () => {
       expect(text.endsWith('0\r\n\r\n')).toBe(true);
       expect(closed).toEqual(['draining']);
     } finally {
+      server.close();
+    }
+  });
+});
+
+/** `count` events of about `size` bytes each, as the window or a shared outbox read holds them. */
+function page(count: number, size = 300) {
+  const pad = 'x'.repeat(size);
+  return Array.from({ length: count }, (_, i) => toHubEvent({ seq: i + 1, type: 'agent.updated', resource: 'agent', json: `{"seq":${i + 1},"p":"${pad}"}` }));
+}
+
+/** A client that sends its request and does not read until told to. */
+function pausedClient(port: number) {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  socket.pause();
+  socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
+  let bytes = 0;
+  const read = () => {
+    socket.on('data', (d: Buffer) => (bytes += d.length));
+    socket.resume();
+  };
+  return { socket, read, bytes: () => bytes, ended: new Promise<void>((r) => socket.on('close', () => r())) };
+}
+
+describe('SseConnection under back-pressure', () => {
+  it('finishes a replay whose first page the kernel does not take at once (written before the socket is released)', async () => {
+    let replay: Promise<void> | undefined;
+    // The handler writes a 3 MB page in the same tick as the connection is
+    // made, as a resume served from the window does; the client reads later.
+    const events = page(40_000); // ~13 MB: more than loopback's kernel buffers take
+    const { server, port } = await serve((conn) => (replay = conn.writeReplay(events)));
+    const c = pausedClient(port);
+    try {
+      for (let i = 0; i < 100 && !replay; i++) await new Promise((r) => setTimeout(r, 10));
+      let done = false;
+      void replay!.then(() => (done = true));
+      await new Promise((r) => setTimeout(r, 200)); // the socket is released meanwhile
+      expect(done).toBe(false); // blocked on the client, as it should be
+      c.read();
+      for (let i = 0; i < 500 && !done; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(done).toBe(true);
+      const total = events.reduce((n, e) => n + e.frame.length, 0);
+      for (let i = 0; i < 200 && c.bytes() < total; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(c.bytes()).toBeGreaterThan(total);
+    } finally {
+      c.socket.destroy();
+      server.close();
+    }
+  });
+
+  it('keeps at most one slice queued per connection during a replay, whatever the page size', async () => {
+    let conn!: SseConnection;
+    let socket!: net.Socket;
+    const { server, port } = await serve((c, s) => {
+      conn = c;
+      socket = s;
+    });
+    const c = pausedClient(port);
+    try {
+      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+      const events = page(40_000); // ~13 MB
+      void conn.writeReplay(events);
+      await new Promise((r) => setTimeout(r, 300));
+      // 1 MiB bound: half of it at most per slice, plus what was queued before.
+      expect(socket.writableLength).toBeGreaterThan(0);
+      expect(socket.writableLength).toBeLessThanOrEqual(512 * 1024 + 1024);
+    } finally {
+      c.socket.destroy();
+      server.close();
+    }
+  });
+
+  it('closes a connection whose client stopped reading within the close timeout', async () => {
+    let conn!: SseConnection;
+    let socket!: net.Socket;
+    const { server, port, closed } = await serve((c, s) => {
+      conn = c;
+      socket = s;
+    });
+    const c = pausedClient(port);
+    try {
+      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+      void conn.writeReplay(page(40_000));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(socket.writableLength).toBeGreaterThan(0); // kernel buffers are full
+      const started = Date.now();
+      conn.close('draining', 250);
+      for (let i = 0; i < 400 && !socket.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(socket.destroyed).toBe(true);
+      expect(Date.now() - started).toBeLessThan(CLOSE_TIMEOUT_MS + 500);
+      expect(closed).toEqual(['draining']);
+    } finally {
+      c.socket.destroy();
       server.close();
     }
   });

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { EventFilter } from './event-filter.js';
 import type { HubEvent } from './event-window.js';
-import type { Subscriber } from './stream.hub.js';
+import type { Codec, Subscriber } from './stream.hub.js';
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -29,6 +29,29 @@ export function encodeSse(events: HubEvent[]): Buffer {
 }
 
 export const KEEPALIVE_CHUNK = chunk(Buffer.from(':keep-alive\n\n'));
+
+/**
+ * The client's position when no event carries it: a named event with a data
+ * line, because clients built on eventsource-parser (the `eventsource` npm
+ * package among them) only take an `id:` from a frame that has data. Browsers
+ * and those clients both update Last-Event-ID; listeners of other types never see it.
+ */
+export function encodeCursor(seq: number): Buffer {
+  return chunk(Buffer.from(`id: ${seq}\nevent: cursor\ndata: ${seq}\n\n`));
+}
+
+/** How the hub encodes for SSE connections. */
+export const SSE_CODEC: Codec<Buffer> = { transport: 'sse', events: encodeSse, cursor: encodeCursor };
+
+/** Hex size line of one chunk (the payload follows, then CRLF). */
+function chunkHead(size: number): Buffer {
+  return Buffer.from(`${size.toString(16)}\r\n`, 'latin1');
+}
+
+/** A close that the client does not let finish (it stopped reading) is cut after this long. */
+export const CLOSE_TIMEOUT_MS = 2000;
+/** Upper bound of one replay write (the frames are shared; only this much is queued per connection at a time). */
+const REPLAY_SLICE_BYTES = 256 * 1024;
 
 export interface SseHeaders {
   readonly requestId: string;
@@ -100,9 +123,18 @@ function onSocketClose(this: OwnedSocket): void {
 function onSocketError(this: OwnedSocket): void {
   this[CONNECTION]?.destroy('socket error');
 }
+function onSocketDrain(this: OwnedSocket): void {
+  this[CONNECTION]?.wake();
+}
+/**
+ * Our listeners. `release` removes every listener of these events (Node's
+ * server keeps its state in them) and calls this again, so a replay waiting
+ * for 'drain' when the socket is released still hears it.
+ */
 function listen(socket: Socket): void {
   socket.on('error', onSocketError);
   socket.on('close', onSocketClose);
+  socket.on('drain', onSocketDrain);
 }
 /**
  * Runs from setImmediate: never inside the HTTP parser's own callbacks (a
@@ -127,6 +159,9 @@ function release(socket: OwnedSocket): void {
 export class SseConnection implements Subscriber<Buffer> {
   cursor = 0;
   closed = false;
+  /** Resolves the replay waiting for the socket to drain (or to close). */
+  private waiter?: () => void;
+  private readonly replaySliceBytes: number;
 
   constructor(
     private readonly socket: Socket,
@@ -137,6 +172,7 @@ export class SseConnection implements Subscriber<Buffer> {
     readonly userId: string,
   ) {
     (socket as OwnedSocket)[CONNECTION] = this;
+    this.replaySliceBytes = Math.max(1024, Math.min(REPLAY_SLICE_BYTES, Math.floor(maxBufferBytes / 2)));
     socket.setNoDelay(true);
     socket.setTimeout(0);
     listen(socket);
@@ -173,9 +209,28 @@ export class SseConnection implements Subscriber<Buffer> {
     this.socket.write(payload);
   }
 
+  /**
+   * Writes a replay page as it is held (the window's or a shared outbox read's
+   * frames, encoded once per replica): per slice one chunk head, the frames by
+   * reference and a CRLF, gathered into one writev. It waits for the socket to
+   * drain between slices, so at most one slice (<= half of maxBufferBytes) is
+   * queued for this connection whatever the page size.
+   */
   async writeReplay(events: HubEvent[]): Promise<void> {
-    if (this.closed) return;
-    if (!this.socket.write(encodeSse(events))) await this.drained();
+    const socket = this.socket;
+    let i = 0;
+    while (i < events.length && !this.closed) {
+      let size = events[i]!.frame.length;
+      let end = i + 1;
+      while (end < events.length && size + events[end]!.frame.length <= this.replaySliceBytes) size += events[end++]!.frame.length;
+      socket.cork();
+      socket.write(chunkHead(size));
+      for (let k = i; k < end; k++) socket.write(events[k]!.frame);
+      const more = socket.write(CRLF);
+      socket.uncork();
+      i = end;
+      if (!more && !this.closed) await this.drained();
+    }
   }
 
   writeFrame(text: string): void {
@@ -186,37 +241,49 @@ export class SseConnection implements Subscriber<Buffer> {
     this.writeFrame(`id: ${cursor}\nevent: reset\ndata: ${JSON.stringify({ cursor, reason })}\n\n`);
   }
 
-  /** Ends the stream politely: a reconnect hint, then the last chunk. */
+  /**
+   * Ends the stream politely: a reconnect hint, then the last chunk. The socket
+   * is destroyed once the kernel has the last chunk, or after CLOSE_TIMEOUT_MS
+   * if the client does not read (a close never waits on the client).
+   */
   close(reason: string, retryMs?: number): void {
     if (this.closed) return;
     if (retryMs !== undefined) this.writeFrame(`retry: ${retryMs}\n\n`);
-    // Close once the last chunk is handed to the kernel (it is still delivered),
-    // without waiting on the client to close its side.
     const socket = this.socket;
+    const timer = setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
     socket.end(LAST_CHUNK, () => socket.destroy());
     this.finish(reason);
   }
 
+  /** Cuts the connection at once (also one that is already closing). */
   destroy(reason: string): void {
-    if (this.closed) return;
     this.socket.destroy();
     this.finish(reason);
   }
 
+  /** The socket is gone (a closed connection may still be flushing its last chunk until then). */
+  get socketClosed(): boolean {
+    return this.socket.destroyed;
+  }
+
   private drained(): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
+      this.waiter = resolve;
     });
+  }
+
+  /** @internal The socket drained or closed: a waiting replay goes on. */
+  wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
   }
 
   /** @internal Called once, from the socket's listeners or from close/destroy. */
   finish(reason: string): void {
+    this.wake();
     if (this.closed) return;
     this.closed = true;
     this.owner.connectionClosed(this, reason);

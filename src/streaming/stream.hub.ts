@@ -8,8 +8,27 @@ import type { EventFilter } from './event-filter.js';
 import { EventWindow, type HubEvent, toHubEvent } from './event-window.js';
 
 /**
- * One follower of the change stream on this replica (an SSE connection, a
- * Socket.IO subscription). The hub writes to it; it never pulls.
+ * One follower of the change stream on this replica: the seam every transport
+ * (SSE today, Socket.IO next) implements. The hub writes to it; it never pulls.
+ *
+ * Contract:
+ * - `cursor` is owned by the hub: the last seq this subscriber has accounted
+ *   for (delivered, or skipped by its filter). The hub moves it; the transport
+ *   reads it to know where the client would resume.
+ * - `write(payload)` takes a payload the hub encoded once with the
+ *   subscriber's `Codec` for every member of its group (same transport, same
+ *   filter): the transport must not re-encode or copy it per connection. It
+ *   must not block; a transport whose buffer is over its bound disconnects the
+ *   client (the client resumes from its cursor).
+ * - `writeReplay(events)` writes already-encoded history pages and resolves
+ *   when the transport can take more (back-pressure during replay).
+ * - `reset(cursor, reason)`: the client's position is gone (older than
+ *   retention, or ahead of the stream); it must refetch state and follow from
+ *   `cursor`.
+ * - `close(reason)`: the hub cannot serve it any more (e.g. this replica fell
+ *   behind retention); the client should reconnect and resume.
+ * - `closed` turns true once the transport is gone; the transport then calls
+ *   `StreamHub.leave`.
  */
 export interface Subscriber<P = unknown> {
   readonly filter: EventFilter;
@@ -26,17 +45,26 @@ export interface Subscriber<P = unknown> {
   close(reason: string): void;
 }
 
-/** Encodes a batch for one transport (SSE chunk, Socket.IO packet). */
-export type Encoder<P> = (events: HubEvent[]) => P;
+/** How one transport encodes what the hub sends: event batches, and the client's position alone. */
+export interface Codec<P> {
+  /** Subscribers of different transports never share a group. */
+  readonly transport: string;
+  /** A batch of events, in seq order. */
+  events(events: HubEvent[]): P;
+  /** The client's cursor when no event carries it (on joining; after filtered-out events). */
+  cursor(seq: number): P;
+}
 
 /** Subscribers with the same transport and filter: a batch is encoded once for all of them. */
 class SubscriberGroup<P> {
   readonly members = new Set<Subscriber<P>>();
+  /** A cursor its members reached through filtered-out events, not yet told to them. */
+  unadvertised?: number;
 
   constructor(
     readonly key: string,
     private readonly filter: EventFilter,
-    private readonly encode: Encoder<P>,
+    readonly codec: Codec<P>,
   ) {}
 
   deliver(events: HubEvent[]): void {
@@ -48,14 +76,28 @@ class SubscriberGroup<P> {
       if (sub.cursor >= last) continue;
       if (matching.length > 0) {
         if (sub.cursor < first) {
-          shared ??= this.encode(matching);
+          shared ??= this.codec.events(matching);
           sub.write(shared);
         } else {
           const rest = matching.filter((e) => e.seq > sub.cursor);
-          if (rest.length > 0) sub.write(this.encode(rest));
+          if (rest.length > 0) sub.write(this.codec.events(rest));
         }
       }
       sub.cursor = last;
+    }
+    this.unadvertised = matching.length > 0 && matching[matching.length - 1]!.seq === last ? undefined : last;
+  }
+
+  /** Tells members still at the unadvertised cursor where they are (one encoded frame for all). */
+  advertise(): void {
+    const cursor = this.unadvertised;
+    if (cursor === undefined) return;
+    this.unadvertised = undefined;
+    let frame: P | undefined;
+    for (const sub of this.members) {
+      if (sub.cursor !== cursor) continue;
+      frame ??= this.codec.cursor(cursor);
+      sub.write(frame);
     }
   }
 }
@@ -63,6 +105,11 @@ class SubscriberGroup<P> {
 const LOST_TAIL_GRACE_MS = 100;
 /** Upper bound of the wait a flush may add under load (ms). */
 const MAX_COALESCE_MS = 10;
+/**
+ * How often filtered subscribers whose cursor moved past events they did not
+ * get are told their position (coalesced: one frame per group per period).
+ */
+const CURSOR_ADVERTISE_MS = 1000;
 
 /**
  * The fan-out hub of one replica. It holds the replica's only bus
@@ -100,6 +147,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
   private lastFlushMs = 0;
   private backfillTarget = 0;
   private pollTimer?: NodeJS.Timeout;
+  private cursorTimer?: NodeJS.Timeout;
   private stopped = false;
   private started?: Promise<void>;
 
@@ -133,7 +181,19 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
     this.bus.subscribe(this);
     this.pollTimer = setInterval(() => void this.pollHead(), this.config.stream.headPollMs);
     this.pollTimer.unref();
+    this.cursorTimer = setInterval(this.advertiseCursors, CURSOR_ADVERTISE_MS);
+    this.cursorTimer.unref();
   }
+
+  private readonly advertiseCursors = (): void => {
+    for (const group of this.groups.values()) {
+      try {
+        group.advertise();
+      } catch (error) {
+        this.logger.error(`cursor advertisement to ${group.key} failed: ${(error as Error).message}`);
+      }
+    }
+  };
 
   get subscriberCount(): number {
     return this.subscriberGroup.size;
@@ -191,10 +251,13 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
   }
 
   private async process(): Promise<void> {
+    /** Newest seq taken off `pending` by this run: if the run fails, it is back-filled later, not dropped. */
+    let taken = 0;
     try {
       while (!this.stopped && (this.pending.length > 0 || this.backfillTarget > this.head)) {
         const batches = this.pending;
         this.pending = [];
+        for (const batch of batches) if (batch.length > 0) taken = Math.max(taken, batch[batch.length - 1]!.seq);
         let fresh: HubEvent[] = [];
         let expected = this.head + 1;
         for (const batch of batches) {
@@ -216,9 +279,11 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
         if (this.backfillTarget > this.head) await this.backfill(this.backfillTarget);
       }
     } catch (error) {
-      // The outbox is unreachable: keep the target, drop bus copies (they are
-      // re-read from the outbox) and try again shortly.
+      // The outbox is unreachable: keep the target (including the batch this
+      // run was processing), drop bus copies (they are re-read from the
+      // outbox) and try again shortly.
       this.logger.warn(`back-fill failed (${(error as Error).message}); retrying`);
+      this.backfillTarget = Math.max(this.backfillTarget, taken);
       for (const batch of this.pending) for (const e of batch) this.backfillTarget = Math.max(this.backfillTarget, e.seq);
       this.pending = [];
       setTimeout(() => {
@@ -305,23 +370,25 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
    * follows from the current head. A cursor older than retention, or newer
    * than anything committed, gets `reset` with the cursor to follow from.
    */
-  async follow<P>(sub: Subscriber<P>, transport: string, encode: Encoder<P>, cursor: number | undefined): Promise<void> {
+  async follow<P>(sub: Subscriber<P>, codec: Codec<P>, cursor: number | undefined): Promise<void> {
     await this.started;
     if (cursor === undefined) {
       sub.cursor = this.head;
-      this.join(sub, transport, encode);
+      this.join(sub, codec, true);
       return;
     }
+    /** The seq the client last saw an id for (the last event written, or a reset). */
+    let told = cursor;
     sub.cursor = cursor;
     if (cursor < this.prunedThrough || cursor > this.head) {
       const { lastSeq, prunedThrough } = await this.outbox.head();
       this.prunedThrough = prunedThrough;
-      if (cursor < prunedThrough) this.resetToHead(sub, 'cursor is older than the retention window');
-      else if (cursor > lastSeq) this.resetToHead(sub, 'cursor is ahead of the stream');
+      if (cursor < prunedThrough) told = this.resetToHead(sub, 'cursor is older than the retention window');
+      else if (cursor > lastSeq) told = this.resetToHead(sub, 'cursor is ahead of the stream');
     }
     while (!sub.closed && !this.stopped) {
       if (sub.cursor >= this.head) {
-        this.join(sub, transport, encode);
+        this.join(sub, codec, told !== sub.cursor);
         return;
       }
       let events = this.window.after(sub.cursor, this.config.stream.replayPageSize);
@@ -329,20 +396,24 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
       else events = await this.readShared(sub.cursor);
       if (events.length === 0 || events[0]!.seq !== sub.cursor + 1) {
         // The outbox no longer holds cursor+1: pruned (maybe under our feet).
-        this.resetToHead(sub, 'cursor is older than the retention window');
+        told = this.resetToHead(sub, 'cursor is older than the retention window');
         continue;
       }
       const matching = sub.filter.all ? events : events.filter((e) => sub.filter.matches(e.type));
-      if (matching.length > 0) await sub.writeReplay(matching);
+      if (matching.length > 0) {
+        await sub.writeReplay(matching);
+        told = matching[matching.length - 1]!.seq;
+      }
       sub.cursor = Math.max(sub.cursor, events[events.length - 1]!.seq);
     }
   }
 
   /** The subscriber must refetch state; it follows on from this replica's head. */
-  private resetToHead(sub: Subscriber<any>, reason: string): void {
+  private resetToHead(sub: Subscriber<any>, reason: string): number {
     this.stats.resets++;
     sub.cursor = this.head;
     sub.reset(this.head, reason);
+    return this.head;
   }
 
   /** Concurrent replays starting at the same cursor share one outbox query. */
@@ -359,16 +430,22 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
     return read;
   }
 
-  private join<P>(sub: Subscriber<P>, transport: string, encode: Encoder<P>): void {
+  /**
+   * Live from here on. With `tell`, the client learns its cursor now (it joined
+   * without one, or its last event seen is older than the cursor), so a
+   * connection that drops before its next matching event resumes from here.
+   */
+  private join<P>(sub: Subscriber<P>, codec: Codec<P>, tell: boolean): void {
     if (sub.closed) return;
-    const key = `${transport}|${sub.filter.key}`;
+    const key = `${codec.transport}|${sub.filter.key}`;
     let group = this.groups.get(key);
     if (!group) {
-      group = new SubscriberGroup<P>(key, sub.filter, encode);
+      group = new SubscriberGroup<P>(key, sub.filter, codec);
       this.groups.set(key, group);
     }
     group.members.add(sub);
     this.subscriberGroup.set(sub, group);
+    if (tell) sub.write(codec.cursor(sub.cursor));
   }
 
   leave(sub: Subscriber<any>): void {
@@ -382,6 +459,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
   beforeApplicationShutdown(): void {
     this.stopped = true;
     clearInterval(this.pollTimer);
+    clearInterval(this.cursorTimer);
     clearTimeout(this.flushTimer);
   }
 }

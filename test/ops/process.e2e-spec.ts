@@ -68,7 +68,7 @@ describe('the service process', () => {
       expect(existsSync(keyFile)).toBe(true);
       const key = readFileSync(keyFile, 'utf8').trim();
       expect(first.output()).toContain(key);
-      expect((await api(first.url, 'GET', '/readyz')).body).toEqual({ status: 'ready', bus: 'memory' });
+      expect((await api(first.url, 'GET', '/readyz')).body).toEqual({ status: 'ready', bus: 'memory', busConnected: true });
       const created = await api(first.url, 'POST', '/api/v1/agents', { key, body: { id: 'kept', name: 'kept', model: { provider: 'p', name: 'm' } } });
       expect(created.status).toBe(201);
       first.child.kill('SIGTERM');
