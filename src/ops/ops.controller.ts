@@ -23,7 +23,11 @@ export class OpsController {
     return { status: 'ok' };
   }
 
-  /** Readiness: not draining, PostgreSQL answers, the bus is connected. */
+  /**
+   * Readiness: not draining and PostgreSQL (the source of truth) answers.
+   * The bus is reported but does not fail it: without Redis, writes still
+   * commit and streams follow the outbox, so REST must stay in rotation.
+   */
   @Get('readyz')
   async readyz() {
     if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'draining');
@@ -32,8 +36,7 @@ export class OpsController {
     } catch {
       throw new DomainError('service_unavailable', 'database unreachable');
     }
-    if (!this.bus.isHealthy()) throw new DomainError('service_unavailable', `${this.bus.kind} bus not connected`);
-    return { status: 'ready', bus: this.bus.kind };
+    return { status: 'ready', bus: this.bus.kind, busConnected: this.bus.isHealthy() };
   }
 
   /** Open by default; METRICS_TOKEN / METRICS_PORT protect it (see MetricsAccess, checked before the handler). */

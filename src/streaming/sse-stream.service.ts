@@ -9,7 +9,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { LifecycleService } from '../ops/lifecycle.service.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import type { EventFilter } from './event-filter.js';
-import { encodeSse, KEEPALIVE_CHUNK, SseConnection, type SseOwner } from './sse.connection.js';
+import { CLOSE_TIMEOUT_MS, KEEPALIVE_CHUNK, SSE_CODEC, SseConnection, type SseOwner } from './sse.connection.js';
 import { StreamHub } from './stream.hub.js';
 
 /**
@@ -28,6 +28,8 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
   /** One EventFilter per distinct filter: connections share it instead of keeping their request's. */
   private readonly filters = new Map<string, EventFilter>();
   private keepAliveTimer?: NodeJS.Timeout;
+  /** Connections told to close by the drain, until their sockets are gone. */
+  private closing: SseConnection[] = [];
   private readonly disconnects: Counter<'reason'>;
 
   constructor(
@@ -65,14 +67,24 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
           : 'the service is at its stream connection limit';
       throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
     }
+    const socket = request.raw.socket;
+    if (socket.destroyed || !socket.writable || this.lifecycle.isDraining) {
+      // The client left (or the replica started draining) while the slot was
+      // being acquired: its 'close' has fired already, so nothing else would
+      // ever give the slot back.
+      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+      if (!socket.destroyed) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', [], { 'retry-after': '1' });
+      reply.hijack();
+      return;
+    }
     reply.hijack();
-    const conn = new SseConnection(request.raw.socket, this.sharedFilter(filter), this.config.stream.maxBufferBytes, this, principal.id);
+    const conn = new SseConnection(socket, this.sharedFilter(filter), this.config.stream.maxBufferBytes, this, principal.id);
     this.connections.add(conn);
     // Revoked, expired or re-roled credentials end the stream on every replica (its slot freed by connectionClosed).
     this.credentials.track(principal, conn);
     conn.open({ requestId: String(request.id), retryMs: this.config.stream.retryMs });
     try {
-      await this.hub.follow(conn, 'sse', encodeSse, cursor);
+      await this.hub.follow(conn, SSE_CODEC, cursor);
     } catch (error) {
       this.logger.warn(`replay failed: ${(error as Error).message}`);
       conn.close('replay failed', this.config.stream.retryMs);
@@ -94,13 +106,26 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     return filter;
   }
 
-  /** SIGTERM: every client gets a short, jittered `retry:` and the end of its stream. */
-  drain(): void {
-    for (const conn of [...this.connections]) conn.close('draining', 250 + Math.floor(Math.random() * 1000));
+  /**
+   * SIGTERM: every client gets a short, jittered `retry:` and the end of its
+   * stream. Resolves once every socket is gone; a client that does not read
+   * cannot hold this up: each close is cut after CLOSE_TIMEOUT_MS, and what is
+   * left then is destroyed here.
+   */
+  async drain(): Promise<void> {
+    const closing = [...this.connections];
+    for (const conn of closing) conn.close('draining', 250 + Math.floor(Math.random() * 1000));
+    this.closing = closing;
+    const until = Date.now() + CLOSE_TIMEOUT_MS + 500;
+    while (closing.some((c) => !c.socketClosed) && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    for (const conn of closing) conn.destroy('draining');
   }
 
   beforeApplicationShutdown(): void {
     clearInterval(this.keepAliveTimer);
-    for (const conn of [...this.connections]) conn.destroy('shutdown');
+    // Hijacked sockets are not in the HTTP server's connection list: the
+    // server would wait on them forever. Cut what is left, closing ones too.
+    for (const conn of [...this.connections, ...this.closing]) conn.destroy('shutdown');
+    this.closing = [];
   }
 }
