@@ -13,6 +13,7 @@ import { findNul, guardedJsonParser, nulError } from './common/json-body.js';
 import { sendProblem } from './common/problem-details.filter.js';
 import { clientErrorProblem, rawProblemResponse } from './common/problem-details.js';
 import type { AppConfig } from './config/app-config.js';
+import { LifecycleService } from './ops/lifecycle.service.js';
 
 const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   debug: ['fatal', 'error', 'warn', 'log', 'debug'],
@@ -75,10 +76,15 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
   // Errors raised by Fastify itself (body parsing, size limit, media type) get
   // the same problem+json as everything else (Nest maps unknown routes).
   fastify.setErrorHandler((error, request, reply) => sendProblem(request, reply, error, logger));
+  const lifecycle = app.get(LifecycleService);
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     // A response that sets a cookie (the session) is never stored by a cache.
     if (reply.hasHeader('set-cookie')) reply.header('cache-control', 'no-store');
+    // Draining: the connection closes after this answer. A request in flight
+    // at SIGTERM gets its answer, and its keep-alive connection does not then
+    // sit idle holding the server open (idle ones were closed already).
+    if (lifecycle.isDraining) reply.header('connection', 'close');
   });
   return app;
 }
