@@ -1,7 +1,6 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { EventBus } from '../bus/event-bus.js';
-import { RedisBus } from '../bus/redis.bus.js';
+import { RedisConnections } from '../bus/redis.connections.js';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { sha256 } from './secrets.js';
@@ -116,14 +115,15 @@ export class LoginThrottle implements OnModuleDestroy {
   private readonly sweeper: NodeJS.Timeout;
   private lastWarning = 0;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, bus: EventBus) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Optional() connections?: RedisConnections) {
     const login = config.security.login;
     const common = { backoffMs: login.backoffMs, backoffMaxMs: login.backoffMaxMs, windowMs: login.failureWindowMs };
     this.userRule = { threshold: login.maxFailuresPerUser, ...common };
     this.ipRule = { threshold: login.maxFailuresPerIp, ...common };
     this.prefix = `${config.redisPrefix}:login`;
-    if (bus instanceof RedisBus) {
-      this.redis = bus.publisher as ScriptedRedis;
+    if (connections) {
+      // The replica's command connection (no connection of our own); absent without REDIS_URL.
+      this.redis = connections.commands as ScriptedRedis;
       this.redis.defineCommand('registryLoginFail', { numberOfKeys: 2, lua: FAIL });
     }
     this.sweeper = setInterval(() => this.local.sweep(), 60_000);
