@@ -70,16 +70,22 @@ export class OutboxRepository {
     return found.map(toChangeEvent);
   }
 
-  /** Events after `after`, optionally only of some types (exact names), for the REST feed. */
-  async readAfter(after: number, limit: number, types?: readonly string[]): Promise<ChangeEvent[]> {
-    const found = types
-      ? await rows<OutboxRow>(
-          this.dataSource.manager,
-          `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND type = ANY($2) ORDER BY seq LIMIT $3`,
-          [after, types, limit],
-        )
-      : await rows<OutboxRow>(this.dataSource.manager, `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit]);
-    return found.map(toChangeEvent);
+  /**
+   * A page of the REST feed and the head it is consistent with, read in one
+   * snapshot (REPEATABLE READ): if `after >= head.prunedThrough` in that
+   * snapshot, retention had removed nothing the page should hold, so the page
+   * is exactly the events after `after` (of those types), with no hole. Two
+   * separate reads could see retention prune between them and skip events.
+   */
+  async readFeed(after: number, limit: number, types?: readonly string[]): Promise<{ head: OutboxHead; items: ChangeEvent[] }> {
+    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      const head = await this.head(manager);
+      if (after < head.prunedThrough) return { head, items: [] };
+      const found = types
+        ? await rows<OutboxRow>(manager, `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND type = ANY($2) ORDER BY seq LIMIT $3`, [after, types, limit])
+        : await rows<OutboxRow>(manager, `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, limit]);
+      return { head, items: found.map(toChangeEvent) };
+    });
   }
 
   /** The newest `count` sequenced events, oldest first (to warm a replica's window). */

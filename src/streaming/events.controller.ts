@@ -16,16 +16,15 @@ export class EventsController {
   async list(@Query(new ZodPipe(eventsQuery, 'query')) query: z.infer<typeof eventsQuery>, @CurrentPrincipal() principal: Principal) {
     const filter = EventFilter.parse(query.events, principal.role);
     const after = parseCursor(query.after, 'after') ?? 0;
-    const head = await this.outbox.head();
+    const { head, items } = await this.outbox.readFeed(after, query.limit, filter.all ? undefined : filter.types);
     if (after < head.prunedThrough) {
       throw new DomainError('gone', `events after ${after} were pruned by retention; refetch state (GET /api/v1/discovery) and poll from its cursor`, [], {}, {
         cursor: head.lastSeq,
         prunedThrough: head.prunedThrough,
       });
     }
-    const items = await this.outbox.readAfter(after, query.limit, filter.all ? undefined : filter.types);
-    // A short page means everything up to the head read before the query was seen
-    // (committed, so visible): `next` moves past events the filter skipped too.
+    // Head and page come from one snapshot: a short page means everything up to
+    // the head was seen, so `next` moves past events the filter skipped too.
     const last = items.length > 0 ? items[items.length - 1]!.seq : after;
     const next = items.length === query.limit ? last : Math.max(after, head.lastSeq, last);
     return { items, next, head: head.lastSeq };
