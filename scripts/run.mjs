@@ -4,8 +4,9 @@
 //   migrate build when needed, then apply migrations
 //   test    install redis-server if missing (apt, as root), build, run jest (ESM mode)
 //   bench   build, then run the benchmarks
+//   chaos   install redis-server and nginx if missing, build, run the chaos suite (test/chaos)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,6 +55,30 @@ function ensureRedis() {
   }
 }
 
+function ensureNginx() {
+  if (has('nginx') || existsSync('/usr/sbin/nginx')) return;
+  if (process.getuid?.() === 0 && has('apt-get')) {
+    console.log('nginx is missing; installing it with apt-get');
+    // No system nginx may start on port 80 from the package's postinst: policy-rc.d says "not now".
+    const policy = '/usr/sbin/policy-rc.d';
+    const own = !existsSync(policy);
+    if (own) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    try {
+      run('sh', ['-c', 'apt-get install -y -qq nginx >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nginx)'], { DEBIAN_FRONTEND: 'noninteractive' });
+    } finally {
+      if (own) unlinkSync(policy);
+    }
+  }
+  if (!has('nginx') && !existsSync('/usr/sbin/nginx')) {
+    console.error('The chaos suite needs nginx (Debian: apt-get install -y nginx).');
+    process.exit(1);
+  }
+}
+
+const jestOptions = {
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
+};
+
 switch (command) {
   case 'start':
     build();
@@ -72,12 +97,20 @@ switch (command) {
       }),
     );
     break;
+  case 'chaos':
+    ensureRedis();
+    ensureNginx();
+    build();
+    process.exit(
+      run(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '-c', path.join(root, 'test', 'chaos', 'jest.config.mjs'), '--runInBand', ...rest], jestOptions),
+    );
+    break;
   case 'bench':
     ensureRedis();
     build();
     process.exit(run(process.execPath, [path.join(root, 'bench', 'run.mjs'), ...rest]));
     break;
   default:
-    console.error('usage: run.mjs start|migrate|test|bench [args]');
+    console.error('usage: run.mjs start|migrate|test|bench|chaos [args]');
     process.exit(2);
 }
