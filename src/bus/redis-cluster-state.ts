@@ -98,13 +98,13 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
     this.timer.unref();
     // Back from an outage (or a Redis restart that lost every key): publish our share at once.
     this.redis.on('ready', () => void this.heartbeat());
-    const state = this;
+    const degraded = () => this.degraded;
     new Gauge({
       name: 'registry_cluster_limits_degraded',
       help: 'Connection limits are enforced per replica because Redis is unreachable (1) or cluster-wide (0)',
       registers: [metrics.registry],
       collect() {
-        this.set(state.degraded ? 1 : 0);
+        this.set(degraded() ? 1 : 0);
       },
     });
   }

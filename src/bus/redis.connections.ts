@@ -54,13 +54,13 @@ export class RedisConnections implements OnApplicationShutdown {
       this.ping(this.subscriber);
     }, REDIS_PING_MS);
     this.watchdog.unref();
-    const connections = this;
+    const ready = () => this.ready;
     new Gauge({
       name: 'registry_redis_connected',
       help: 'Whether both Redis connections of this replica are ready (1) or not (0)',
       registers: [metrics.registry],
       collect() {
-        this.set(connections.ready ? 1 : 0);
+        this.set(ready() ? 1 : 0);
       },
     });
   }

@@ -67,6 +67,16 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
           : 'the service is at its stream connection limit';
       throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
     }
+    if (request.method === 'HEAD') {
+      // Counted like a GET (a client over its limit gets the same 429), but a
+      // HEAD has no body: the stream's headers, and the slot back at once.
+      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+      void reply
+        .status(200)
+        .headers({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
+        .send();
+      return;
+    }
     const socket = request.raw.socket;
     if (socket.destroyed || !socket.writable || this.lifecycle.isDraining) {
       // The client left (or the replica started draining) while the slot was

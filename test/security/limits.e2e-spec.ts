@@ -132,5 +132,10 @@ describe('security: smaller leaks (metrics, key usage and expiry, bounded regist
       return undefined;
     }, 3000, 'the slot after discovery');
     again.close();
+    // With a free slot, HEAD answers the stream's headers only and gives the slot back at once.
+    await waitFor(async () => (await head(`${r.url}/api/v1/stream/changes`, auth)) === 200, 3000, 'HEAD 200');
+    const afterHead = await SseClient.connect(`${r.url}/api/v1/stream/changes`, auth);
+    expect(afterHead.status).toBe(200);
+    afterHead.close();
   });
 });

@@ -131,7 +131,9 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
   });
 
   it('re-establishes the sequencer LISTEN connection after a PostgreSQL outage longer than its retry', async () => {
-    const dbUrl = new URL(db.url);
+    // A database of its own: no other replica may number (or LISTEN) here.
+    const own = await createTestDatabase();
+    const dbUrl = new URL(own.url);
     const pgProxy = await FaultProxy.start('127.0.0.1', Number(dbUrl.port));
     proxies.push(pgProxy);
     dbUrl.port = String(pgProxy.port);
@@ -146,14 +148,16 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
       pgProxy.restore();
       await waitFor(async () => (await api(r.url, 'GET', '/readyz')).status === 200, 10_000, 'database back');
       // The LISTEN backend is there again (asked of PostgreSQL directly, not through the proxy).
-      const direct = new pg.Client({ connectionString: db.url });
+      const direct = new pg.Client({ connectionString: own.url });
       await direct.connect();
       try {
         await waitFor(
-          async () => (await direct.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'registry-sequencer-listen' AND query ILIKE 'LISTEN%'")).rowCount === 1,
-          5000,
+          async () => (await direct.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'registry-sequencer-listen' AND query ILIKE 'LISTEN%'")).rowCount === 1,
+          10_000,
           'a LISTEN connection',
-        );
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}; replica output:\n${r.output.slice(-3000)}`);
+        });
       } finally {
         await direct.end();
       }
@@ -162,6 +166,7 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
       await stream.waitFor((c) => c.events.some((e) => e.data.id === 'after-outage'), 5000, 'the event numbered after the outage');
     } finally {
       await isolated.stop();
+      await own.drop();
     }
   });
 });
