@@ -20,7 +20,7 @@ export interface AuthRequest {
 }
 
 export function unauthorized(detail: string): DomainError {
-  return new DomainError('unauthorized', detail, [], { 'www-authenticate': 'Bearer realm="agentic-registry"' });
+  return new DomainError('unauthorized', detail, { headers: { 'www-authenticate': 'Bearer realm="agentic-registry"' } });
 }
 
 /**
@@ -67,7 +67,7 @@ export class Authenticator {
   assertOrigin(request: AuthRequest): void {
     const verdict = checkOrigin(request, this.config.security.allowedOrigins);
     if (!verdict.allowed) {
-      throw new DomainError('forbidden', `cross-origin request refused: ${verdict.reason}`, [{ field: 'Origin', message: verdict.reason }]);
+      throw new DomainError('forbidden', `cross-origin request refused: ${verdict.reason}`, { errors: [{ field: 'Origin', message: verdict.reason }] });
     }
   }
 

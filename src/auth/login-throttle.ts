@@ -151,7 +151,7 @@ export class LoginThrottle implements OnModuleDestroy {
     else ms = this.local.lockedForMs([k.user, k.ip]);
     if (ms > 0) {
       const seconds = Math.max(1, Math.ceil(ms / 1000));
-      throw new DomainError('too_many_requests', `too many failed logins; retry in ${seconds} s`, [], { 'retry-after': String(seconds) });
+      throw new DomainError('too_many_requests', `too many failed logins; retry in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
     }
   }
 

@@ -48,7 +48,7 @@ export class PasswordHasher {
     if (this.running >= this.limit) {
       if (this.waiting.length >= this.limit * QUEUE_PER_SLOT) {
         this.rejected.inc();
-        throw new DomainError('service_unavailable', 'too many password checks in progress; retry shortly', [], { 'retry-after': '1' });
+        throw new DomainError('service_unavailable', 'too many password checks in progress; retry shortly', { headers: { 'retry-after': '1' } });
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {

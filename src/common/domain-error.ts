@@ -70,28 +70,41 @@ const STATUS: Record<ErrorCode, number> = {
   internal: 500,
 };
 
+/** What a DomainError may carry besides its code and detail. */
+export interface DomainErrorOptions {
+  /** Per-field problems (validation); the problem's `errors` member. */
+  readonly errors?: readonly FieldError[];
+  /** Response headers, e.g. `retry-after` or `www-authenticate`. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra problem members (RFC 9457 extensions), e.g. a cursor to resume from. */
+  readonly extensions?: Readonly<Record<string, unknown>>;
+}
+
 /** A failure the service reports to the caller; mapped to problem+json in one filter. */
 export class DomainError extends Error {
   readonly status: number;
   readonly title: string;
+  readonly errors: readonly FieldError[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly extensions: Readonly<Record<string, unknown>>;
 
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    readonly errors: readonly FieldError[] = [],
-    readonly headers: Readonly<Record<string, string>> = {},
-    /** Extra problem members (RFC 9457 extensions), e.g. a cursor to resume from. */
-    readonly extensions: Readonly<Record<string, unknown>> = {},
+    options: DomainErrorOptions = {},
   ) {
     super(detail);
     this.name = 'DomainError';
     this.status = STATUS[code];
     this.title = TITLES[code];
+    this.errors = options.errors ?? [];
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
   }
 
   static validation(errors: FieldError[]): DomainError {
     const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
-    return new DomainError('validation_failed', detail, errors);
+    return new DomainError('validation_failed', detail, { errors });
   }
 
   static field(field: string, message: string): DomainError {

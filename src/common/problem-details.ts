@@ -46,16 +46,14 @@ export function toDomainError(error: unknown): DomainError {
     switch (fe.code) {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return new DomainError('bad_request', 'Request body is not valid JSON', [
-          { field: '(body)', message: 'malformed JSON' },
-        ]);
+        return new DomainError('bad_request', 'Request body is not valid JSON', { errors: [{ field: '(body)', message: 'malformed JSON' }] });
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return new DomainError('payload_too_large', 'Request body exceeds the size limit');
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return new DomainError('unsupported_media_type', 'Content-Type must be application/json');
       // Router errors (frameworkErrors): never echo the URL back.
       case 'FST_ERR_BAD_URL':
-        return new DomainError('bad_request', 'The URL is not validly percent-encoded', [{ field: '(url)', message: 'bad percent-encoding' }]);
+        return new DomainError('bad_request', 'The URL is not validly percent-encoded', { errors: [{ field: '(url)', message: 'bad percent-encoding' }] });
       case 'FST_ERR_MAX_PARAM_LENGTH':
         return new DomainError('uri_too_long', 'A path segment of the URL is too long');
       case 'FST_ERR_ASYNC_CONSTRAINT':
@@ -67,7 +65,7 @@ export function toDomainError(error: unknown): DomainError {
     }
   }
   if (error instanceof SyntaxError) {
-    return new DomainError('bad_request', 'Request body is not valid JSON', [{ field: '(body)', message: 'malformed JSON' }]);
+    return new DomainError('bad_request', 'Request body is not valid JSON', { errors: [{ field: '(body)', message: 'malformed JSON' }] });
   }
   return new DomainError('internal', 'An unexpected error occurred');
 }

@@ -75,7 +75,7 @@ export class DiscoveryController {
     if (slot !== 'ok') {
       const detail =
         slot === 'user_limit' ? `you already have ${limits.connectionsPerUser} open stream connections` : 'the service is at its stream connection limit';
-      throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
+      throw new DomainError('too_many_requests', detail, { headers: { 'retry-after': '5' } });
     }
     let released = false;
     let untrack = (): void => undefined;

@@ -6,13 +6,9 @@ import { one } from '../database/sql.js';
 const LOCKS = { agents: 7_346_110_101, mcp_servers: 7_346_110_102, trust_rules: 7_346_110_103 } as const;
 
 export function quotaExceeded(what: string, limit: number, setting: string): DomainError {
-  return new DomainError(
-    'quota_exceeded',
-    `the registry already holds ${limit} ${what}, the most ${setting} allows; delete some first`,
-    [],
-    {},
-    { limit, setting },
-  );
+  return new DomainError('quota_exceeded', `the registry already holds ${limit} ${what}, the most ${setting} allows; delete some first`, {
+    extensions: { limit, setting },
+  });
 }
 
 /**

@@ -18,9 +18,8 @@ export class EventsController {
     const after = parseCursor(query.after, 'after') ?? 0;
     const { head, items } = await this.outbox.readFeed(after, query.limit, filter.all ? undefined : filter.types);
     if (after < head.prunedThrough) {
-      throw new DomainError('gone', `events after ${after} were pruned by retention; refetch state (GET /api/v1/discovery) and poll from its cursor`, [], {}, {
-        cursor: head.lastSeq,
-        prunedThrough: head.prunedThrough,
+      throw new DomainError('gone', `events after ${after} were pruned by retention; refetch state (GET /api/v1/discovery) and poll from its cursor`, {
+        extensions: { cursor: head.lastSeq, prunedThrough: head.prunedThrough },
       });
     }
     // Head and page come from one snapshot: a short page means everything up to

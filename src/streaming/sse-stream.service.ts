@@ -58,14 +58,14 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
   }
 
   async open(request: FastifyRequest, reply: FastifyReply, principal: Principal, filter: EventFilter, cursor: number | undefined): Promise<void> {
-    if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', [], { 'retry-after': '1' });
+    if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', { headers: { 'retry-after': '1' } });
     const slot = await this.cluster.acquireConnection(principal.id, this.config.limits.connectionsPerUser, this.config.limits.connectionsTotal);
     if (slot !== 'ok') {
       const detail =
         slot === 'user_limit'
           ? `you already have ${this.config.limits.connectionsPerUser} open stream connections`
           : 'the service is at its stream connection limit';
-      throw new DomainError('too_many_requests', detail, [], { 'retry-after': '5' });
+      throw new DomainError('too_many_requests', detail, { headers: { 'retry-after': '5' } });
     }
     if (request.method === 'HEAD') {
       // Counted like a GET (a client over its limit gets the same 429), but a
@@ -83,7 +83,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
       // being acquired: its 'close' has fired already, so nothing else would
       // ever give the slot back.
       void this.cluster.releaseConnection(principal.id).catch(() => undefined);
-      if (!socket.destroyed) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', [], { 'retry-after': '1' });
+      if (!socket.destroyed) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', { headers: { 'retry-after': '1' } });
       reply.hijack();
       return;
     }
