@@ -25,7 +25,7 @@ export interface AppConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly replicaId: string;
   readonly shutdownGraceMs: number;
-  readonly sequencer: { readonly pollMs: number; readonly batchSize: number };
+  readonly sequencer: { readonly pollMs: number; readonly batchSize: number; readonly leaseMs: number };
   readonly stream: {
     readonly keepAliveMs: number;
     readonly retryMs: number;
@@ -232,6 +232,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     sequencer: {
       pollMs: int(env, 'SEQUENCER_POLL_MS', 1000, 10, 60_000),
       batchSize: int(env, 'SEQUENCER_BATCH_SIZE', 1000, 1, 100_000),
+      leaseMs: int(env, 'SEQUENCER_LEASE_MS', 1000, 200, 60_000),
     },
     stream: {
       keepAliveMs: int(env, 'SSE_KEEPALIVE_MS', 30_000, 100, 3_600_000),
