@@ -3,7 +3,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { one, rows, sql } from '../database/sql.js';
-import type { Role } from '../events/event-catalog.js';
+import type { Role } from './roles.js';
 import { CredentialWatcher } from './credential-watcher.js';
 import type { Principal } from './principal.js';
 import { newApiKey, sha256 } from './secrets.js';

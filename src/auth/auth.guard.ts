@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import type { Role } from '../events/event-catalog.js';
+import type { Role } from './roles.js';
 import { Authenticator } from './authenticator.js';
 import { PUBLIC_ROUTE, REQUIRED_ROLE } from './principal.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ROLES } from '../events/event-catalog.js';
+import { ROLES } from './roles.js';
 
 const role = z.enum(ROLES as unknown as ['viewer', 'editor', 'admin']);
 

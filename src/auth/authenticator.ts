@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { DomainError } from '../common/domain-error.js';
 import { checkOrigin, isUnsafeMethod } from '../common/origin-policy.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { type Role, roleAtLeast } from '../events/event-catalog.js';
+import { type Role, roleAtLeast } from './roles.js';
 import { ApiKeyService } from './api-key.service.js';
 import type { Principal } from './principal.js';
 import { readCookie, SESSION_COOKIE } from './session-cookie.js';

@@ -3,7 +3,7 @@ import { Counter, Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { rows } from '../database/sql.js';
-import type { Role } from '../events/event-catalog.js';
+import type { Role } from './roles.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import type { Principal } from './principal.js';
 

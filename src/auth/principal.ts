@@ -1,7 +1,7 @@
 import { applyDecorators, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import { FASTIFY_ROUTE_CONFIG_METADATA } from '@nestjs/platform-fastify/constants.js';
 import type { FastifyRequest } from 'fastify';
-import type { Role } from '../events/event-catalog.js';
+import type { Role } from './roles.js';
 
 /** Who is calling: an API key or a logged-in user. */
 export interface Principal {

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { one, PG, pgCode, rows, sql } from '../database/sql.js';
-import type { Role } from '../events/event-catalog.js';
+import type { Role } from './roles.js';
 import { CredentialWatcher } from './credential-watcher.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordHasher } from './password-hasher.js';

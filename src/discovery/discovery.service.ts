@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { canRead, type Role } from '../events/event-catalog.js';
+import { canRead, type Role } from '../auth/roles.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
 import { OutboxSequencer } from '../outbox/outbox.sequencer.js';
 import { type Agent, AgentRepository } from '../registry/agents/agent.repository.js';

@@ -1,6 +1,7 @@
 /**
- * The one place that defines event types, resources, Redis channel names and
- * which role may read what. Server, GUI and tests import it.
+ * The one place that defines event types, resources and Redis channel names.
+ * Server, GUI and tests import it. Who may read which resource is auth's
+ * business: `src/auth/roles.ts`.
  */
 export const RESOURCES = ['agent', 'prompt', 'mcp_server', 'trust_rule'] as const;
 export type Resource = (typeof RESOURCES)[number];
@@ -22,29 +23,6 @@ export const EVENT_TYPES = [
   'trust_rule.deleted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
-
-export type Role = 'viewer' | 'editor' | 'admin';
-export const ROLES: readonly Role[] = ['viewer', 'editor', 'admin'];
-const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2 };
-
-export function roleAtLeast(role: Role, required: Role): boolean {
-  return RANK[role] >= RANK[required];
-}
-
-/**
- * Read policy: trust rules are security policy, readable by editors and admins
- * only; everything else is readable by every role. Streams apply the same rule.
- */
-export const READ_ROLE: Record<Resource, Role> = {
-  agent: 'viewer',
-  prompt: 'viewer',
-  mcp_server: 'viewer',
-  trust_rule: 'editor',
-};
-
-export function canRead(role: Role, resource: Resource): boolean {
-  return roleAtLeast(role, READ_ROLE[resource]);
-}
 
 /** An event as appended to the outbox inside the mutation's transaction. */
 export interface NewEvent {

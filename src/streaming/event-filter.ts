@@ -1,5 +1,6 @@
 import { DomainError } from '../common/domain-error.js';
-import { canRead, EVENT_TYPES, type EventType, isEventType, RESOURCES, type Resource, type Role } from '../events/event-catalog.js';
+import { canRead, type Role } from '../auth/roles.js';
+import { EVENT_TYPES, type EventType, isEventType, RESOURCES, type Resource } from '../events/event-catalog.js';
 
 /**
  * Which event types a subscriber receives: what it asked for (`?events=`),

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { actorOf, CurrentPrincipal, type Principal, RequireRole } from '../../auth/principal.js';
 import { etagFor, expectedVersion } from '../../common/etag.js';
 import { parseWith, ZodPipe } from '../../common/zod-validation.pipe.js';
-import { READ_ROLE } from '../../events/event-catalog.js';
+import { READ_ROLE } from '../../auth/roles.js';
 import { createTrustRuleSchema, listTrustRulesQuery, trustRuleId, updateTrustRuleSchema } from './trust-rule.schemas.js';
 import { TrustRuleService } from './trust-rule.service.js';
 
