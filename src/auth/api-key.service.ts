@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { BOOTSTRAP_LOCK } from '../database/advisory-locks.js';
 import { one, rows, sql } from '../database/sql.js';
 import type { Role } from './roles.js';
 import { CredentialWatcher } from './credential-watcher.js';
@@ -33,8 +34,6 @@ interface ApiKeyRow {
   expires_at: Date | null;
   last_used_at: Date | null;
 }
-
-const BOOTSTRAP_LOCK = 7_346_110_003;
 
 function toRecord(row: ApiKeyRow): ApiKeyRecord {
   return {

@@ -1,11 +1,10 @@
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { MIGRATION_LOCK } from './advisory-locks.js';
 import { MIGRATIONS } from './migration-list.js';
 
 // int8 (bigint) as number: seq and counts stay below 2^53.
 pg.types.setTypeParser(20, (value: string) => Number(value));
-
-const MIGRATION_LOCK = 7_346_110_001;
 
 export function createDataSource(url: string, poolSize = 10, applicationName = 'agentic-registry'): DataSource {
   return new DataSource({

@@ -59,3 +59,10 @@ export function pgConstraint(error: unknown): string | undefined {
   const c = e?.driverError?.constraint ?? e?.constraint;
   return typeof c === 'string' ? c : undefined;
 }
+
+/**
+ * "No limit" for a LIMIT or an upper bound on seq: every row, every event.
+ * The largest integer a JavaScript number holds exactly (PostgreSQL takes it
+ * as a bigint), so no real count or seq ever reaches it.
+ */
+export const NO_LIMIT = Number.MAX_SAFE_INTEGER;

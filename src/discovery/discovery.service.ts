@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { canRead, type Role } from '../auth/roles.js';
+import { NO_LIMIT } from '../database/sql.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
 import { OutboxSequencer } from '../outbox/outbox.sequencer.js';
 import { type Agent, AgentRepository } from '../registry/agents/agent.repository.js';
@@ -21,7 +22,7 @@ export interface DiscoveryView {
   readonly sections: { agents: Agent[]; prompts: Prompt[]; mcp_servers: McpServer[]; trust_rules?: TrustRule[] };
 }
 
-const ALL = 2_147_483_647;
+const ALL = NO_LIMIT;
 
 /**
  * Discovery snapshots. A snapshot is read inside a sequencing run at

@@ -6,6 +6,7 @@ import { EventBus } from '../bus/event-bus.js';
 import { toWire, type WireEvent } from '../bus/wire-event.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DATABASE_URL } from '../database/database.module.js';
+import { NO_LIMIT } from '../database/sql.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import { OUTBOX_COLUMNS, OutboxRepository, type OutboxRow, toChangeEvent } from './outbox.repository.js';
 import { underSequencerLock } from './sequencer-lock.js';
@@ -22,7 +23,7 @@ export interface SequenceResult<T> {
 }
 
 /** Numbers every visible row in a snapshot run (no batch limit). */
-const ALL_ROWS = 2_147_483_647;
+const ALL_ROWS = NO_LIMIT;
 
 /**
  * Gives committed outbox rows their gap-free, commit-ordered `seq` (see

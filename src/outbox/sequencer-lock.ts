@@ -1,8 +1,6 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
-
-/** Session advisory lock held by whoever numbers or prunes outbox rows (any replica). */
-export const SEQUENCER_LOCK = 7_346_110_002;
+import { SEQUENCER_LOCK } from '../database/advisory-locks.js';
 
 /**
  * Runs `work` in one transaction while holding SEQUENCER_LOCK. The lock is a

@@ -1,9 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
+import { REGISTRY_CAP_LOCKS } from '../database/advisory-locks.js';
 import { one } from '../database/sql.js';
-
-/** One advisory lock per capped table, so concurrent creates cannot overshoot the cap together. */
-const LOCKS = { agents: 7_346_110_101, mcp_servers: 7_346_110_102, trust_rules: 7_346_110_103 } as const;
 
 export function quotaExceeded(what: string, limit: number, setting: string): DomainError {
   return new DomainError('quota_exceeded', `the registry already holds ${limit} ${what}, the most ${setting} allows; delete some first`, {
@@ -17,8 +15,8 @@ export function quotaExceeded(what: string, limit: number, setting: string): Dom
  * arbitrarily large. Called inside the create transaction: the transaction
  * lock serializes creates of one kind (writes are rare), then the rows are counted.
  */
-export async function assertBelowCap(m: EntityManager, table: keyof typeof LOCKS, limit: number, setting: string, what: string): Promise<void> {
-  await m.query('SELECT pg_advisory_xact_lock($1)', [LOCKS[table]]);
+export async function assertBelowCap(m: EntityManager, table: keyof typeof REGISTRY_CAP_LOCKS, limit: number, setting: string, what: string): Promise<void> {
+  await m.query('SELECT pg_advisory_xact_lock($1)', [REGISTRY_CAP_LOCKS[table]]);
   const row = await one<{ n: number }>(m, `SELECT count(*)::int AS n FROM ${table}`);
   if (row!.n >= limit) throw quotaExceeded(what, limit, setting);
 }

@@ -3,6 +3,7 @@ import { type BusListener, EventBus } from '../bus/event-bus.js';
 import { toWire, type WireEvent } from '../bus/wire-event.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import type { ChangeEvent } from '../events/event-catalog.js';
+import { NO_LIMIT } from '../database/sql.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
 import type { EventFilter } from './event-filter.js';
 import { EventWindow, type HubEvent, toHubEvent } from './event-window.js';
@@ -422,7 +423,7 @@ export class StreamHub implements BusListener, OnApplicationBootstrap, BeforeApp
     if (!read) {
       this.stats.replayQueries++;
       read = this.outbox
-        .readRange(after, Number.MAX_SAFE_INTEGER, this.config.stream.replayPageSize)
+        .readRange(after, NO_LIMIT, this.config.stream.replayPageSize)
         .then(fromOutbox)
         .finally(() => this.inflightReads.delete(after));
       this.inflightReads.set(after, read);
