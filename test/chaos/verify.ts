@@ -160,11 +160,17 @@ export function outboxProblems(outbox: OutboxRow[]): string[] {
   return problems.slice(0, 20);
 }
 
-/** The fault that was active or most recently injected at `wall`. */
+/**
+ * The fault that was active at `wall`, or had ended less than 3 s before;
+ * otherwise says that no fault was near (and which one came last).
+ */
 export function faultAt(faults: FaultRecord[], wall: number): string {
   let found: FaultRecord | undefined;
   for (const f of faults) if (f.start <= wall + 250) found = f;
-  return found ? found.label : 'before any fault';
+  if (!found) return 'before any fault';
+  const end = found.end ?? Infinity;
+  if (wall <= end + 3000) return found.label;
+  return `no fault near (${((wall - end) / 1000).toFixed(0)} s after: ${found.label})`;
 }
 
 /** `1-5, 9, 12-40` for a sorted list of numbers. */
