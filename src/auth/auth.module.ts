@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { ApiKeyRepository } from './api-key.repository.js';
 import { ApiKeyService } from './api-key.service.js';
 import { ApiKeysController, AuthController, UsersController } from './auth.controller.js';
 import { AuthGuard } from './auth.guard.js';
@@ -8,6 +9,7 @@ import { CredentialWatcher } from './credential-watcher.js';
 import { LoginThrottle } from './login-throttle.js';
 import { MetricsAccess } from './metrics-access.js';
 import { PasswordHasher } from './password-hasher.js';
+import { UserRepository } from './user.repository.js';
 import { UserService } from './user.service.js';
 
 /** Global: streams, sockets and the gateway authenticate with Authenticator and register with CredentialWatcher. */
@@ -15,7 +17,9 @@ import { UserService } from './user.service.js';
 @Module({
   controllers: [AuthController, ApiKeysController, UsersController],
   providers: [
+    ApiKeyRepository,
     ApiKeyService,
+    UserRepository,
     UserService,
     PasswordHasher,
     LoginThrottle,

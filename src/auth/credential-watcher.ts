@@ -2,10 +2,10 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { Counter, Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { rows } from '../database/sql.js';
-import type { Role } from './roles.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import type { Principal } from './principal.js';
+import type { Role } from './roles.js';
+import { UserRepository } from './user.repository.js';
 
 /** Anything a credential holds open: an SSE stream, a Socket.IO socket, a gateway session. */
 export interface CredentialHolder {
@@ -50,6 +50,7 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly users: UserRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     metrics: MetricsService,
   ) {
@@ -134,16 +135,7 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
     }
     let valid: Map<string, Role>;
     try {
-      const found = await rows<{ credential: string; role: Role }>(
-        this.dataSource.manager,
-        `SELECT 'key:' || k.id::text AS credential, k.role FROM api_keys k
-          WHERE k.id = ANY($1::uuid[]) AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
-         UNION ALL
-         SELECT 'session:' || s.token_hash, u.role FROM sessions s JOIN users u ON u.id = s.user_id
-          WHERE s.token_hash = ANY($2::text[]) AND s.expires_at > now()`,
-        [[...keys], [...sessions]],
-      );
-      valid = new Map(found.map((r) => [r.credential, r.role]));
+      valid = await this.users.validCredentials(this.dataSource.manager, [...keys], [...sessions]);
       this.checks.inc({ result: 'ok' });
     } catch (error) {
       // Database unreachable: keep everything open, ask again next tick.

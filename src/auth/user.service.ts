@@ -2,30 +2,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { one, PG, pgCode, rows, sql } from '../database/sql.js';
-import type { Role } from './roles.js';
+import { PG, pgCode } from '../database/sql.js';
 import { CredentialWatcher } from './credential-watcher.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordHasher } from './password-hasher.js';
 import type { Principal } from './principal.js';
+import type { Role } from './roles.js';
 import { needsRehash, newToken, sha256 } from './secrets.js';
-
-export interface UserRecord {
-  id: string;
-  username: string;
-  role: Role;
-  createdAt: string;
-}
-
-interface UserRow {
-  id: string;
-  username: string;
-  password_hash: string;
-  role: Role;
-  created_at: Date;
-}
-
-const toRecord = (row: UserRow): UserRecord => ({ id: row.id, username: row.username, role: row.role, createdAt: row.created_at.toISOString() });
+import { type UserRecord, UserRepository, type UserWithHash } from './user.repository.js';
 
 /**
  * GUI users and their sessions (kept in Postgres so any replica can read them).
@@ -39,6 +23,7 @@ export class UserService {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly users: UserRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly hasher: PasswordHasher,
     private readonly throttle: LoginThrottle,
@@ -47,12 +32,7 @@ export class UserService {
 
   async create(username: string, password: string, role: Role): Promise<UserRecord> {
     try {
-      const row = await one<UserRow>(
-        this.dataSource.manager,
-        'INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3) RETURNING *',
-        [username, await this.hasher.hash(password), role],
-      );
-      return toRecord(row!);
+      return await this.users.insert(this.dataSource.manager, username, await this.hasher.hash(password), role);
     } catch (error) {
       if (pgCode(error) === PG.uniqueViolation) throw DomainError.conflict(`user "${username}" already exists`);
       throw error;
@@ -60,12 +40,11 @@ export class UserService {
   }
 
   async list(): Promise<UserRecord[]> {
-    return (await rows<UserRow>(this.dataSource.manager, 'SELECT * FROM users ORDER BY username')).map(toRecord);
+    return this.users.list(this.dataSource.manager);
   }
 
   async delete(id: string): Promise<void> {
-    const result = await sql(this.dataSource.manager, 'DELETE FROM users WHERE id = $1', [id]);
-    if (result.count === 0) throw DomainError.notFound('user', id);
+    if (!(await this.users.delete(this.dataSource.manager, id))) throw DomainError.notFound('user', id);
     this.watcher.checkSoon();
   }
 
@@ -76,18 +55,14 @@ export class UserService {
    */
   async update(id: string, patch: { role?: Role; password?: string }): Promise<UserRecord> {
     const hash = patch.password !== undefined ? await this.hasher.hash(patch.password) : undefined;
-    const row = await this.dataSource.transaction(async (m) => {
-      const updated = await one<UserRow>(
-        m,
-        'UPDATE users SET role = coalesce($2, role), password_hash = coalesce($3, password_hash) WHERE id = $1 RETURNING *',
-        [id, patch.role ?? null, hash ?? null],
-      );
+    const user = await this.dataSource.transaction(async (m) => {
+      const updated = await this.users.update(m, id, { role: patch.role, passwordHash: hash });
       if (!updated) throw DomainError.notFound('user', id);
-      if (hash !== undefined) await sql(m, 'DELETE FROM sessions WHERE user_id = $1', [id]);
+      if (hash !== undefined) await this.users.deleteSessionsOf(m, id);
       return updated;
     });
     this.watcher.checkSoon();
-    return toRecord(row);
+    return user;
   }
 
   /**
@@ -97,23 +72,24 @@ export class UserService {
    */
   async login(username: string, password: string, clientAddress: string): Promise<{ token: string; user: UserRecord; expiresAt: Date } | undefined> {
     await this.throttle.check(username, clientAddress);
-    const row = await one<UserRow>(this.dataSource.manager, 'SELECT * FROM users WHERE username = $1', [username]);
+    const user = await this.users.findByUsername(this.dataSource.manager, username);
     this.dummyHash ??= this.hasher.hash('not-a-real-password').catch((error: unknown) => {
       this.dummyHash = undefined;
       throw error;
     });
-    const ok = await this.hasher.verify(password, row?.password_hash ?? (await this.dummyHash));
-    if (!row || !ok) {
+    const ok = await this.hasher.verify(password, user?.passwordHash ?? (await this.dummyHash));
+    if (!user || !ok) {
       await this.throttle.failed(username, clientAddress);
       return undefined;
     }
     await this.throttle.succeeded(username, clientAddress);
-    if (needsRehash(row.password_hash)) await this.rehash(row, password);
+    if (needsRehash(user.passwordHash)) await this.rehash(user, password);
     const token = newToken();
     const expiresAt = new Date(Date.now() + this.config.session.ttlMs);
-    await this.dataSource.query('INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)', [sha256(token), row.id, expiresAt]);
-    await this.dataSource.query('DELETE FROM sessions WHERE expires_at < now()');
-    return { token, user: toRecord(row), expiresAt };
+    await this.users.insertSession(this.dataSource.manager, sha256(token), user.id, expiresAt);
+    await this.users.deleteExpiredSessions(this.dataSource.manager);
+    const { passwordHash: _hash, ...record } = user;
+    return { token, user: record, expiresAt };
   }
 
   /**
@@ -121,28 +97,24 @@ export class UserService {
    * Only if the row still holds the hash just verified; a failure (hashing
    * queue full) leaves it for the next login.
    */
-  private async rehash(row: UserRow, password: string): Promise<void> {
+  private async rehash(user: UserWithHash, password: string): Promise<void> {
     try {
       const hash = await this.hasher.hash(password);
-      await sql(this.dataSource.manager, 'UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3', [hash, row.id, row.password_hash]);
+      await this.users.replaceHash(this.dataSource.manager, user.id, user.passwordHash, hash);
     } catch {
       // next login
     }
   }
 
   async logout(token: string): Promise<void> {
-    await this.dataSource.query('DELETE FROM sessions WHERE token_hash = $1', [sha256(token)]);
+    await this.users.deleteSession(this.dataSource.manager, sha256(token));
     this.watcher.checkSoon();
   }
 
   async authenticateSession(token: string): Promise<Principal | undefined> {
     if (token.length > 200) return undefined;
     const hash = sha256(token);
-    const row = await one<UserRow>(
-      this.dataSource.manager,
-      `SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()`,
-      [hash],
-    );
-    return row ? { kind: 'user', id: `user:${row.id}`, name: row.username, role: row.role, credential: `session:${hash}`, via: 'cookie' } : undefined;
+    const user = await this.users.findBySession(this.dataSource.manager, hash);
+    return user ? { kind: 'user', id: `user:${user.id}`, name: user.username, role: user.role, credential: `session:${hash}`, via: 'cookie' } : undefined;
   }
 }

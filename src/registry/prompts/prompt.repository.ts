@@ -57,6 +57,11 @@ export class PromptRepository {
     return (await one(m, 'SELECT id FROM agents WHERE id = $1 FOR UPDATE', [agentId])) !== undefined;
   }
 
+  /** How many versions the agent holds now. */
+  async countOf(m: EntityManager, agentId: string): Promise<number> {
+    return (await one<{ n: number }>(m, 'SELECT count(*)::int AS n FROM prompts WHERE agent_id = $1', [agentId]))!.n;
+  }
+
   async agentExists(m: EntityManager, agentId: string): Promise<boolean> {
     return (await one(m, 'SELECT 1 FROM agents WHERE id = $1', [agentId])) !== undefined;
   }

@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
-import { one } from '../../database/sql.js';
 import { quotaExceeded } from '../registry-limits.js';
 import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
@@ -31,8 +30,7 @@ export class PromptService {
       await this.lockAgent(m, agentId);
       // The agent row is locked: the count cannot change under us (MAX_PROMPT_VERSIONS_PER_AGENT bounds discovery).
       const limit = this.config.registryLimits.promptVersionsPerAgent;
-      const held = await one<{ n: number }>(m, 'SELECT count(*)::int AS n FROM prompts WHERE agent_id = $1', [agentId]);
-      if (held!.n >= limit) throw quotaExceeded(`versions of agent "${agentId}"'s prompt`, limit, 'MAX_PROMPT_VERSIONS_PER_AGENT');
+      if ((await this.prompts.countOf(m, agentId)) >= limit) throw quotaExceeded(`versions of agent "${agentId}"'s prompt`, limit, 'MAX_PROMPT_VERSIONS_PER_AGENT');
       const version = await this.prompts.nextVersion(m, agentId);
       let prompt = await this.prompts.insert(m, {
         agentId,
