@@ -88,8 +88,9 @@ export interface ChaosTotals {
   /** Largest resume distance of a filtered EventSource (events behind the head). */
   filteredResumeDistance: number;
   unfilteredResumeDistance: number;
-  /** Stream connection slots still counted in Redis once every client is gone. */
+  /** Stream connection slots still counted in Redis once every client is gone, and at T+5 s. */
   slotsLeft: number;
+  slotsMidRun: number;
   /** Median commit-to-sequenced delay (ms) in the last 8 s of writes. */
   finalSequencingMedianMs: number;
 }
@@ -98,8 +99,10 @@ export interface DrainRecord {
   start: number;
   end?: number;
   exitCode?: number | string | null;
-  /** Writes that failed (5xx, or no answer) while the replica drained. */
+  /** Writes cut while the replica drained: no answer, 500, or nginx's 502/504 (the connection closed under it). */
   cutWrites: FailedWrite[];
+  /** Writes the draining replica took and refused with 503 (not executed; nginx does not retry a POST it has sent). */
+  refusedWrites: FailedWrite[];
 }
 
 export interface ChaosResult {
@@ -142,6 +145,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
   const slowClients: SlowClient[] = [];
   const writers: Writer[] = [];
   let syncTimer: NodeJS.Timeout | undefined;
+  let slotRedis: Redis | undefined;
   const eld = monitorEventLoopDelay({ resolution: 20 });
 
   try {
@@ -252,6 +256,20 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     say(`${esClients.length} EventSource clients (${esClients.length - notOpen.length} open) and ${slowClients.length} slow readers from seq ${S0}`);
     if (notOpen.length > 0) say(`not open before the writes: ${notOpen.slice(0, 5).map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`).join('; ')}`);
     syncTimer = setInterval(() => slowClients.forEach((s) => s.sync()), 250);
+
+    // The cluster-wide stream connection counts (per user, per replica, live replicas only), read straight from Redis.
+    slotRedis = new Redis({ host: HOST, port: redisPort, maxRetriesPerRequest: 1 });
+    slotRedis.on('error', () => undefined);
+    const slotCount = async () => {
+      let n = 0;
+      for (const key of await slotRedis!.keys('chaos:conn:user:*')) {
+        for (const [replica, count] of Object.entries(await slotRedis!.hgetall(key))) {
+          if (await slotRedis!.exists(`chaos:replica:${replica}`)) n += Number(count);
+        }
+      }
+      return n;
+    };
+    let slotsMidRun = -1;
     eld.enable();
 
     // ---- writes and faults ------------------------------------------------------
@@ -285,6 +303,10 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       [3, 'slow readers: stop-then-slow ones stop reading, slow ones read 4 KB / 100 ms', () => {
         slowOf('stop-then-slow').forEach((s) => s.reader.stop());
         slowOf('slow').forEach((s) => s.reader.slow(4096, 100));
+      }],
+      [5, '', async () => {
+        slotsMidRun = await slotCount().catch(() => -1);
+        say(`stream connection slots counted in Redis: ${slotsMidRun}`);
       }],
       [8, '', () => fault('SIGKILL r1, restart 3 s later', async (rec) => {
         r1.proc!.kill('SIGKILL');
@@ -377,28 +399,18 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
 
     // Every stream is gone: the cluster-wide connection counts in Redis must come
     // back to 0 (a replica's heartbeat rewrites its share every lease/3 = 10 s).
-    const slotRedis = new Redis({ host: HOST, port: redisPort, maxRetriesPerRequest: 1, lazyConnect: true });
     let slotsLeft = -1;
     try {
-      await slotRedis.connect();
       const slotsBy = Date.now() + 15_000;
       for (;;) {
-        slotsLeft = 0;
-        for (const key of await slotRedis.keys('chaos:conn:*')) {
-          if (key.endsWith(':total')) continue;
-          for (const [replica, count] of Object.entries(await slotRedis.hgetall(key))) {
-            if (await slotRedis.exists(`chaos:replica:${replica}`)) slotsLeft += Number(count);
-          }
-        }
+        slotsLeft = await slotCount();
         if (slotsLeft === 0 || Date.now() > slotsBy) break;
         await sleep(500);
       }
     } catch (error) {
       say(`could not read connection counts from Redis: ${(error as Error).message}`);
-    } finally {
-      slotRedis.disconnect();
     }
-    say(`stream connection slots still held in Redis with no client left: ${slotsLeft}`);
+    say(`stream connection slots still held in Redis with no client left: ${slotsLeft} (${slotsMidRun} while the clients were connected)`);
 
     // ---- the truth ---------------------------------------------------------------------
     const rows = await db.query(
@@ -428,7 +440,11 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const delays = (from: number, to: number) =>
       medianMax(outbox.filter((r) => r.sequencedWall >= from && r.sequencedWall < to).map((r) => r.sequencedWall - r.createdWall));
     const drainRecord: DrainRecord | undefined = drain
-      ? { ...drain, cutWrites: failed.filter((f) => (f.status === 0 || f.status >= 500) && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000) }
+      ? {
+          ...drain,
+          cutWrites: failed.filter((f) => (f.status === 0 || (f.status >= 500 && f.status !== 503)) && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000),
+          refusedWrites: failed.filter((f) => f.status === 503 && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000),
+        }
       : undefined;
     const totals: ChaosTotals = {
       clients: results.length,
@@ -451,6 +467,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       filteredResumeDistance: esFiltered.reduce((m, r) => Math.max(m, r.maxResumeDistance), 0),
       unfilteredResumeDistance: esUnfiltered.filter((r) => r.group === 'es:unfiltered').reduce((m, r) => Math.max(m, r.maxResumeDistance), 0),
       slotsLeft,
+      slotsMidRun,
       finalSequencingMedianMs: delays(writesEnd - 8000, writesEnd + 1).median,
     };
     const report = buildReport({
@@ -476,6 +493,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     };
   } finally {
     clearInterval(syncTimer);
+    slotRedis?.disconnect();
     for (const w of writers) w.stop();
     for (const x of esClients) x.close();
     for (const s of slowClients) s.reader?.close();
@@ -563,10 +581,13 @@ function buildReport(x: ReportInput): string {
   }
   for (let i = 0; i < line.length; i += 4) out.push(`  ${line.slice(i, i + 4).join('   ')}`);
   if (x.drain) {
-    out.push(`graceful drain (SIGTERM r2): exit ${x.drain.exitCode} after ${x.drain.end ? s(x.drain.end - x.drain.start) : '?'}; writes cut meanwhile: ${x.drain.cutWrites.length}`);
-    for (const w of x.drain.cutWrites.slice(0, 5)) out.push(`    ${t(w.wall)} writer ${w.writer} ${w.op} -> ${w.status} ${w.detail.replace(/\s+/g, ' ').slice(0, 100)}`);
+    out.push(
+      `graceful drain (SIGTERM r2): exit ${x.drain.exitCode} after ${x.drain.end ? s(x.drain.end - x.drain.start) : '?'}; ` +
+        `writes meanwhile cut (no answer, 500, 502, 504): ${x.drain.cutWrites.length}, refused with 503: ${x.drain.refusedWrites.length}`,
+    );
+    for (const w of [...x.drain.cutWrites, ...x.drain.refusedWrites].slice(0, 5)) out.push(`    ${t(w.wall)} writer ${w.writer} ${w.op} -> ${w.status} ${w.detail.replace(/\s+/g, ' ').slice(0, 100)}`);
   }
-  out.push(`stream connection slots left in Redis after every client closed: ${tt.slotsLeft}`);
+  out.push(`stream connection slots counted in Redis: ${tt.slotsMidRun} at T+5s, ${tt.slotsLeft} after every client closed`);
   out.push('');
 
   // Where it went wrong: each anomaly next to the fault that was active or had just happened.
