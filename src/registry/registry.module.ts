@@ -13,11 +13,13 @@ import { PromptService } from './prompts/prompt.service.js';
 import { TrustRuleController } from './trust-rules/trust-rule.controller.js';
 import { TrustRuleRepository } from './trust-rules/trust-rule.repository.js';
 import { TrustRuleService } from './trust-rules/trust-rule.service.js';
+import { RegistryWriter } from './registry.writer.js';
 
 @Module({
   imports: [EgressModule],
   controllers: [AgentController, PromptController, McpServerController, TrustRuleController],
   providers: [
+    RegistryWriter,
     AgentRepository,
     AgentService,
     PromptRepository,

@@ -3,28 +3,28 @@ import { DataSource } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
-import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { assertBelowCap } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
+import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { type Agent, AgentRepository } from './agent.repository.js';
 import type { CreateAgent, UpdateAgent } from './agent.schemas.js';
 
-/** Agent use cases. Each mutation writes the row and its outbox event in one transaction. */
+/** Agent use cases. Each mutation writes the row and its outbox event in one transaction (RegistryWriter). */
 @Injectable()
 export class AgentService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly agents: AgentRepository,
-    private readonly outbox: OutboxRepository,
+    private readonly writer: RegistryWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(input: CreateAgent, actor: string): Promise<Agent> {
     try {
-      return await this.dataSource.transaction(async (m) => {
+      return await this.writer.write(async ({ m, append }) => {
         await assertBelowCap(m, 'agents', this.config.registryLimits.agents, 'MAX_AGENTS', 'agents');
         const agent = await this.agents.insert(m, input);
-        await this.outbox.append(m, { type: 'agent.created', id: agent.id, version: agent.version, actor });
+        await append({ type: 'agent.created', id: agent.id, version: agent.version, actor });
         return agent;
       });
     } catch (error) {
@@ -45,29 +45,22 @@ export class AgentService {
   }
 
   async update(id: string, patch: UpdateAgent, expected: number | undefined, actor: string): Promise<Agent> {
-    return this.dataSource.transaction(async (m) => {
-      const current = await this.agents.find(m, id, true);
-      if (!current) throw DomainError.notFound('agent', id);
-      if (expected !== undefined && expected !== current.version) throw DomainError.stale('agent', id, current.version);
+    return this.writer.change(this.target(id, expected), async (current, m) => {
       const { version: _ignored, ...fields } = patch;
       const changed = Object.keys(fields).filter(
         (k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]),
       );
-      if (changed.length === 0) return current;
+      if (changed.length === 0) return { result: current };
       const agent = await this.agents.update(m, { ...current, ...fields });
-      await this.outbox.append(m, { type: 'agent.updated', id, version: agent.version, actor, data: { changed } });
-      return agent;
+      return { result: agent, event: { type: 'agent.updated', id, version: agent.version, actor, data: { changed } } };
     });
   }
 
   async delete(id: string, expected: number | undefined, actor: string): Promise<void> {
     try {
-      await this.dataSource.transaction(async (m) => {
-        const current = await this.agents.find(m, id, true);
-        if (!current) throw DomainError.notFound('agent', id);
-        if (expected !== undefined && expected !== current.version) throw DomainError.stale('agent', id, current.version);
+      await this.writer.change(this.target(id, expected), async (current, m) => {
         await this.agents.delete(m, id);
-        await this.outbox.append(m, { type: 'agent.deleted', id, version: current.version, actor });
+        return { result: undefined, event: { type: 'agent.deleted', id, version: current.version, actor } };
       });
     } catch (error) {
       if (isReferencedError(error)) {
@@ -75,5 +68,9 @@ export class AgentService {
       }
       throw error;
     }
+  }
+
+  private target(id: string, expected: number | undefined): ChangeTarget<Agent> {
+    return { what: 'agent', id, expected, lock: (m) => this.agents.find(m, id, true) };
   }
 }

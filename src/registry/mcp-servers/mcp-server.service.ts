@@ -4,9 +4,9 @@ import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { EgressClient } from '../../egress/egress.module.js';
-import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { assertBelowCap } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
+import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { HeaderSecrets } from './header-secrets.js';
 import { type McpServer, McpServerRepository, type SealedHeaders } from './mcp-server.repository.js';
 import type { CreateMcpServer, UpdateMcpServer } from './mcp-server.schemas.js';
@@ -32,7 +32,7 @@ function sameHeaders(a: Record<string, string>, b: Record<string, string>): bool
 
 /**
  * MCP server use cases. Each mutation writes the row and its outbox event in
- * one transaction. Header values and the URL's query string are secrets:
+ * one transaction (RegistryWriter). Header values and the URL's query string are secrets:
  * sealed with the SecretRing before they reach the database, never returned
  * by the API (masked as `***`) and never put in events; only `getHeaders` and
  * `getUrl` (for health probes and the gateway) open them. A URL whose literal
@@ -46,7 +46,7 @@ export class McpServerService implements OnApplicationBootstrap {
   constructor(
     private readonly dataSource: DataSource,
     private readonly servers: McpServerRepository,
-    private readonly outbox: OutboxRepository,
+    private readonly writer: RegistryWriter,
     private readonly secrets: HeaderSecrets,
     private readonly egress: EgressClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -80,11 +80,11 @@ export class McpServerService implements OnApplicationBootstrap {
     const { headers, ...fields } = input;
     const url = sealUrl(box, input.id, input.url);
     try {
-      return await this.dataSource.transaction(async (m) => {
+      return await this.writer.write(async ({ m, append }) => {
         const limit = this.config.registryLimits.mcpServers;
         await assertBelowCap(m, 'mcp_servers', limit, 'MAX_MCP_SERVERS', 'MCP servers');
         const server = await this.servers.insert(m, { ...fields, url: url.masked }, seal(box, input.id, headers), url.secret);
-        await this.outbox.append(m, { type: 'mcp_server.created', id: server.id, version: server.version, actor });
+        await append({ type: 'mcp_server.created', id: server.id, version: server.version, actor });
         return server;
       });
     } catch (error) {
@@ -125,10 +125,7 @@ export class McpServerService implements OnApplicationBootstrap {
   async update(id: string, patch: UpdateMcpServer, expected: number | undefined, actor: string): Promise<McpServer> {
     if (patch.url !== undefined) this.egress.assertRegistrable(patch.url);
     const box = patch.headers !== undefined || patch.url !== undefined ? await this.secrets.get() : undefined;
-    return this.dataSource.transaction(async (m) => {
-      const current = await this.servers.find(m, id, true);
-      if (!current) throw DomainError.notFound('MCP server', id);
-      if (expected !== undefined && expected !== current.version) throw DomainError.stale('MCP server', id, current.version);
+    return this.writer.change(this.target(id, expected), async (current, m) => {
       const { version: _ignored, headers, healthCheck, url, ...fields } = patch;
       const next: McpServer = { ...current, ...fields, healthCheck: { ...current.healthCheck, ...healthCheck } };
       const changed: string[] = (['name', 'transport', 'healthCheck', 'enabled'] as const).filter(
@@ -146,21 +143,17 @@ export class McpServerService implements OnApplicationBootstrap {
         sealed = seal(box!, id, headers);
         changed.push('headers');
       }
-      if (changed.length === 0) return current;
+      if (changed.length === 0) return { result: current };
       const server = await this.servers.update(m, next, sealed, urlSecret);
-      await this.outbox.append(m, { type: 'mcp_server.updated', id, version: server.version, actor, data: { changed } });
-      return server;
+      return { result: server, event: { type: 'mcp_server.updated', id, version: server.version, actor, data: { changed } } };
     });
   }
 
   async delete(id: string, expected: number | undefined, actor: string): Promise<void> {
     try {
-      await this.dataSource.transaction(async (m) => {
-        const current = await this.servers.find(m, id, true);
-        if (!current) throw DomainError.notFound('MCP server', id);
-        if (expected !== undefined && expected !== current.version) throw DomainError.stale('MCP server', id, current.version);
+      await this.writer.change(this.target(id, expected), async (current, m) => {
         await this.servers.delete(m, id);
-        await this.outbox.append(m, { type: 'mcp_server.deleted', id, version: current.version, actor });
+        return { result: undefined, event: { type: 'mcp_server.deleted', id, version: current.version, actor } };
       });
     } catch (error) {
       if (isReferencedError(error)) {
@@ -168,6 +161,10 @@ export class McpServerService implements OnApplicationBootstrap {
       }
       throw error;
     }
+  }
+
+  private target(id: string, expected: number | undefined): ChangeTarget<McpServer> {
+    return { what: 'MCP server', id, expected, lock: (m) => this.servers.find(m, id, true) };
   }
 
   /** Whether the stored URL equals `url`; one that no longer decrypts counts as different. */

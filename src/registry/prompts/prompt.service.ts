@@ -3,8 +3,8 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { quotaExceeded } from '../registry-limits.js';
-import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
+import { type RegistryWrite, RegistryWriter } from '../registry.writer.js';
 import { type Prompt, PromptRepository } from './prompt.repository.js';
 import type { CreatePrompt } from './prompt.schemas.js';
 
@@ -14,19 +14,20 @@ const eventId = (agentId: string, version: number) => `${agentId}/${version}`;
  * Prompt versions of an agent: immutable, numbered 1, 2, 3, ... per agent, at
  * most one active. Every mutation locks the agent row first, so numbering and
  * activation of one agent are serialized, and writes its outbox event(s) in
- * the same transaction.
+ * the same transaction (RegistryWriter).
  */
 @Injectable()
 export class PromptService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly prompts: PromptRepository,
-    private readonly outbox: OutboxRepository,
+    private readonly writer: RegistryWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(agentId: string, input: CreatePrompt, actor: string): Promise<Prompt> {
-    return this.dataSource.transaction(async (m) => {
+    return this.writer.write(async (w) => {
+      const { m } = w;
       await this.lockAgent(m, agentId);
       // The agent row is locked: the count cannot change under us (MAX_PROMPT_VERSIONS_PER_AGENT bounds discovery).
       const limit = this.config.registryLimits.promptVersionsPerAgent;
@@ -40,8 +41,8 @@ export class PromptService {
         variables: input.variables,
         createdBy: actor,
       });
-      await this.outbox.append(m, { type: 'prompt.created', id: eventId(agentId, version), version, actor, data: { agentId, version } });
-      if (input.activate) prompt = await this.activateLocked(m, prompt, actor);
+      await w.append({ type: 'prompt.created', id: eventId(agentId, version), version, actor, data: { agentId, version } });
+      if (input.activate) prompt = await this.activateLocked(w, prompt, actor);
       return prompt;
     });
   }
@@ -64,16 +65,16 @@ export class PromptService {
 
   /** Makes `version` the agent's one active prompt; a no-op (no event) when it already is. */
   async activate(agentId: string, version: number, actor: string): Promise<Prompt> {
-    return this.dataSource.transaction(async (m) => {
-      await this.lockAgent(m, agentId);
-      const target = await this.prompts.find(m, agentId, version);
+    return this.writer.write(async (w) => {
+      await this.lockAgent(w.m, agentId);
+      const target = await this.prompts.find(w.m, agentId, version);
       if (!target) throw DomainError.notFound('prompt', eventId(agentId, version));
-      return target.active ? target : this.activateLocked(m, target, actor);
+      return target.active ? target : this.activateLocked(w, target, actor);
     });
   }
 
   async delete(agentId: string, version: number, actor: string): Promise<void> {
-    await this.dataSource.transaction(async (m) => {
+    await this.writer.write(async ({ m, append }) => {
       await this.lockAgent(m, agentId);
       const target = await this.prompts.find(m, agentId, version);
       if (!target) throw DomainError.notFound('prompt', eventId(agentId, version));
@@ -81,7 +82,7 @@ export class PromptService {
         throw DomainError.conflict(`prompt version ${version} of agent "${agentId}" is active; activate another version first`);
       }
       await this.prompts.delete(m, agentId, version);
-      await this.outbox.append(m, { type: 'prompt.deleted', id: eventId(agentId, version), version, actor, data: { agentId, version } });
+      await append({ type: 'prompt.deleted', id: eventId(agentId, version), version, actor, data: { agentId, version } });
     });
   }
 
@@ -90,11 +91,11 @@ export class PromptService {
   }
 
   /** Activates `target` (not yet active); the caller holds the agent row lock. */
-  private async activateLocked(m: EntityManager, target: Prompt, actor: string): Promise<Prompt> {
+  private async activateLocked(w: RegistryWrite, target: Prompt, actor: string): Promise<Prompt> {
     const { agentId, version } = target;
-    const previous = (await this.prompts.findActive(m, agentId))?.version ?? null;
-    const prompt = await this.prompts.activate(m, agentId, version);
-    await this.outbox.append(m, {
+    const previous = (await this.prompts.findActive(w.m, agentId))?.version ?? null;
+    const prompt = await this.prompts.activate(w.m, agentId, version);
+    await w.append({
       type: 'prompt.activated',
       id: eventId(agentId, version),
       version,

@@ -3,9 +3,9 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError, type FieldError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { PG, pgCode, pgConstraint } from '../../database/sql.js';
-import { OutboxRepository } from '../../outbox/outbox.repository.js';
 import { assertBelowCap } from '../registry-limits.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
+import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { type TrustRule, type TrustRuleCursor, type TrustRuleFilter, TrustRuleRepository } from './trust-rule.repository.js';
 import type { CreateTrustRule, UpdateTrustRule } from './trust-rule.schemas.js';
 
@@ -31,23 +31,23 @@ function decodeRuleCursor(cursor: string | undefined): TrustRuleCursor | undefin
   return { priority: Number(m[1]), id: m[2] };
 }
 
-/** Trust rule use cases. Each mutation writes the row and its outbox event in one transaction. */
+/** Trust rule use cases. Each mutation writes the row and its outbox event in one transaction (RegistryWriter). */
 @Injectable()
 export class TrustRuleService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly rules: TrustRuleRepository,
-    private readonly outbox: OutboxRepository,
+    private readonly writer: RegistryWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async create(input: CreateTrustRule, actor: string): Promise<TrustRule> {
     try {
-      return await this.dataSource.transaction(async (m) => {
+      return await this.writer.write(async ({ m, append }) => {
         await this.checkReferences(m, input.agentId, input.mcpServerId);
         await assertBelowCap(m, 'trust_rules', this.config.registryLimits.trustRules, 'MAX_TRUST_RULES', 'trust rules');
         const rule = await this.rules.insert(m, input);
-        await this.outbox.append(m, {
+        await append({
           type: 'trust_rule.created',
           id: rule.id,
           version: rule.version,
@@ -74,26 +74,19 @@ export class TrustRuleService {
 
   async update(id: string, patch: UpdateTrustRule, expected: number | undefined, actor: string): Promise<TrustRule> {
     try {
-      return await this.dataSource.transaction(async (m) => {
-        const current = await this.rules.find(m, id, true);
-        if (!current) throw DomainError.notFound('trust rule', id);
-        if (expected !== undefined && expected !== current.version) throw DomainError.stale('trust rule', id, current.version);
+      return await this.writer.change(this.target(id, expected), async (current, m) => {
         const { version: _ignored, ...fields } = patch;
         const changed = Object.keys(fields).filter(
           (k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof TrustRule]),
         );
-        if (changed.length === 0) return current;
+        if (changed.length === 0) return { result: current };
         const next = { ...current, ...fields };
         if (changed.includes('agentId') || changed.includes('mcpServerId')) await this.checkReferences(m, next.agentId, next.mcpServerId);
         const rule = await this.rules.update(m, next);
-        await this.outbox.append(m, {
-          type: 'trust_rule.updated',
-          id,
-          version: rule.version,
-          actor,
-          data: { changed, agentId: rule.agentId, mcpServerId: rule.mcpServerId },
-        });
-        return rule;
+        return {
+          result: rule,
+          event: { type: 'trust_rule.updated', id, version: rule.version, actor, data: { changed, agentId: rule.agentId, mcpServerId: rule.mcpServerId } },
+        };
       });
     } catch (error) {
       throw referenceError(error) ?? error;
@@ -101,19 +94,17 @@ export class TrustRuleService {
   }
 
   async delete(id: string, expected: number | undefined, actor: string): Promise<void> {
-    await this.dataSource.transaction(async (m) => {
-      const current = await this.rules.find(m, id, true);
-      if (!current) throw DomainError.notFound('trust rule', id);
-      if (expected !== undefined && expected !== current.version) throw DomainError.stale('trust rule', id, current.version);
+    await this.writer.change(this.target(id, expected), async (current, m) => {
       await this.rules.delete(m, id);
-      await this.outbox.append(m, {
-        type: 'trust_rule.deleted',
-        id,
-        version: current.version,
-        actor,
-        data: { agentId: current.agentId, mcpServerId: current.mcpServerId },
-      });
+      return {
+        result: undefined,
+        event: { type: 'trust_rule.deleted', id, version: current.version, actor, data: { agentId: current.agentId, mcpServerId: current.mcpServerId } },
+      };
     });
+  }
+
+  private target(id: string, expected: number | undefined): ChangeTarget<TrustRule> {
+    return { what: 'trust rule', id, expected, lock: (m) => this.rules.find(m, id, true) };
   }
 
   /** 400 naming `agentId` and/or `mcpServerId` when they do not exist. */
