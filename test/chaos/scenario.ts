@@ -6,7 +6,7 @@
 //   while replicas, Redis and PostgreSQL are hurt in turn; then quiescence,
 //   and every client is compared with the outbox.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -23,6 +23,8 @@ export interface ChaosConfig {
   repoRoot: string;
   /** The service entry point (`dist/main.js`, built by `npm run chaos`). */
   main: string;
+  /** Run a copy of `main`'s directory (so a rebuild of dist/ meanwhile cannot pull it away from restarts). */
+  snapshot: boolean;
   /** Logs of every process, nginx's access log and the report; kept after the run. */
   logDir: string;
   writeSeconds: number;
@@ -48,6 +50,7 @@ export function chaosConfig(repoRoot: string): ChaosConfig {
   return {
     repoRoot,
     main: process.env.CHAOS_MAIN ?? path.join(repoRoot, 'dist', 'main.js'),
+    snapshot: process.env.CHAOS_MAIN === undefined,
     logDir: process.env.CHAOS_LOG_DIR ?? path.join(repoRoot, '.cache', 'chaos'),
     writeSeconds: int('CHAOS_WRITE_SECONDS', 60),
     writers: int('CHAOS_WRITERS', 8),
@@ -128,6 +131,14 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
   if (!existsSync(config.main)) throw new Error(`${config.main} is missing: build first (npm run chaos does)`);
   rmSync(config.logDir, { recursive: true, force: true });
   mkdirSync(config.logDir, { recursive: true });
+  let main = config.main;
+  if (config.snapshot) {
+    // Inside the repository, so node_modules and package.json ("type": "module") still resolve from it.
+    const copy = path.join(config.repoRoot, '.cache', 'chaos-build', 'dist');
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(path.dirname(config.main), copy, { recursive: true });
+    main = path.join(copy, path.basename(config.main));
+  }
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-chaos-'));
   chmodSync(tmp, 0o755);
   const t00 = Date.now();
@@ -166,7 +177,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       MAX_CONNECTIONS_PER_USER: '400',
       SHUTDOWN_GRACE_MS: '10000',
     };
-    NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i]!, proxies[i]!, config.main, env, logStream(config.logDir, name))));
+    NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i]!, proxies[i]!, main, env, logStream(config.logDir, name))));
     await replicas[0]!.start('ready', 60_000); // migrations run once, here
     await Promise.all(replicas.slice(1).map((r) => r.start('ready', 60_000)));
     say(`PostgreSQL :${pgServer.port}, redis :${redisPort}, replicas ${replicas.map((r) => `${r.name} :${r.port} (redis via :${r.redisProxy.port})`).join(', ')}`);
