@@ -1,4 +1,5 @@
-import type { WireEvent } from '../bus/wire-event.js';
+import { toWire, type WireEvent } from '../bus/wire-event.js';
+import type { ChangeEvent } from '../events/event-catalog.js';
 
 /** A delivered event as a replica keeps it: wire form plus its SSE frame, built once. */
 export interface HubEvent extends WireEvent {
@@ -8,6 +9,11 @@ export interface HubEvent extends WireEvent {
 
 export function toHubEvent(event: WireEvent): HubEvent {
   return { ...event, frame: Buffer.from(`id: ${event.seq}\nevent: ${event.type}\ndata: ${event.json}\n\n`) };
+}
+
+/** Events read from the outbox, in the same form as those from the bus. */
+export function fromOutbox(events: ChangeEvent[]): HubEvent[] {
+  return events.map((e) => toHubEvent(toWire(e)));
 }
 
 /**

@@ -18,7 +18,7 @@ import { StreamHub } from './stream.hub.js';
  * all connections; on drain every client is told to reconnect elsewhere.
  *
  * A stream lives for hours, so nothing of its request is kept: the socket is
- * released from the HTTP server (see `releaseHttpState`), filters are shared
+ * released from the HTTP server (see http-release.ts), filters are shared
  * by key, and a connection holds no closures of its own.
  */
 @Injectable()

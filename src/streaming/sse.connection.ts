@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { EventFilter } from './event-filter.js';
 import type { HubEvent } from './event-window.js';
-import type { Codec, Subscriber } from './stream.hub.js';
+import { releaseSoon } from './http-release.js';
+import type { Codec, Subscriber } from './subscriber.js';
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -63,49 +64,6 @@ export interface SseOwner {
   connectionClosed(conn: SseConnection, reason: string): void;
 }
 
-// ---- releasing the HTTP server's per-request state ---------------------------
-
-interface PooledParser {
-  finish?(): unknown;
-}
-type HttpCommon = { freeParser?: (parser: unknown, req: unknown, socket: unknown) => void };
-type HttpSocket = Socket & { parser?: PooledParser | null; _httpMessage?: unknown };
-
-const httpCommon: HttpCommon | undefined = (() => {
-  try {
-    return process.getBuiltinModule('_http_common') as HttpCommon;
-  } catch {
-    return undefined;
-  }
-})();
-
-/** The events Node's HTTP server listens to on a connection (its per-connection state hangs off them). */
-const SERVER_SOCKET_EVENTS = ['data', 'end', 'close', 'drain', 'error', 'timeout', 'pause', 'resume'] as const;
-
-/**
- * Takes a hijacked connection away from Node's HTTP server the way Node
- * itself hands a socket to an `upgrade` listener: the server's listeners
- * (which hold its per-connection state: parser, request, response, and
- * through them the framework's request/reply) are removed, the parser goes
- * back to its pool and leaves the server's connection list, and the socket
- * reads in plain JS again, only to notice the client leaving. A long-lived
- * stream then keeps its socket and its SseConnection, nothing else.
- * Returns false, changing nothing, when the socket is not a parsed HTTP/1 one.
- */
-export function releaseHttpState(socket: Socket): boolean {
-  const s = socket as HttpSocket;
-  const parser = s.parser;
-  if (!parser || typeof httpCommon?.freeParser !== 'function') return false;
-  // (Its overrides of on/addListener put the prototype's methods back by
-  // themselves once the parser is gone; deleting them would turn the socket
-  // into a dictionary-mode object, which costs more memory than it frees.)
-  for (const event of SERVER_SOCKET_EVENTS) socket.removeAllListeners(event);
-  parser.finish?.();
-  httpCommon.freeParser(parser, null, socket); // unconsumes the socket, pools the parser, sets socket.parser = null
-  s._httpMessage = null;
-  return true;
-}
-
 // ---- one SSE client ------------------------------------------------------------
 
 const CONNECTION = Symbol('sse.connection');
@@ -127,26 +85,22 @@ function onSocketDrain(this: OwnedSocket): void {
   this[CONNECTION]?.wake();
 }
 /**
- * Our listeners. `release` removes every listener of these events (Node's
- * server keeps its state in them) and calls this again, so a replay waiting
- * for 'drain' when the socket is released still hears it.
+ * Our listeners. Releasing the socket from the HTTP server removes every
+ * listener of these events (the server keeps its state in them), so `adopt`
+ * adds them again: a replay waiting for 'drain' when the socket is released
+ * still hears it.
  */
 function listen(socket: Socket): void {
   socket.on('error', onSocketError);
   socket.on('close', onSocketClose);
   socket.on('drain', onSocketDrain);
 }
-/**
- * Runs from setImmediate: never inside the HTTP parser's own callbacks (a
- * handler may answer synchronously from the 'request' event, while the parser
- * is still executing; freeing it there would corrupt the server's connection list).
- */
-function release(socket: OwnedSocket): void {
-  if (socket.destroyed || socket[CONNECTION]?.closed !== false) return;
-  if (!releaseHttpState(socket)) return;
-  listen(socket); // releasing removed every listener of these events, ours too
+function isOpen(socket: OwnedSocket): boolean {
+  return socket[CONNECTION]?.closed === false;
+}
+function adopt(socket: OwnedSocket): void {
+  listen(socket);
   socket.on('end', onSocketEnd);
-  socket.resume(); // flowing, no 'data' listener: stray bytes are dropped, 'end' still arrives
 }
 
 /**
@@ -176,7 +130,8 @@ export class SseConnection implements Subscriber<Buffer> {
     socket.setNoDelay(true);
     socket.setTimeout(0);
     listen(socket);
-    setImmediate(release, socket);
+    // Nothing of the request is kept for the hours a stream lives (http-release.ts).
+    releaseSoon(socket as OwnedSocket, isOpen, adopt);
   }
 
   static head(headers: SseHeaders): Buffer {

@@ -3,7 +3,8 @@ import type { WireEvent } from '../bus/wire-event.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { OutboxRepository } from '../outbox/outbox.repository.js';
 import { EventFilter } from './event-filter.js';
-import { type Codec, StreamHub, type Subscriber } from './stream.hub.js';
+import { StreamHub } from './stream.hub.js';
+import type { Codec, Subscriber } from './subscriber.js';
 
 const wire = (seq: number): WireEvent => ({ seq, type: 'agent.updated', resource: 'agent', json: `{"seq":${seq}}` });
 
