@@ -36,7 +36,9 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // A request that reaches a closing server is served (with Connection: close):
+    // a 503 for a POST the proxy already sent would be a failed write it cannot retry.
+    return503OnClosing: false,
     // On close: idle keep-alive connections are closed, in-flight requests finish (a
     // POST whose transaction commits still gets its answer). Streams are hijacked
     // and ended by their own drain.
@@ -77,6 +79,9 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
   // the same problem+json as everything else (Nest maps unknown routes).
   fastify.setErrorHandler((error, request, reply) => sendProblem(request, reply, error, logger));
   const lifecycle = app.get(LifecycleService);
+  // Draining: idle keep-alive connections go at once, so a proxy opens new ones
+  // (elsewhere, once the listener is closed) instead of reusing ours.
+  lifecycle.onDrainStart(() => (app.getHttpServer() as { closeIdleConnections?: () => void }).closeIdleConnections?.());
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     // A response that sets a cookie (the session) is never stored by a cache.

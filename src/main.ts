@@ -51,7 +51,12 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     hardStop.unref();
     try {
-      await app.get(LifecycleService).drain();
+      // 1. unready (/readyz 503), idle keep-alive connections closed, answers carry
+      //    Connection: close; everything that still arrives is served normally for
+      //    SHUTDOWN_DELAY_MS (load balancers stop sending meanwhile);
+      // 2. stream clients told to reconnect elsewhere (bounded, see SseStreamService.drain);
+      // 3. the listener closes, in-flight requests finish, providers shut down.
+      await app.get(LifecycleService).drain(config.shutdownDelayMs);
       await app.close();
       await embedded?.stop();
       process.exit(0);

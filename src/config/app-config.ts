@@ -25,6 +25,8 @@ export interface AppConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly replicaId: string;
   readonly shutdownGraceMs: number;
+  /** Unready but still serving, before streams and the listener close (lets load balancers stop sending). */
+  readonly shutdownDelayMs: number;
   readonly sequencer: { readonly pollMs: number; readonly batchSize: number; readonly leaseMs: number };
   readonly stream: {
     readonly keepAliveMs: number;
@@ -229,6 +231,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel: logLevel as AppConfig['logLevel'],
     replicaId: str(env, 'REPLICA_ID') ?? randomUUID(),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
+    shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 300_000),
     sequencer: {
       pollMs: int(env, 'SEQUENCER_POLL_MS', 1000, 10, 60_000),
       batchSize: int(env, 'SEQUENCER_BATCH_SIZE', 1000, 1, 100_000),

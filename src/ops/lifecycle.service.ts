@@ -7,18 +7,28 @@ type DrainHook = () => Promise<void> | void;
 export class LifecycleService {
   private draining = false;
   private readonly hooks: DrainHook[] = [];
+  private readonly startHooks: DrainHook[] = [];
 
   get isDraining(): boolean {
     return this.draining;
   }
 
+  /** Runs once the drain delay is over: streams are told to go elsewhere. */
   onDrain(hook: DrainHook): void {
     this.hooks.push(hook);
   }
 
-  async drain(): Promise<void> {
+  /** Runs the moment draining starts (readiness already fails): e.g. closing idle keep-alive connections. */
+  onDrainStart(hook: DrainHook): void {
+    this.startHooks.push(hook);
+  }
+
+  /** Turns unready, keeps serving for `delayMs`, then runs the drain hooks. */
+  async drain(delayMs = 0): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    await Promise.allSettled(this.startHooks.map((hook) => hook()));
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     await Promise.allSettled(this.hooks.map((hook) => hook()));
   }
 }

@@ -86,4 +86,21 @@ describe('graceful shutdown (real processes)', () => {
     const stored = await direct.query(`SELECT name FROM agents WHERE id = 'held'`);
     expect(stored.rows[0].name).toBe('renamed during shutdown');
   });
+
+  it('turns unready first and keeps serving writes during SHUTDOWN_DELAY_MS, each answer closing its connection', async () => {
+    const r = await cluster.start('delayed', { SHUTDOWN_DELAY_MS: '1500' });
+    expect((await api(r.url, 'GET', '/readyz')).status).toBe(200);
+    r.process.kill('SIGTERM');
+    await sleep(300);
+    const ready = await api(r.url, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('content-type')).toContain('application/problem+json');
+    const created = await api(r.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent('during-delay') });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('connection')).toBe('close');
+    const { code, elapsed } = await exitWithin(r, 10_000);
+    expect(code).toBe(0);
+    expect(elapsed).toBeGreaterThan(800); // it waited out the delay
+    expect((await direct.query(`SELECT 1 FROM agents WHERE id = 'during-delay'`)).rowCount).toBe(1);
+  });
 });
