@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Logger, type LogLevel } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -13,17 +13,12 @@ import { findNul, guardedJsonParser, nulError } from './common/json-body.js';
 import { sendProblem } from './common/problem-details.filter.js';
 import { clientErrorProblem, rawProblemResponse } from './common/problem-details.js';
 import type { AppConfig } from './config/app-config.js';
+import { JsonLogger } from './ops/json-logger.js';
 import { LifecycleService } from './ops/lifecycle.service.js';
-
-const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  warn: ['fatal', 'error', 'warn'],
-  error: ['fatal', 'error'],
-};
+import { requestContext } from './ops/request-context.js';
 
 /** Builds the application exactly as production runs it (tests use this too). */
-export async function createApp(config: AppConfig, databaseUrl: string): Promise<NestFastifyApplication> {
+export async function createApp(config: AppConfig, databaseUrl: string, jsonLogger = new JsonLogger(config)): Promise<NestFastifyApplication> {
   const logger = new Logger('Http');
   const adapter = new FastifyAdapter({
     bodyLimit: config.bodyLimitBytes,
@@ -56,7 +51,8 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, databaseUrl), adapter, {
-    logger: LEVELS[config.logLevel],
+    // Structured JSON lines (pino) with the replica and request ids; secrets scrubbed.
+    logger: jsonLogger,
     bufferLogs: false,
     // JSON only: Fastify's own parser, no urlencoded or text bodies.
     bodyParser: false,
@@ -68,6 +64,13 @@ export async function createApp(config: AppConfig, databaseUrl: string): Promise
   const baseJson = fastify.getDefaultJsonParser('error', 'error');
   fastify.removeContentTypeParser('application/json');
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, guardedJsonParser(baseJson as never) as never);
+  // First of all: the request's id is known to everything it awaits (log lines carry it).
+  fastify.addHook('onRequest', (request, _reply, done) => requestContext.run({ requestId: String(request.id) }, done));
+  // One access line per answered request (no query string).
+  fastify.addHook('onResponse', (request, reply, done) => {
+    jsonLogger.access({ method: request.method, path: request.url.split('?')[0]!.slice(0, 256), status: reply.statusCode, ms: Math.round(reply.elapsedTime), requestId: String(request.id) });
+    done();
+  });
   // Authentication before the body is read (401/403 without parsing it).
   installAuthHook(fastify, app.get(Authenticator), app.get(MetricsAccess));
   // PostgreSQL cannot store NUL in text: a NUL in the query or the path is a 400 naming it, not a 500.

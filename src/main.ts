@@ -6,11 +6,15 @@ import { ApiKeyService } from './auth/api-key.service.js';
 import { createApp } from './app.factory.js';
 import { loadConfigOrExit } from './config/app-config.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
+import { JsonLogger } from './ops/json-logger.js';
 import { LifecycleService } from './ops/lifecycle.service.js';
 
 async function main(): Promise<void> {
-  const logger = new Logger('Main');
   const config = loadConfigOrExit();
+  // Everything goes through the JSON logger from here on, start-up messages included.
+  const jsonLogger = new JsonLogger(config);
+  Logger.overrideLogger(jsonLogger);
+  const logger = new Logger('Main');
 
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
@@ -21,7 +25,7 @@ async function main(): Promise<void> {
   }
   if (!config.redisUrl) logger.log('REDIS_URL not set: in-process event bus (run one replica only)');
 
-  const app = await createApp(config, databaseUrl);
+  const app = await createApp(config, databaseUrl, jsonLogger);
   await app.listen({ port: config.port, host: config.host });
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;

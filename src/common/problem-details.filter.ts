@@ -19,7 +19,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
   const error = toDomainError(exception);
   if (error.status >= 500) {
-    logger.error(`${request.method} ${request.url} [${request.id}]: ${(exception as Error)?.stack ?? String(exception)}`);
+    logger.error(`${request.method} ${request.url.split('?')[0]} [${request.id}]: ${(exception as Error)?.stack ?? String(exception)}`);
+  } else {
+    logger.debug(`${error.status} ${error.code}: ${error.detail}`);
   }
   if (reply.sent || reply.raw.headersSent) {
     reply.raw.destroy();

@@ -23,6 +23,8 @@ export interface AppConfig {
   readonly secretKey?: string;
   readonly bodyLimitBytes: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** `json` (one object per line, the default) or `text` (readable lines for a terminal). */
+  readonly logFormat: 'json' | 'text';
   readonly replicaId: string;
   readonly shutdownGraceMs: number;
   /** Unready but still serving, before streams and the listener close (lets load balancers stop sending). */
@@ -132,6 +134,13 @@ function redisPrefix(env: Env): string {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
+/** JSON lines by default; readable text in the embedded developer mode (no DATABASE_URL). */
+function logFormat(env: Env): 'json' | 'text' {
+  const value = (str(env, 'LOG_FORMAT') ?? (str(env, 'DATABASE_URL') === undefined ? 'text' : 'json')).toLowerCase();
+  if (value !== 'json' && value !== 'text') throw new ConfigError('LOG_FORMAT', `must be json or text, got "${value}"`);
+  return value;
+}
+
 /** `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path), normalized as browsers send them. */
 function allowedOrigins(env: Env): string[] | undefined {
   const raw = str(env, 'ALLOWED_ORIGINS');
@@ -229,6 +238,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     secretKey,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     logLevel: logLevel as AppConfig['logLevel'],
+    logFormat: logFormat(env),
     replicaId: str(env, 'REPLICA_ID') ?? randomUUID(),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 300_000),
