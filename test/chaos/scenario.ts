@@ -173,6 +173,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       REDIS_PREFIX: 'chaos',
       BOOTSTRAP_ADMIN_KEY: adminKey,
       LOG_LEVEL: 'info',
+      // Readable lines: the report below folds WARN/ERROR lines.
+      LOG_FORMAT: 'text',
       // 215 streams on one key: room for them plus a killed replica's share until its lease ends.
       MAX_CONNECTIONS_PER_USER: '400',
       SHUTDOWN_GRACE_MS: '10000',
