@@ -6,10 +6,22 @@
 // the `id:` and the publisher's timestamp `"bt":` of each with the time it
 // arrived, for the latency figures.
 //
+// Clients: 'raw' (the default: node:net sockets as above) or 'http' (W7: an
+// ordinary `http.get` per connection with `agent: false`, keep-alive off, the
+// body read from 'data' events as any Node SSE client would). Both count
+// frames the same way.
+//
+// Besides subscribers, a worker runs the write load of W6 ('httpwrites':
+// REST creations over keep-alive connections; 'pgwrites': the same
+// transaction with `pg` directly, the floor) and the resume storm of W8
+// ('resume': many connections opened at once, each counting its own frames).
+//
 // Transports: 'sse' (this service, nchan, the raw Node server). A Socket.IO
 // transport (a later issue) plugs in as another `protocol` with its own
 // handshake and frame counter; everything else (IPC, stats, samples) is shared.
+import http from 'node:http';
 import net from 'node:net';
+import pg from 'pg';
 
 const NN = Buffer.from('\n\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
@@ -134,7 +146,65 @@ function openOne(target, request, sampled, localAddress, timeoutMs, targetIndex)
   });
 }
 
-async function open({ targets, count, offset = 0, sampleEvery = 0, concurrency = 200, localAddress, timeoutMs = 60_000 }) {
+/**
+ * Opens one SSE connection the way an ordinary Node client does: `http.get`
+ * with `agent: false` (a connection of its own, `Connection: close`), the
+ * body from 'data' events (already de-chunked by Node's parser).
+ */
+function openOneHttp(target, sampled, localAddress, timeoutMs, targetIndex) {
+  return new Promise((resolve) => {
+    const conn = { socket: null, req: null, sampled, target: targetIndex, carry: '', lastNl: false, events: 0, open: false };
+    let settled = false;
+    const settle = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const req = http.get(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        path: target.path,
+        localAddress,
+        agent: false,
+        headers: { accept: 'text/event-stream', ...(target.headers ?? {}) },
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          req.destroy();
+          settle(`status ${res.statusCode}`);
+          return;
+        }
+        conn.open = true;
+        conns.add(conn);
+        res.on('data', (buf) => onBody(conn, buf, 0));
+        res.on('error', () => undefined);
+        res.on('close', () => {
+          if (conn.open) {
+            conn.open = false;
+            closedAfterOpen++;
+            conns.delete(conn);
+          }
+        });
+        settle('ok');
+      },
+    );
+    conn.req = req;
+    req.on('socket', (socket) => {
+      conn.socket = socket;
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      settle('timeout');
+    }, timeoutMs);
+    req.on('error', (e) => settle(e.code ?? e.message));
+    req.on('close', () => settle('closed'));
+  });
+}
+
+async function open({ targets, count, offset = 0, sampleEvery = 0, concurrency = 200, localAddress, timeoutMs = 60_000, client = 'raw' }) {
   const requests = targets.map(requestBytes);
   const results = new Map();
   let next = 0;
@@ -144,7 +214,10 @@ async function open({ targets, count, offset = 0, sampleEvery = 0, concurrency =
       const g = offset + i; // global connection index: picks the target and whether it is sampled
       const t = g % targets.length;
       const sampled = sampleEvery > 0 && g % sampleEvery === 0;
-      const r = await openOne(targets[t], requests[t], sampled, localAddress, timeoutMs, t);
+      const r =
+        client === 'http'
+          ? await openOneHttp(targets[t], sampled, localAddress, timeoutMs, t)
+          : await openOne(targets[t], requests[t], sampled, localAddress, timeoutMs, t);
       results.set(r, (results.get(r) ?? 0) + 1);
     }
   };
@@ -216,9 +289,246 @@ function replay({ target, expect, timeoutMs = 60_000, localAddress }) {
 function closeAll() {
   for (const c of conns) {
     c.open = false;
-    c.socket.destroy();
+    if (c.req) c.req.destroy();
+    else c.socket.destroy();
   }
   conns.clear();
+}
+
+// ---- W8: a resume storm ------------------------------------------------------
+
+/**
+ * `count` connections to `target` opened at once (no concurrency limit), each
+ * counting its own frames; resolves when every one has `expect` frames (or on
+ * timeout). Connections stay open until `close`, like live clients would.
+ * Times are this machine's wall clock.
+ */
+function resume({ target, count, expect, localAddress, timeoutMs = 60_000 }) {
+  const request = requestBytes(target);
+  const t0 = now();
+  let complete = 0;
+  let settledCount = 0;
+  const doneAt = [];
+  const results = {};
+  return new Promise((resolve) => {
+    const finish = (why) => {
+      clearTimeout(timer);
+      const sorted = doneAt.slice().sort((a, b) => a - b);
+      resolve({ end: why, t0, opened: results.ok ?? 0, results, complete, doneMs: sorted, lastDone: sorted.length ? t0 + sorted[sorted.length - 1] : NaN });
+    };
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    let lost = 0; // opened, then closed before it had everything
+    const check = () => {
+      if (settledCount === count && complete + lost >= (results.ok ?? 0)) finish(complete === count ? 'ok' : 'partial');
+    };
+    for (let i = 0; i < count; i++) {
+      const conn = { socket: null, lastNl: false, head: null, frames: 0, open: false, done: false };
+      const socket = net.connect({ port: target.port, host: '127.0.0.1', localAddress, onread: { buffer: READ_BUFFER, callback: (n, buf) => onRead(buf.subarray(0, n)) } });
+      conn.socket = socket;
+      let settled = false;
+      const settle = (r) => {
+        if (settled) return;
+        settled = true;
+        results[r] = (results[r] ?? 0) + 1;
+        settledCount++;
+        check();
+      };
+      const body = (buf, from) => {
+        reads++;
+        bytes += buf.length - from;
+        const n = countFrames(conn, buf, from);
+        frames += n;
+        conn.frames += n;
+        if (!conn.done && conn.frames >= expect) {
+          conn.done = true;
+          complete++;
+          doneAt.push(now() - t0);
+          check();
+        }
+      };
+      const onRead = (buf) => {
+        if (conn.open) return body(buf, 0);
+        conn.head = conn.head ? Buffer.concat([conn.head, buf]) : Buffer.from(buf);
+        const end = conn.head.indexOf(HEAD_END);
+        if (end === -1) return;
+        const status = conn.head.toString('latin1', 9, 12);
+        if (status !== '200') {
+          socket.destroy();
+          return settle(`status ${status}`);
+        }
+        const rest = conn.head;
+        conn.head = null;
+        conn.open = true;
+        conns.add(conn);
+        settle('ok');
+        if (rest.length > end + 4) body(rest, end + 4);
+      };
+      socket.on('connect', () => socket.write(request));
+      socket.on('error', (e) => settle(e.code ?? e.message));
+      socket.on('close', () => {
+        if (conn.open) {
+          conn.open = false;
+          closedAfterOpen++;
+          conns.delete(conn);
+          if (!conn.done) {
+            // Gone before it had everything: it will never complete.
+            results.closedEarly = (results.closedEarly ?? 0) + 1;
+            lost++;
+            check();
+          }
+        }
+        settle('closed');
+      });
+    }
+  });
+}
+
+// ---- W6: write load ----------------------------------------------------------
+
+/**
+ * `concurrency` loops, each creating agents through REST (POST
+ * /api/v1/agents, keep-alive) one after another for `seconds`, spread over
+ * `targets` round-robin (a load balancer). Ids are `${prefix}-${n}`.
+ */
+async function httpWrites({ targets, seconds, concurrency, prefix }) {
+  const agents = targets.map(() => new http.Agent({ keepAlive: true, maxSockets: concurrency }));
+  const statuses = {};
+  const lat = [];
+  let n = 0;
+  let ok = 0;
+  let rr = 0;
+  const t0 = now();
+  const until = t0 + seconds * 1000;
+  const post = (t, body) =>
+    new Promise((resolve) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: targets[t].port,
+          method: 'POST',
+          path: '/api/v1/agents',
+          agent: agents[t],
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...targets[t].headers },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+          res.on('error', () => resolve('error'));
+        },
+      );
+      req.on('error', (e) => resolve(e.code ?? 'error'));
+      req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+      req.end(body);
+    });
+  const loop = async () => {
+    while (now() < until) {
+      const id = `${prefix}-${n++}`;
+      const body = JSON.stringify({ id, name: id, model: { provider: 'openai', name: 'gpt-5' }, tags: ['bench'] });
+      const t = rr++ % targets.length;
+      const s = now();
+      const status = await post(t, body);
+      if (status === 201) {
+        ok++;
+        lat.push(now() - s);
+      }
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  const t1 = now();
+  for (const a of agents) a.destroy();
+  return { ok, statuses, ms: t1 - t0, latencies: lat };
+}
+
+/**
+ * The floor: the same write as one transaction with `pg` directly (BEGIN;
+ * INSERT the row; INSERT the outbox row, whose statement trigger sends the
+ * NOTIFY; COMMIT), `concurrency` connections, for `seconds`. Other variants
+ * (bench/profile/write-path.mjs) measure what the service's statements cost
+ * without the service, and what fewer round trips would give.
+ */
+const MODEL = JSON.stringify({ provider: 'openai', name: 'gpt-5' });
+const INSERT_AGENT = 'INSERT INTO agents (id, name, description, model, tags, metadata) VALUES ($1, $2, $3, $4, $5, $6)';
+const INSERT_OUTBOX = 'INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)';
+const agentParams = (id) => [id, id, '', MODEL, ['bench'], '{}'];
+const outboxParams = (id) => ['agent.created', id, 1, 'bench', null];
+const WRITE_VARIANTS = {
+  // The issue's floor: 4 round trips.
+  floor: async (c, id) => {
+    await c.query('BEGIN');
+    await c.query(INSERT_AGENT, agentParams(id));
+    await c.query(INSERT_OUTBOX, outboxParams(id));
+    await c.query('COMMIT');
+  },
+  // The service's statements for POST /agents, in its order (auth lookup, then the
+  // transaction with the cap check under a transaction-scoped advisory lock): 8 round trips.
+  'service-sql': async (c, id, key) => {
+    await c.query('SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())', [key]);
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [7_346_110_101]);
+    await c.query('SELECT count(*)::int AS n FROM agents');
+    await c.query(INSERT_AGENT, agentParams(id));
+    await c.query('SELECT a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version FROM agents a WHERE a.id = $1', [id]);
+    await c.query(INSERT_OUTBOX, outboxParams(id));
+    await c.query('COMMIT');
+  },
+  // The same without the advisory lock and count (the cap as a counter row updated last,
+  // so the row lock is held for the COMMIT only) and with INSERT ... RETURNING: 5 round trips.
+  'cap-last': async (c, id, key) => {
+    await c.query('SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())', [key]);
+    await c.query('BEGIN');
+    await c.query(`${INSERT_AGENT} RETURNING *`, agentParams(id));
+    await c.query(INSERT_OUTBOX, outboxParams(id));
+    const r = await c.query("UPDATE registry_counts SET n = n + 1 WHERE kind = 'agents' AND n < $1 RETURNING n", [10_000_000]);
+    if (r.rowCount !== 1) throw new Error('cap');
+    await c.query('COMMIT');
+  },
+  // One statement, its own transaction: cap counter, row, outbox row (API key cached): 1 round trip.
+  single: async (c, id) => {
+    const r = await c.query(
+      `WITH cap AS (UPDATE registry_counts SET n = n + 1 WHERE kind = 'agents' AND n < $7 RETURNING n),
+            a AS (INSERT INTO agents (id, name, description, model, tags, metadata) SELECT $1, $2, $3, $4, $5, $6 FROM cap RETURNING *),
+            o AS (INSERT INTO outbox (type, resource_id, version, actor, data) SELECT 'agent.created', a.id, a.version, 'bench', NULL FROM a)
+       SELECT * FROM a`,
+      [...agentParams(id), 10_000_000],
+    );
+    if (r.rowCount !== 1) throw new Error('cap');
+  },
+};
+
+async function pgWrites({ url, seconds, concurrency, prefix, variant = 'floor', keyHash = '' }) {
+  const write = WRITE_VARIANTS[variant];
+  const clients = [];
+  for (let i = 0; i < concurrency; i++) {
+    const c = new pg.Client({ connectionString: url, application_name: 'bench-floor' });
+    await c.connect();
+    clients.push(c);
+  }
+  const statuses = {};
+  const lat = [];
+  let n = 0;
+  let ok = 0;
+  const t0 = now();
+  const until = t0 + seconds * 1000;
+  const loop = async (c) => {
+    while (now() < until) {
+      const id = `${prefix}-${n++}`;
+      const s = now();
+      try {
+        await write(c, id, keyHash);
+        ok++;
+        lat.push(now() - s);
+        statuses.ok = (statuses.ok ?? 0) + 1;
+      } catch (e) {
+        statuses[e.code ?? e.message] = (statuses[e.code ?? e.message] ?? 0) + 1;
+        await c.query('ROLLBACK').catch(() => undefined);
+      }
+    }
+  };
+  await Promise.all(clients.map(loop));
+  const t1 = now();
+  await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  return { ok, statuses, ms: t1 - t0, latencies: lat };
 }
 
 process.on('message', async (msg) => {
@@ -243,6 +553,15 @@ process.on('message', async (msg) => {
       break;
     case 'replay':
       reply = await replay(msg);
+      break;
+    case 'resume':
+      reply = await resume(msg);
+      break;
+    case 'httpwrites':
+      reply = await httpWrites(msg);
+      break;
+    case 'pgwrites':
+      reply = await pgWrites(msg);
       break;
     case 'exit':
       closeAll();

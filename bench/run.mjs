@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: fan-out cost, latency and memory of this service side by
 // side with nchan (nginx, C, Redis mode) and a raw Node `http` SSE server,
-// from one run on this machine. See docs/benchmarks.md (written by this run).
+// write throughput against a raw `pg` floor, and a resume storm, from one run
+// on this machine. See docs/benchmarks.md (written by this run).
 //
-//   node bench/run.mjs [--quick] [--systems service,nchan,raw] [--workloads W1,W2,W3,W4,W5]
+//   node bench/run.mjs [--quick] [--systems service,nchan,raw] [--workloads W3,W7,W1,W2,W4,W5,W8,W6]
 //                      [--workers N] [--no-report]
+//
+// BENCH_DIST=<dir> runs the service from a copy of dist/ (other engineers'
+// builds replace dist/ while they work).
 //   node bench/run.mjs --render     (rewrite the docs from bench/results/latest.json)
 //
 // A full run (all systems, all workloads, full size) writes docs/benchmarks.md
@@ -15,10 +19,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientPool } from './lib/clients.mjs';
 import { ensurePackages, startPostgres, startRedis } from './lib/infra.mjs';
-import { HARD_FD_LIMIT, killAllStarted, now } from './lib/proc.mjs';
+import { CLK_TCK, HARD_FD_LIMIT, killAllStarted, now } from './lib/proc.mjs';
 import { renderMarkdown, renderSvg, renderTable } from './lib/report.mjs';
 import { NchanSystem, RawSystem, ServiceSystem } from './lib/systems.mjs';
-import { cluster, fanout, idle, replay, SIZES } from './lib/workloads.mjs';
+import { cluster, fanout, fanoutHttp, idle, replay, resumeStorm, SIZES, writes } from './lib/workloads.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -33,9 +37,10 @@ function arg(name, fallback) {
 
 const quick = arg('quick', false) === true;
 const systemNames = String(arg('systems', 'service,nchan,raw')).split(',');
-const workloadNames = String(arg('workloads', 'W3,W1,W2,W4,W5')).split(',');
+const ALL_WORKLOADS = 'W3,W7,W1,W2,W4,W5,W8,W6';
+const workloadNames = String(arg('workloads', ALL_WORKLOADS)).split(',');
 const workers = Number(arg('workers', 2));
-const fullRun = !quick && systemNames.length === 3 && workloadNames.length === 5;
+const fullRun = !quick && systemNames.length === 3 && workloadNames.length === ALL_WORKLOADS.split(',').length;
 const writeReport = arg('no-report', false) !== true;
 const sizes = structuredClone(quick ? SIZES.quick : SIZES.full);
 // One server process can hold at most its descriptor limit in connections; where
@@ -53,9 +58,13 @@ const WORKLOADS = {
   W3: { run: idle, title: `W3 idle: ${sizes.W3.connections} connections on one server (memory)`, fresh: true },
   W4: { run: cluster, title: `W4 cluster: ${sizes.W4.subscribers} subscribers over 3 nodes, ${sizes.W4.rate} mutations/s` },
   W5: { run: replay, title: `W5 replay: one client resuming ${sizes.W5.behind} events behind` },
+  W6: { run: writes, title: `W6 writes: ${sizes.W6.concurrency} clients creating agents for ${sizes.W6.seconds} s (raw pg floor, 1 and 3 replicas)`, only: ['service'] },
+  W7: { run: fanoutHttp, title: `W7 fan-out to ordinary http clients: ${sizes.W7.subscribers} subscribers, ${sizes.W7.events} events at ${sizes.W7.rate}/s`, fresh: true },
+  W8: { run: resumeStorm, title: `W8 resume storm: ${sizes.W8.clients} clients resuming ${sizes.W8.behind} events behind at once`, only: ['service'] },
 };
 
 let tmp;
+let loadAtStart;
 let postgres;
 const redises = [];
 const systems = [];
@@ -91,6 +100,13 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/** CPU time (ms) all cores of the machine spent busy so far (/proc/stat: everything but idle and iowait). */
+function machineBusy() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return ((total - f[3] - (f[4] ?? 0)) * 1000) / CLK_TCK;
+}
+
 /** `--render`: rewrite docs/benchmarks.md and .svg from bench/results/latest.json (no measuring). */
 function renderOnly() {
   const report = JSON.parse(readFileSync(path.join(here, 'results', 'latest.json'), 'utf8'));
@@ -101,8 +117,10 @@ function renderOnly() {
 
 async function main() {
   if (arg('render', false) === true) return renderOnly();
-  if (!existsSync(path.join(repo, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run `npm run bench` (it builds first)');
+  const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(repo, 'dist');
+  if (!existsSync(path.join(dist, 'main.js'))) throw new Error(`${dist}/main.js is missing: run \`npm run bench\` (it builds first)`);
   ensurePackages();
+  loadAtStart = os.loadavg();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-bench-'));
   chmodSync(tmp, 0o755); // PostgreSQL runs as its own user and must reach its data dir
   log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; temp ${tmp}`);
@@ -121,7 +139,7 @@ async function main() {
   for (const name of systemNames) {
     const sys =
       name === 'service'
-        ? new ServiceSystem({ databaseUrl: postgres.url, redisUrl: serviceRedis.url })
+        ? new ServiceSystem({ databaseUrl: postgres.url, redisUrl: serviceRedis.url, postgres })
         : name === 'nchan'
           ? new NchanSystem({ root: tmp, redisPort: nchanRedis.port })
           : name === 'raw'
@@ -142,6 +160,7 @@ async function main() {
     results[w] = {};
     log(spec.title);
     for (const sys of systems) {
+      if (spec.only && !spec.only.includes(sys.name)) continue;
       if (now() - started > BUDGET_MS) {
         log(`  ${sys.name}: skipped (time budget spent)`);
         results[w][sys.name] = { skipped: 'time budget' };
@@ -150,8 +169,11 @@ async function main() {
       try {
         if (spec.fresh) await sys.restartMeasured();
         const t0 = now();
+        const busy0 = machineBusy();
         results[w][sys.name] = await spec.run(w, sys, pool, sizes[w], log);
         results[w][sys.name].wallMs = now() - t0;
+        // Cores busy on the whole machine meanwhile (ours and anyone else's: other tests share these cores).
+        results[w][sys.name].machineBusyCores = (machineBusy() - busy0) / (now() - t0);
       } catch (error) {
         log(`  ${sys.name}: FAILED ${error.stack ?? error}`);
         results[w][sys.name] = { error: String(error.message ?? error) };
@@ -170,6 +192,8 @@ async function main() {
     fdHardLimit: Number.isFinite(HARD_FD_LIMIT) ? HARD_FD_LIMIT : 'unlimited',
     totalSeconds: (now() - started) / 1000,
     workers,
+    build: existsSync(path.join(dist, 'COMMIT')) ? `commit ${readFileSync(path.join(dist, 'COMMIT'), 'utf8').trim().slice(0, 12)}` : 'dist/ of the working tree',
+    loadAverage: { start: loadAtStart, end: os.loadavg() },
   };
   const report = { meta, results };
   mkdirSync(path.join(here, 'results'), { recursive: true });

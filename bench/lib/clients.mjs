@@ -69,7 +69,7 @@ export class ClientPool {
    * takes fresh source addresses (127.0.R.W) so TIME_WAIT from an earlier
    * workload never collides.
    */
-  async open(targets, count, { sampleEvery = 0, concurrency = 128, timeoutMs = 60_000 } = {}) {
+  async open(targets, count, { sampleEvery = 0, concurrency = 128, timeoutMs = 60_000, client = 'raw' } = {}) {
     this.round = (this.round % 250) + 1;
     const per = Math.ceil(count / this.size);
     const t0 = now();
@@ -85,6 +85,7 @@ export class ClientPool {
           sampleEvery,
           concurrency,
           timeoutMs,
+          client,
           localAddress: `127.0.${this.round}.${10 + w.index}`,
         });
       }),
@@ -117,6 +118,55 @@ export class ClientPool {
   async closeAll() {
     await this.all({ op: 'close' });
     await sleep(300);
+  }
+
+  /**
+   * W8: `count` connections to `target` opened at once, split over the
+   * workers; resolves when each has `expect` frames. Returns the opening time
+   * (t0 of the first worker), when the last one completed, and per-connection
+   * completion times (ms after t0 of its worker).
+   */
+  async resume(target, count, expect, timeoutMs = 90_000) {
+    this.round = (this.round % 250) + 1;
+    const per = Math.ceil(count / this.size);
+    const replies = await Promise.all(
+      this.workers.map((w) =>
+        this.call(
+          w,
+          { op: 'resume', target, count: Math.max(0, Math.min(per, count - w.index * per)), expect, timeoutMs, localAddress: `127.0.${this.round}.${10 + w.index}` },
+          timeoutMs + 10_000,
+        ),
+      ),
+    );
+    const results = {};
+    for (const r of replies) for (const [k, v] of Object.entries(r.results)) results[k] = (results[k] ?? 0) + v;
+    const t0 = Math.min(...replies.map((r) => r.t0));
+    const doneMs = replies.flatMap((r) => r.doneMs.map((d) => d + r.t0 - t0)).sort((a, b) => a - b);
+    return {
+      t0,
+      opened: replies.reduce((n, r) => n + r.opened, 0),
+      complete: replies.reduce((n, r) => n + r.complete, 0),
+      results,
+      ends: replies.map((r) => r.end),
+      doneMs,
+      lastDone: Math.max(...replies.map((r) => r.lastDone)),
+    };
+  }
+
+  /**
+   * W6: write load from every worker at once (`op` 'httpwrites' or
+   * 'pgwrites'), `concurrency` in all, split over the workers.
+   */
+  async writes(op, msg, concurrency, seconds) {
+    const per = Math.ceil(concurrency / this.size);
+    const replies = await Promise.all(
+      this.workers.map((w) =>
+        this.call(w, { ...msg, op, seconds, concurrency: Math.max(0, Math.min(per, concurrency - w.index * per)), prefix: `${msg.prefix}-${w.index}` }, seconds * 1000 + 60_000),
+      ),
+    );
+    const statuses = {};
+    for (const r of replies) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+    return { ok: replies.reduce((n, r) => n + r.ok, 0), ms: Math.max(...replies.map((r) => r.ms)), statuses, latencies: replies.flatMap((r) => r.latencies) };
   }
 
   replay(target, expect, timeoutMs) {

@@ -2,10 +2,10 @@
 // test/support/global-setup.mjs), redis-server, nginx + nchan from apt. All on
 // loopback, all in one temporary directory that is removed at the end.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { FD_LIMIT, freePort, has, spawnLimited, stopProc, waitForPort } from './proc.mjs';
+import { childPids, cpuSplit, cpuWithReaped, FD_LIMIT, freePort, has, spawnLimited, stopProc, waitForPort } from './proc.mjs';
 
 export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';
 
@@ -54,6 +54,8 @@ export async function startPostgres(root) {
       '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=256MB',
       // commit→delivery starts at the real commit: pg_xact_commit_timestamp(xid)
       '-c', 'track_commit_timestamp=on',
+      // W6 counts statements and their time per write (the same for the floor and the service)
+      '-c', 'shared_preload_libraries=pg_stat_statements',
     ],
     onLog: () => {},
     onError: () => {},
@@ -64,7 +66,34 @@ export async function startPostgres(root) {
   await admin.connect();
   await admin.query('CREATE DATABASE bench');
   await admin.end();
-  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/bench`, stop: () => server.stop() };
+  const pid = Number(readFileSync(path.join(root, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return {
+    port,
+    pid,
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/bench`,
+    urlOf: (db) => `postgres://postgres:postgres@127.0.0.1:${port}/${db}`,
+    /** CPU (µs) of the whole server: postmaster, every live child, and the children that exited (cutime/cstime). */
+    cpuMicros: () => postgresCpu(pid),
+    stop: () => server.stop(),
+  };
+}
+
+function postgresCpu(pid) {
+  let total;
+  try {
+    total = cpuWithReaped(pid);
+  } catch {
+    return NaN;
+  }
+  for (const child of childPids(pid)) {
+    try {
+      const c = cpuSplit(child);
+      total += c.user + c.sys;
+    } catch {
+      /* exited meanwhile (then counted in the postmaster's cutime/cstime) */
+    }
+  }
+  return total;
 }
 
 export async function startRedis(name) {

@@ -29,6 +29,13 @@ export function cpuSplit(pid) {
   return { user: (Number(fields[11]) * 1e6) / CLK_TCK, sys: (Number(fields[12]) * 1e6) / CLK_TCK };
 }
 
+/** utime + stime + cutime + cstime of one pid (its children that exited and were waited for included), in microseconds. */
+export function cpuWithReaped(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1e6) / CLK_TCK;
+}
+
 /** utime+stime of one pid, in microseconds. */
 export function cpuMicros(pid) {
   const { user, sys } = cpuSplit(pid);

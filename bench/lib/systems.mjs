@@ -1,20 +1,31 @@
 // The systems under test, behind one shape so every workload runs the same
-// way against each:
+// way against each (W1-W5, W7 on all three; W6 and W8 on the service only):
 //
 //   name, label, transport      'sse' today; a Socket.IO system (a later issue:
 //                               this service's Socket.IO path and plain
 //                               socket.io) sets transport 'socketio' and the
 //                               client worker grows a matching protocol
 //   start() / stop()
+//   restartMeasured()           a fresh measured process (W3, W7: memory of a fresh server)
 //   measuredPids()              the subscriber-serving process(es) whose CPU and RSS count
-//   targets(kind)               where subscribers connect: 'main' (one server) or 'cluster' (W4)
-//   publisher(channel)          { send(i, bt), flush() }: one event per send
-//   setupCluster()/teardownCluster()   W4: bring up / take down extra replicas
-//   fillReplay(n) -> target     W5: n events behind a resuming client
+//   targets(kind, channel)      where subscribers connect: 'main' (one server) or 'cluster' (W4)
+//   publisher(channel)          { send(i, bt), flush() }: one event per send, fired without waiting
+//   setupCluster()/teardownCluster()   W4: bring up / take down extra replicas (nodes)
+//   replayTargets(n, pool)      W5: { window, outbox?() }: targets n events behind a resuming client
+//
+// Only the service has (workloads check for them):
+//   head(), commitTimes(from, to)       the outbox head; per seq: commit time, numbering time, REST key
+//   restPublisher(agents)               W4: PATCH mutations through REST
+//   createPublisher(prefix)             W7: agent creations through REST, on the writing replica
+//   busTap()                            W7: when each seq crossed Redis (a subscriber of the bus channel)
+//   heap()                              V8 heap of the measured replica, from its /metrics
+//   writeScaling(n), writeTargets(), replicaPids(), postgresCpu(), floorUrl(), resetWrites(), statements()   W6
+//   resumeTarget(behind, pool)          W8: n events behind, inside the replica's window
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startNchan } from './infra.mjs';
 import { childPids, freePort, now, sleep, spawnLimited, stopProc, waitForPort } from './proc.mjs';
@@ -23,6 +34,23 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 /** The service's default STREAM_WINDOW_SIZE (events a replica keeps in memory for resumes). */
 const WINDOW_SIZE = 10_000;
+
+/** W6's floor database: the service's agents and outbox tables, indexes and NOTIFY trigger (src/database/migrations). */
+const FLOOR_SCHEMA = `
+CREATE TABLE agents (
+  id text PRIMARY KEY, name text NOT NULL, description text NOT NULL DEFAULT '',
+  model jsonb NOT NULL DEFAULT '{}', tags text[] NOT NULL DEFAULT '{}', metadata jsonb NOT NULL DEFAULT '{}',
+  version integer NOT NULL DEFAULT 1, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+  last_prompt_version integer NOT NULL DEFAULT 0);
+CREATE INDEX agents_tags ON agents USING gin (tags);
+CREATE TABLE outbox (
+  id bigserial PRIMARY KEY, seq bigint UNIQUE, type text NOT NULL, resource_id text NOT NULL, version integer,
+  actor text, data jsonb, created_at timestamptz NOT NULL DEFAULT clock_timestamp(), sequenced_at timestamptz);
+CREATE INDEX outbox_unsequenced ON outbox (id) WHERE seq IS NULL;
+CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('outbox_pending', ''); RETURN NULL; END $$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+`;
 
 /** The JSON of a change event as the service sends it; nchan and the raw server get the same bytes. */
 export function eventJson(seq, bt) {
@@ -75,12 +103,17 @@ export class ServiceSystem {
   transport = 'sse';
   replicas = {};
 
-  constructor({ databaseUrl, redisUrl, env = {}, nodeArgs = [] }) {
+  constructor({ databaseUrl, redisUrl, postgres, env = {}, nodeArgs = [], dist = process.env.BENCH_DIST }) {
     this.env = env;
     this.nodeArgs = nodeArgs;
     this.databaseUrl = databaseUrl;
     this.redisUrl = redisUrl;
+    this.postgres = postgres;
+    /** The build to run: dist/ (or BENCH_DIST, e.g. a copy taken while others rebuild dist/). */
+    this.main = path.join(dist ? path.resolve(dist) : path.join(root, 'dist'), 'main.js');
     this.adminKey = `ar_bench_${randomBytes(18).toString('hex')}`;
+    // NODE_ENV=production needs one (>= 32 chars); every replica must share it.
+    this.secretKey = randomBytes(32).toString('base64url');
     this.prefix = `bench${randomBytes(3).toString('hex')}`;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     /** Transaction id of each event's writer, by outbox id (`id:N`) or REST key (`agent:version`). */
@@ -89,7 +122,7 @@ export class ServiceSystem {
 
   async startReplica(name) {
     const port = await freePort();
-    const proc = spawnLimited(process.execPath, [...this.nodeArgs, path.join(root, 'dist', 'main.js')], {
+    const proc = spawnLimited(process.execPath, [...this.nodeArgs, ...(this.nodeArgsOf?.(name) ?? []), this.main], {
       name: `service-${name}`,
       cwd: root,
       env: {
@@ -103,7 +136,10 @@ export class ServiceSystem {
         REDIS_PREFIX: this.prefix,
         REPLICA_ID: `${name}-${randomBytes(3).toString('hex')}`,
         BOOTSTRAP_ADMIN_KEY: this.adminKey,
+        SECRET_KEY: this.secretKey,
         LOG_LEVEL: 'warn',
+        // W6 creates tens of thousands of agents (the default cap is 1,000).
+        MAX_AGENTS: '10000000',
         MAX_CONNECTIONS_PER_USER: '100000',
         MAX_CONNECTIONS_TOTAL: '100000',
         // nchan and the raw server send no keep-alives either; frames are counted.
@@ -136,12 +172,35 @@ export class ServiceSystem {
   }
 
   async restartMeasured() {
-    await stopProc(this.replicas.sub.proc, 10_000);
+    if (this.replicas.sub) await stopProc(this.replicas.sub.proc, 10_000);
     await this.startReplica('sub');
   }
 
   measuredPids() {
     return [this.replicas.sub.proc.pid];
+  }
+
+  /** Every running replica (W6: service CPU summed over the cluster). */
+  replicaPids() {
+    return Object.values(this.replicas).map((r) => r.proc.pid);
+  }
+
+  /** V8 heap and RSS of a replica as its /metrics reports them (prom-client default metrics), in bytes. */
+  async heap(name = 'sub') {
+    const res = await httpRequest(undefined, this.replicas[name].port, 'GET', '/metrics');
+    const lines = res.body.split('\n');
+    const metric = (m) => {
+      const line = lines.find((l) => l.startsWith(`${m} `));
+      return line ? Number(line.slice(m.length + 1)) : NaN;
+    };
+    return {
+      heapUsed: metric('nodejs_heap_size_used_bytes'),
+      heapTotal: metric('nodejs_heap_size_total_bytes'),
+      newSpace: metric('nodejs_heap_space_size_total_bytes{space="new"}'),
+      oldSpace: metric('nodejs_heap_space_size_total_bytes{space="old"}'),
+      external: metric('nodejs_external_memory_bytes'),
+      rss: metric('process_resident_memory_bytes'),
+    };
   }
 
   target(replica) {
@@ -293,6 +352,176 @@ export class ServiceSystem {
         return { ...this.target(this.replicas.sub), path: `/api/v1/stream/changes?lastEventId=${head - WINDOW_SIZE - n}` };
       },
     };
+  }
+
+  // ---- W6: write throughput ----------------------------------------------------
+
+  /** W6: `1` runs the writing replica alone, `3` the writer and two more; 'restore' goes back to writer + sub. */
+  async writeScaling(n) {
+    const stop = async (name) => {
+      if (!this.replicas[name]) return;
+      await stopProc(this.replicas[name].proc, 10_000);
+      delete this.replicas[name];
+    };
+    if (n === 1) {
+      await stop('sub');
+      await stop('sub2');
+    } else if (n === 3) {
+      if (!this.replicas.sub) await this.startReplica('sub');
+      if (!this.replicas.sub2) await this.startReplica('sub2');
+    } else {
+      await stop('sub2');
+      if (!this.replicas.sub) await this.startReplica('sub');
+    }
+  }
+
+  /** Every running replica, writer first, as REST targets (W6 spreads writes over them round-robin). */
+  writeTargets() {
+    return Object.values(this.replicas).map((r) => ({ port: r.port, headers: { authorization: `Bearer ${this.adminKey}` } }));
+  }
+
+  postgresCpu() {
+    return this.postgres?.cpuMicros() ?? NaN;
+  }
+
+  /** W6's floor: a database of its own on the same server, with the service's agents and outbox tables and NOTIFY trigger, and nobody sequencing. */
+  async floorUrl() {
+    if (!this.floor) {
+      await this.db.query('CREATE DATABASE bench_floor');
+      const url = this.postgres.urlOf('bench_floor');
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(FLOOR_SCHEMA);
+      await c.end();
+      this.floor = url;
+    }
+    return this.floor;
+  }
+
+  /** Between W6 runs: the created agents go (so every run starts from the same table size), dead rows are vacuumed, statistics are reset. */
+  async resetWrites(prefix) {
+    await this.db.query('DELETE FROM agents WHERE id LIKE $1', [`${prefix}-%`]);
+    await this.db.query('VACUUM ANALYZE agents');
+    if (this.floor) {
+      const c = new pg.Client({ connectionString: this.floor });
+      await c.connect();
+      await c.query('TRUNCATE agents, outbox');
+      await c.end();
+    }
+    await this.db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await this.db.query('SELECT pg_stat_statements_reset()');
+  }
+
+  /** Statements run in `database` since the last reset (every client: pool, sequencer, lease): calls, time, rows. */
+  async statements(database) {
+    const res = await this.db.query(
+      `SELECT s.query, s.calls::int AS calls, s.total_exec_time AS ms, s.rows::int AS rows
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname = $1 AND s.query NOT ILIKE '%pg_stat_%' ORDER BY s.total_exec_time DESC`,
+      [database],
+    );
+    return res.rows.map((r) => ({ query: r.query.replace(/\s+/g, ' ').slice(0, 160), calls: r.calls, ms: r.ms, rows: r.rows }));
+  }
+
+  /**
+   * What the database's client backends are doing, sampled every `everyMs`
+   * from pg_stat_activity until `stop()`: counts per state and wait event
+   * ('active', 'active Lock:advisory', 'idle in transaction Client:ClientRead', ...).
+   */
+  sampleActivity(database, everyMs = 50) {
+    const counts = {};
+    let samples = 0;
+    let stopped = false;
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          const res = await this.db.query(
+            `SELECT state, wait_event_type, wait_event, count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                AND application_name NOT IN ('registry-sequencer-lease', 'registry-sequencer-listen')
+              GROUP BY 1, 2, 3`,
+            [database],
+          );
+          samples++;
+          for (const r of res.rows) {
+            const key = [r.state, r.wait_event_type && `${r.wait_event_type}:${r.wait_event}`].filter(Boolean).join(' ');
+            counts[key] = (counts[key] ?? 0) + r.n;
+          }
+        } catch {
+          /* next time */
+        }
+        await sleep(everyMs);
+      }
+    })();
+    return {
+      stop: async () => {
+        stopped = true;
+        await loop;
+        return { samples, counts };
+      },
+    };
+  }
+
+  // ---- W7: fan-out of REST creations ---------------------------------------------
+
+  /** W7: agent creations through REST on the writing replica; send times keyed by `agentId:1` (the event's REST key). */
+  createPublisher(prefix) {
+    const writer = this.replicas.writer;
+    const auth = { authorization: `Bearer ${this.adminKey}` };
+    const sent = new Map();
+    const pending = [];
+    let failures = 0;
+    return {
+      sent,
+      send: (i) => {
+        const id = `${prefix}-${i}`;
+        const key = `${id}:1`;
+        const body = JSON.stringify({ id, name: id, model: { provider: 'openai', name: 'gpt-5' } });
+        sent.set(key, now());
+        pending.push(
+          httpRequest(this.agent, writer.port, 'POST', '/api/v1/agents', body, auth)
+            .then(async (r) => {
+              if (r.status !== 201) return failures++;
+              const x = await this.db.query('SELECT xmin::text AS xid FROM agents WHERE id = $1', [id]);
+              this.xids.set(key, x.rows[0].xid);
+            })
+            .catch(() => failures++),
+        );
+      },
+      flush: async () => {
+        await Promise.all(pending.splice(0));
+        return failures;
+      },
+    };
+  }
+
+  /** A subscriber of the bus channel of our own: when each seq was published on Redis (as every replica receives it). */
+  async busTap() {
+    const redis = new Redis(this.redisUrl, { lazyConnect: true, enableOfflineQueue: false });
+    await redis.connect();
+    const times = new Map();
+    redis.on('message', (_channel, message) => {
+      const t = now();
+      let start = 0;
+      while (start < message.length) {
+        const tab = message.indexOf('\t', start);
+        if (tab === -1) break;
+        times.set(message.slice(start, tab), t);
+        const nl = message.indexOf('\n', tab);
+        if (nl === -1) break;
+        start = nl + 1;
+      }
+    });
+    await redis.subscribe(`${this.prefix}:events`);
+    return { times, stop: () => redis.quit().catch(() => redis.disconnect()) };
+  }
+
+  // ---- W8: a resume storm -------------------------------------------------------
+
+  /** W8: `behind` new events, then the subscriber replica's stream `behind` events back (inside its window). */
+  async resumeTarget(behind, pool) {
+    const head = await this.fillEvents(behind, pool);
+    return { ...this.target(this.replicas.sub), path: `/api/v1/stream/changes?lastEventId=${head - behind}` };
   }
 
   async stop() {
