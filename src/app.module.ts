@@ -1,14 +1,15 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module.js';
-import { BusModule } from './bus/bus.module.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DiscoveryModule } from './discovery/discovery.module.js';
+import { HealthModule } from './health/health.module.js';
 import { OpsModule } from './ops/ops.module.js';
 import { OutboxModule } from './outbox/outbox.module.js';
+import { RealtimeModule } from './realtime/realtime.module.js';
 import { RegistryModule } from './registry/registry.module.js';
 import { StreamingModule } from './streaming/streaming.module.js';
 
@@ -20,13 +21,14 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         DatabaseModule.forRoot(databaseUrl),
-        BusModule.forRoot(config),
         OpsModule,
         OutboxModule,
         AuthModule,
         RegistryModule,
         StreamingModule,
         DiscoveryModule,
+        HealthModule,
+        RealtimeModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemDetailsFilter }],
     };

@@ -18,6 +18,7 @@ export const READ_ROLE: Record<Resource, Role> = {
   prompt: 'viewer',
   mcp_server: 'viewer',
   trust_rule: 'editor',
+  system: 'viewer',
 };
 
 export function canRead(role: Role, resource: Resource): boolean {

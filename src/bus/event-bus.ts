@@ -9,12 +9,30 @@ export interface BusListener {
 }
 
 /**
+ * A command or hint for every replica (not a change event: not sequenced, not
+ * kept). At-most-once: a replica that misses one must not be wrong for long
+ * (e.g. presence is also recomputed periodically).
+ */
+export interface ControlMessage {
+  /** `disconnect`: drop this principal's sockets; `presence`: someone's presence changed, recompute now. */
+  readonly op: 'disconnect' | 'presence';
+  readonly principalId?: string;
+  readonly reason?: string;
+  /** The replica that sent it. */
+  readonly from: string;
+}
+
+/**
  * The pub/sub backbone. Redis in a cluster, in-process for one replica; both
  * carry the same encoded batches so the code paths are the same.
  */
 export abstract class EventBus {
   abstract publish(events: readonly WireEvent[]): Promise<void>;
   abstract subscribe(listener: BusListener): void;
+  /** Sends a control message to every replica, this one included. */
+  abstract publishControl(message: ControlMessage): Promise<void>;
+  /** Hears control messages (every listener gets every message). */
+  abstract onControl(listener: (message: ControlMessage) => void): void;
   abstract readonly kind: 'redis' | 'memory';
   abstract isHealthy(): boolean;
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type BusListener, ClusterState, EventBus, type SlotResult } from './event-bus.js';
+import { type BusListener, ClusterState, type ControlMessage, EventBus, type SlotResult } from './event-bus.js';
 import { decodeBatch, encodeBatch, type WireEvent } from './wire-event.js';
 
 /** In-process bus for a single replica (no REDIS_URL). Delivery is asynchronous, like Redis. */
@@ -18,6 +18,18 @@ export class MemoryBus extends EventBus {
 
   subscribe(listener: BusListener): void {
     this.listeners.push(listener);
+  }
+
+  private readonly controlListeners: ((message: ControlMessage) => void)[] = [];
+
+  async publishControl(message: ControlMessage): Promise<void> {
+    setImmediate(() => {
+      for (const listener of this.controlListeners) listener(message);
+    });
+  }
+
+  onControl(listener: (message: ControlMessage) => void): void {
+    this.controlListeners.push(listener);
   }
 
   isHealthy(): boolean {

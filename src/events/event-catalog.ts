@@ -3,7 +3,7 @@
  * Server, GUI and tests import it. Who may read which resource is auth's
  * business: `src/auth/roles.ts`.
  */
-export const RESOURCES = ['agent', 'prompt', 'mcp_server', 'trust_rule'] as const;
+export const RESOURCES = ['agent', 'prompt', 'mcp_server', 'trust_rule', 'system'] as const;
 export type Resource = (typeof RESOURCES)[number];
 
 export const EVENT_TYPES = [
@@ -21,6 +21,9 @@ export const EVENT_TYPES = [
   'trust_rule.created',
   'trust_rule.updated',
   'trust_rule.deleted',
+  // Admin notices (POST /api/v1/admin/notices): `id` is the notice's id, `data` { message, expiresAt }.
+  'system.alert',
+  'system.maintenance',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -58,4 +61,6 @@ export function isEventType(value: string): value is EventType {
 /** Redis channel names and keys, prefixed so several deployments can share one Redis. */
 export const channels = {
   events: (prefix: string) => `${prefix}:events`,
+  /** Commands and hints for every replica (admin disconnect, presence changes). */
+  control: (prefix: string) => `${prefix}:control`,
 } as const;

@@ -30,6 +30,6 @@ import { RegistryWriter } from './registry.writer.js';
     TrustRuleRepository,
     TrustRuleService,
   ],
-  exports: [AgentRepository, PromptRepository, McpServerRepository, McpServerService, TrustRuleRepository],
+  exports: [RegistryWriter, AgentRepository, PromptRepository, McpServerRepository, McpServerService, TrustRuleRepository],
 })
 export class RegistryModule {}

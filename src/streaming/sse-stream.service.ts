@@ -57,7 +57,26 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     return this.connections.size;
   }
 
-  async open(request: FastifyRequest, reply: FastifyReply, principal: Principal, filter: EventFilter, cursor: number | undefined): Promise<void> {
+  /** Open SSE connections on this replica by principal id (for the cluster's connection listing). */
+  countsByPrincipal(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const conn of this.connections) counts.set(conn.userId, (counts.get(conn.userId) ?? 0) + 1);
+    return counts;
+  }
+
+  /**
+   * `follow` (default: the change stream from `cursor`) is what the open
+   * connection is fed with: the health stream (src/health) passes its own and
+   * gets the same limits, drain, keep-alive and credential checks.
+   */
+  async open(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal,
+    filter: EventFilter,
+    cursor: number | undefined,
+    follow: (conn: SseConnection) => Promise<void> = (conn) => this.hub.follow(conn, SSE_CODEC, cursor),
+  ): Promise<void> {
     if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', { headers: { 'retry-after': '1' } });
     const slot = await this.cluster.acquireConnection(principal.id, this.config.limits.connectionsPerUser, this.config.limits.connectionsTotal);
     if (slot !== 'ok') {
@@ -94,7 +113,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     this.credentials.track(principal, conn);
     conn.open({ requestId: String(request.id), retryMs: this.config.stream.retryMs });
     try {
-      await this.hub.follow(conn, SSE_CODEC, cursor);
+      await follow(conn);
     } catch (error) {
       this.logger.warn(`replay failed: ${(error as Error).message}`);
       conn.close('replay failed', this.config.stream.retryMs);

@@ -1,0 +1,146 @@
+/**
+ * The Socket.IO protocol at path `/ws/v1`: one typed event map shared by the
+ * server (src/realtime), the admin GUI (gui/) and the tests. Types and
+ * constants only, no imports from Node or Nest, so the browser build can use
+ * this file as it is.
+ *
+ * Handshake: the GUI's session cookie (same origin) or an API key in
+ * `auth.token` (`io(url, { path: SOCKET_PATH, auth: { token } })`); cookie
+ * handshakes must come from an allowed Origin (ALLOWED_ORIGINS). A rejected
+ * handshake is a `connect_error` whose `data` is a `SocketError`.
+ *
+ * Subscribing: `emitWithAck('subscribe', { channels, events?, lastEventId? })`.
+ * A socket has one subscription; `subscribe` adds channels to it (and may set
+ * a new event filter), `unsubscribe` removes channels. Whatever changes, the
+ * stream goes on from the socket's cursor: nothing is lost or repeated.
+ * Events then arrive as `event` messages, in seq order, each once. `cursor`
+ * messages move the client's position past events its filter skipped; keep
+ * the last `seq`/`cursor` seen and send it as `lastEventId` when subscribing
+ * after a reconnect (any replica). `reset` means the position is older than
+ * retention: refetch state (REST or `GET /api/v1/discovery`) and go on from
+ * the cursor given.
+ */
+
+/** Socket.IO path (not a namespace): `io(origin, { path: SOCKET_PATH })`. */
+export const SOCKET_PATH = '/ws/v1';
+
+/**
+ * What a socket can subscribe to: every change it may read (`changes`), one
+ * resource kind's changes, or MCP server health (`health`: health and circuit
+ * changes, plus live `health.check` results once the health module runs).
+ */
+export const CHANNELS = ['changes', 'health', 'agents', 'prompts', 'mcp_servers', 'trust_rules'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/** Event types each channel carries (`changes`: all that the role may read; `system.*` notices ride on every channel). */
+export const CHANNEL_EVENTS: Record<Channel, readonly string[]> = {
+  changes: ['*'],
+  health: ['mcp_server.health_changed', 'mcp_server.circuit_changed'],
+  agents: ['agent.*'],
+  prompts: ['prompt.*'],
+  mcp_servers: ['mcp_server.*'],
+  trust_rules: ['trust_rule.*'],
+};
+
+/** Admin notices: posted with `POST /api/v1/admin/notices`, delivered like every change (outbox, seq, resume). */
+export const NOTICE_KINDS = ['system.alert', 'system.maintenance'] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
+
+export interface SubscribeRequest {
+  channels: Channel[];
+  /** Narrows further: exact types and `resource.*`, as an array or comma-separated. */
+  events?: string[] | string;
+  /** Resume after this seq (the last `seq` or `cursor` the client saw). */
+  lastEventId?: number | string;
+}
+
+export interface UnsubscribeRequest {
+  /** Channels to drop; none (or all of them) ends the subscription. */
+  channels?: Channel[];
+}
+
+export interface SocketError {
+  /** `bad_request`, `unauthorized`, `forbidden`, `too_many_requests`, `service_unavailable`, ... */
+  code: string;
+  detail: string;
+  /** The offending field of the request, when there is one. */
+  field?: string;
+}
+
+export type Ack<T> = ({ ok: true } & T) | { ok?: undefined; error: SocketError };
+export type SubscribeAck = Ack<{ cursor: number; channels: Channel[] }>;
+export type UnsubscribeAck = Ack<{ cursor: number; channels: Channel[] }>;
+
+/** A change as delivered (the same delta as the SSE `data:`). */
+export interface ChangeMessage {
+  seq: number;
+  type: string;
+  resource: string;
+  id: string;
+  action: string;
+  version?: number;
+  actor?: string;
+  ts: string;
+  data?: Record<string, unknown>;
+}
+
+export interface CursorMessage {
+  cursor: number;
+}
+
+export interface ResetMessage {
+  cursor: number;
+  reason: string;
+}
+
+/** Who is connected over Socket.IO, across replicas (a user with two tabs counts once, `tabs: 2`). */
+export interface PresenceUser {
+  userId: string;
+  name: string;
+  kind: 'user' | 'api_key';
+  tabs: number;
+}
+
+export interface PresenceChange {
+  user: PresenceUser;
+}
+
+export interface PresenceSnapshot {
+  users: PresenceUser[];
+}
+
+/** Live result of one health probe (not persisted; dropped for slow consumers). */
+export interface HealthCheckMessage {
+  serverId: string;
+  ok: boolean;
+  latencyMs: number;
+  status: string;
+  at: string;
+  error?: string;
+}
+
+export interface ServerToClientEvents {
+  event: (change: ChangeMessage) => void;
+  cursor: (message: CursorMessage) => void;
+  reset: (message: ResetMessage) => void;
+  /** Sent once after connecting, then kept current with the two below. */
+  presence: (snapshot: PresenceSnapshot) => void;
+  'user.connected': (change: PresenceChange) => void;
+  'user.disconnected': (change: PresenceChange) => void;
+  'health.check': (check: HealthCheckMessage) => void;
+  /** Sent just before the server disconnects the socket, with why (then `disconnect` with "io server disconnect"). */
+  closing: (notice: DisconnectNotice) => void;
+}
+
+export interface ClientToServerEvents {
+  subscribe: (request: SubscribeRequest, ack: (answer: SubscribeAck) => void) => void;
+  unsubscribe: (request: UnsubscribeRequest, ack: (answer: UnsubscribeAck) => void) => void;
+}
+
+/** Why the server disconnects a socket (`closing`, just before `disconnect` with "io server disconnect"). */
+export interface DisconnectNotice {
+  /** e.g. `draining` (reconnect: another replica answers), `credential revoked`, `slow consumer`, `disconnected by an admin`. */
+  reason: string;
+  /** Whether reconnecting makes sense (false for a revoked credential). */
+  reconnect: boolean;
+}
