@@ -53,6 +53,23 @@ export interface AppConfig {
     readonly mcpServers: number;
     readonly trustRules: number;
   };
+  /** MCP server health probing (src/health); per-server settings are in each server's `healthCheck`. */
+  readonly health: HealthConfig;
+}
+
+export interface HealthConfig {
+  /** This replica probes MCP servers (false: it serves health reads and streams only). */
+  readonly probes: boolean;
+  /** Probe-ownership lease: a dead replica's servers are taken over about this long after it stopped renewing. */
+  readonly ownerLeaseMs: number;
+  /** Probes one replica runs at once. */
+  readonly maxConcurrentProbes: number;
+  /** Check results kept per server (GET …/health). */
+  readonly samples: number;
+  /** Full re-read of the MCP server list (the change stream is followed meanwhile). */
+  readonly resyncMs: number;
+  /** A health-stream client with more unsent bytes than this misses `health.check` frames (never queued). */
+  readonly checkBufferBytes: number;
 }
 
 export interface SecurityConfig {
@@ -277,6 +294,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
       promptVersionsPerAgent: int(env, 'MAX_PROMPT_VERSIONS_PER_AGENT', 100, 1, 1_000_000),
       mcpServers: int(env, 'MAX_MCP_SERVERS', 500, 1, 1_000_000),
       trustRules: int(env, 'MAX_TRUST_RULES', 10_000, 1, 10_000_000),
+    },
+    health: {
+      probes: bool(env, 'HEALTH_PROBES', true),
+      ownerLeaseMs: int(env, 'HEALTH_OWNER_LEASE_MS', 5000, 300, 600_000),
+      maxConcurrentProbes: int(env, 'HEALTH_MAX_CONCURRENT_PROBES', 16, 1, 1000),
+      samples: int(env, 'HEALTH_SAMPLES', 20, 1, 1000),
+      resyncMs: int(env, 'HEALTH_RESYNC_MS', 60_000, 1000, 3_600_000),
+      checkBufferBytes: int(env, 'HEALTH_CHECK_BUFFER_BYTES', 64 * 1024, 1024, 64 * 1024 * 1024),
     },
   };
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { HEALTH_CHECK_DEFAULTS } from '../../src/registry/mcp-servers/mcp-server.schemas.js';
 import { McpServerService } from '../../src/registry/mcp-servers/mcp-server.service.js';
 import { SecretBox } from '../../src/registry/mcp-servers/secret-box.js';
 import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
@@ -45,7 +46,7 @@ describe('MCP servers REST', () => {
       url: 'https://mcp.example.com/github/mcp',
       transport: 'streamable-http',
       headers: { Authorization: '***', 'X-Team': '***' },
-      healthCheck: { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 3, healthyThreshold: 1 },
+      healthCheck: { ...HEALTH_CHECK_DEFAULTS },
       enabled: true,
       version: 1,
       createdAt: expect.any(String),
@@ -69,7 +70,7 @@ describe('MCP servers REST', () => {
       name: 'GitHub',
       transport: 'sse',
       version: 2,
-      healthCheck: { intervalMs: 30_000, timeoutMs: 2000, unhealthyThreshold: 3, healthyThreshold: 1 },
+      healthCheck: { ...HEALTH_CHECK_DEFAULTS, timeoutMs: 2000 },
       headers: { Authorization: '***', 'X-Team': '***' },
     });
     expect(await eventsSince(before)).toEqual([

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { one, rows, sql } from '../../database/sql.js';
-import type { HealthCheck, Transport } from './mcp-server.schemas.js';
+import { HEALTH_CHECK_DEFAULTS, type HealthCheck, type Transport } from './mcp-server.schemas.js';
 
 /** The mask shown instead of every header value. */
 export const MASK = '***';
@@ -58,7 +58,8 @@ function toMcpServer(row: McpServerRow): McpServer {
     url: row.url,
     transport: row.transport,
     headers: Object.fromEntries(row.header_names.map((name) => [name, MASK])),
-    healthCheck: row.health_check,
+    // Rows written before a setting existed show (and use) its default.
+    healthCheck: { ...HEALTH_CHECK_DEFAULTS, ...row.health_check },
     enabled: row.enabled,
     version: row.version,
     createdAt: row.created_at.toISOString(),

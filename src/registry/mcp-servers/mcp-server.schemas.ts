@@ -54,9 +54,29 @@ const healthCheckFields = {
   timeoutMs: z.number().int().min(100).max(60_000),
   unhealthyThreshold: z.number().int().min(1).max(20),
   healthyThreshold: z.number().int().min(1).max(20),
+  /** A check slower than this (initialize + ping [+ tools/list]) makes the server `degraded`. */
+  latencyThresholdMs: z.number().int().min(10).max(60_000),
+  /** Also call `tools/list` (count and hash recorded: a changed tool list is noticed). */
+  listTools: z.boolean(),
+  /** Circuit breaker: consecutive failures (probes or gateway calls) that open it. */
+  failureThreshold: z.number().int().min(1).max(100),
+  /** First cool-down of an open circuit before a trial call (half_open); doubled at each failed trial. */
+  coolDownMs: z.number().int().min(500).max(3_600_000),
+  /** Upper bound of the growing cool-down. */
+  maxCoolDownMs: z.number().int().min(500).max(86_400_000),
 };
 
-export const HEALTH_CHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 5000, unhealthyThreshold: 3, healthyThreshold: 1 } as const;
+export const HEALTH_CHECK_DEFAULTS = {
+  intervalMs: 30_000,
+  timeoutMs: 5000,
+  unhealthyThreshold: 3,
+  healthyThreshold: 1,
+  latencyThresholdMs: 2000,
+  listTools: false,
+  failureThreshold: 5,
+  coolDownMs: 30_000,
+  maxCoolDownMs: 300_000,
+} as const;
 
 const healthCheckSchema = z
   .strictObject({
@@ -64,8 +84,16 @@ const healthCheckSchema = z
     timeoutMs: healthCheckFields.timeoutMs.default(HEALTH_CHECK_DEFAULTS.timeoutMs),
     unhealthyThreshold: healthCheckFields.unhealthyThreshold.default(HEALTH_CHECK_DEFAULTS.unhealthyThreshold),
     healthyThreshold: healthCheckFields.healthyThreshold.default(HEALTH_CHECK_DEFAULTS.healthyThreshold),
+    latencyThresholdMs: healthCheckFields.latencyThresholdMs.default(HEALTH_CHECK_DEFAULTS.latencyThresholdMs),
+    listTools: healthCheckFields.listTools.default(HEALTH_CHECK_DEFAULTS.listTools),
+    failureThreshold: healthCheckFields.failureThreshold.default(HEALTH_CHECK_DEFAULTS.failureThreshold),
+    coolDownMs: healthCheckFields.coolDownMs.default(HEALTH_CHECK_DEFAULTS.coolDownMs),
+    maxCoolDownMs: healthCheckFields.maxCoolDownMs.default(HEALTH_CHECK_DEFAULTS.maxCoolDownMs),
   })
-  .prefault({});
+  .prefault({})
+  // Cross-field checks only once every field is valid on its own (no second error on the same field).
+  .refine((h) => h.timeoutMs < h.intervalMs, { path: ['timeoutMs'], message: 'must be less than intervalMs', when: (p) => p.issues.length === 0 })
+  .refine((h) => h.maxCoolDownMs >= h.coolDownMs, { path: ['maxCoolDownMs'], message: 'must be at least coolDownMs', when: (p) => p.issues.length === 0 });
 
 export const createMcpServerSchema = z.strictObject({
   id: slug,
