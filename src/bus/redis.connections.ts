@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../ops/metrics.service.js';
 
@@ -46,8 +46,18 @@ export class RedisConnections implements OnApplicationShutdown {
   constructor(@Inject(APP_CONFIG) config: AppConfig, metrics: MetricsService) {
     this.commands = createRedis(config.redisUrl!, `registry-pub-${config.replicaId}`);
     this.subscriber = createRedis(config.redisUrl!, `registry-sub-${config.replicaId}`);
-    for (const client of [this.commands, this.subscriber]) {
+    const reconnects = new Counter({
+      name: 'registry_redis_reconnects_total',
+      help: 'Reconnections of this replica’s Redis connections',
+      labelNames: ['connection'],
+      registers: [metrics.registry],
+    });
+    for (const [client, name] of [
+      [this.commands, 'commands'],
+      [this.subscriber, 'subscriber'],
+    ] as const) {
       client.on('error', (error: Error) => this.logger.warn(`redis: ${error.message}`));
+      client.on('reconnecting', () => reconnects.inc({ connection: name }));
     }
     this.watchdog = setInterval(() => {
       this.ping(this.commands);

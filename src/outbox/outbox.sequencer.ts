@@ -57,6 +57,8 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
   sequencedRuns = 0;
   /** Times the LISTEN connection was lost (metrics, tests). */
   listenersLost = 0;
+  /** Newest seq this replica published to the bus (metrics: numbered vs published). */
+  lastPublished = 0;
   private readonly runs: Counter;
 
   constructor(
@@ -244,6 +246,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
     this.sequencedRuns++;
     this.runs.inc();
     await this.publish(events);
+    this.lastPublished = events[events.length - 1]!.seq;
   }
 
   /** Bounded: a Redis outage must not hold the sequencer lock; replicas back-fill what is lost. */

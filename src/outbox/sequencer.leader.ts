@@ -49,6 +49,8 @@ export class SequencerLeadership {
   term = 0;
   /** Times this replica became leader (metrics, tests). */
   elections = 0;
+  /** Times the lease connection was lost or could not be made (metrics). */
+  connectionsLost = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -86,7 +88,10 @@ export class SequencerLeadership {
   }
 
   private drop(client: pg.Client): void {
-    if (this.client === client) this.client = undefined;
+    if (this.client === client) {
+      this.client = undefined;
+      this.connectionsLost++;
+    }
     client.end().catch(() => undefined);
   }
 

@@ -4,6 +4,8 @@ import { RedisConnections } from '../bus/redis.connections.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import type { PresenceUser } from '../events/socket-protocol.js';
 import { SseStreamService } from '../streaming/sse-stream.service.js';
+import { MetricsService } from '../ops/metrics.service.js';
+import { Gauge } from 'prom-client';
 
 /** One replica's open connections, as published for the others. */
 export interface ReplicaConnections {
@@ -49,8 +51,25 @@ export class ConnectionRegistry implements OnApplicationBootstrap, OnApplication
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly bus: EventBus,
     private readonly sse: SseStreamService,
+    metrics: MetricsService,
     @Optional() private readonly redis?: RedisConnections,
-  ) {}
+  ) {
+    const sseService = this.sse;
+    const socketio = this.socketio;
+    // One gauge over both transports: what the HPA scales on (k8s/README.md).
+    new Gauge({
+      name: 'registry_stream_connections',
+      help: 'Open stream connections on this replica by transport',
+      labelNames: ['transport'],
+      registers: [metrics.registry],
+      collect() {
+        this.set({ transport: 'sse' }, sseService.size);
+        let sockets = 0;
+        for (const n of socketio.values()) sockets += n;
+        this.set({ transport: 'socketio' }, sockets);
+      },
+    });
+  }
 
   onApplicationBootstrap(): void {
     this.bus.onControl((message) => {

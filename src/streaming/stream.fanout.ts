@@ -23,7 +23,9 @@ class SubscriberGroup<P> {
     readonly codec: Codec<P>,
   ) {}
 
-  deliver(events: HubEvent[]): void {
+  /** Returns how many events were written, summed over subscribers (metrics). */
+  deliver(events: HubEvent[]): number {
+    let written = 0;
     const first = events[0]!.seq;
     const last = events[events.length - 1]!.seq;
     const matching = this.filter.all ? events : events.filter((e) => this.filter.matches(e.type));
@@ -34,15 +36,21 @@ class SubscriberGroup<P> {
         if (sub.cursor < first) {
           shared ??= this.codec.events(matching);
           sub.write(shared);
+          written += matching.length;
         } else {
           const rest = matching.filter((e) => e.seq > sub.cursor);
-          if (rest.length > 0) sub.write(this.codec.events(rest));
+          if (rest.length > 0) {
+            sub.write(this.codec.events(rest));
+            written += rest.length;
+          }
         }
       }
       sub.cursor = last;
     }
     this.unadvertised = matching.length > 0 && matching[matching.length - 1]!.seq === last ? undefined : last;
+    return written;
   }
+
 
   /** Tells members still at the unadvertised cursor where they are (one encoded frame for all). */
   advertise(): void {
@@ -90,6 +98,10 @@ export class StreamFanout {
   private cursorTimer?: NodeJS.Timeout;
   private stopped = false;
   private flushes = 0;
+  /** Events written to subscribers, summed over subscribers (metrics). */
+  deliveries = 0;
+  /** Called after each flush with its events (metrics: commit→delivery latency). */
+  onFlushed?: (events: HubEvent[]) => void;
 
   get subscriberCount(): number {
     return this.subscriberGroup.size;
@@ -171,7 +183,7 @@ export class StreamFanout {
     for (const group of this.groups.values()) {
       if (group.members.size === 0) continue;
       try {
-        group.deliver(events);
+        this.deliveries += group.deliver(events);
       } catch (error) {
         this.logger.error(`fan-out to ${group.key} failed: ${(error as Error).message}`);
       }
@@ -179,6 +191,7 @@ export class StreamFanout {
     this.flushes++;
     this.lastFlushEnd = performance.now();
     this.lastFlushMs = this.lastFlushEnd - start;
+    this.onFlushed?.(events);
   }
 
   private readonly advertiseCursors = (): void => {

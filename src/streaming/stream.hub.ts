@@ -2,6 +2,7 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationB
 import { EventBus } from '../bus/event-bus.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
+import type { HubEvent } from './event-window.js';
 import { StreamFanout } from './stream.fanout.js';
 import { StreamReplay, type ReplayStats } from './stream.replay.js';
 import { type SequenceStats, StreamSequence } from './stream.sequence.js';
@@ -11,6 +12,8 @@ import type { Codec, Subscriber } from './subscriber.js';
 export interface StreamStats extends SequenceStats, ReplayStats {
   /** Fan-out flushes: each is one write per subscriber that had something to get. */
   readonly flushes: number;
+  /** Events written to subscribers, summed over subscribers. */
+  readonly deliveries: number;
 }
 
 /**
@@ -72,7 +75,12 @@ export class StreamHub implements OnApplicationBootstrap, BeforeApplicationShutd
   }
 
   get stats(): StreamStats {
-    return { ...this.sequence.stats, ...this.replay.stats, flushes: this.fanout.flushCount };
+    return { ...this.sequence.stats, ...this.replay.stats, flushes: this.fanout.flushCount, deliveries: this.fanout.deliveries };
+  }
+
+  /** Calls `observer` after every fan-out flush with the events it wrote (for latency metrics; keep it cheap). */
+  observeFlushes(observer: (events: readonly HubEvent[]) => void): void {
+    this.fanout.onFlushed = observer;
   }
 
   beforeApplicationShutdown(): void {
