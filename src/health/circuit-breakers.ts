@@ -35,7 +35,7 @@ export class CircuitBreakers {
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly directory: ServerDirectory,
     private readonly repository: HealthRepository,
-    @Optional() redis?: RedisConnections | null,
+    @Optional() @Inject(RedisConnections) redis?: RedisConnections | null,
   ) {
     this.actor = `health:${config.replicaId}`;
     const memory = new MemoryBreakerStore();

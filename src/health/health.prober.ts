@@ -162,11 +162,14 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
     const target = this.directory.get(id);
     if (!owned || !target || !target.enabled || owned.running || this.stopped) return;
     owned.running = true;
-    let next = target.healthCheck.intervalMs;
+    // The period is measured from probe start to probe start, so a server
+    // going down is seen within one interval plus its timeout.
+    const started = Date.now();
+    let dueAt = started + target.healthCheck.intervalMs;
     try {
       await this.slot();
       try {
-        next = await this.probeOnce(id, target, owned);
+        dueAt = await this.probeOnce(id, target, owned, started);
       } finally {
         this.release();
       }
@@ -174,12 +177,12 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
       this.logger.warn(`probing ${id} failed: ${(error as Error).message}`);
     } finally {
       owned.running = false;
-      if (this.owned.get(id) === owned) this.schedule(id, next);
+      if (this.owned.get(id) === owned) this.schedule(id, Math.max(0, dueAt - Date.now()));
     }
   }
 
-  /** One probe of one owned server; returns the delay to the next. */
-  private async probeOnce(id: string, target: ProbeTarget, owned: Owned): Promise<number> {
+  /** One probe of one owned server; returns when the next is due (epoch ms). */
+  private async probeOnce(id: string, target: ProbeTarget, owned: Owned, started: number): Promise<number> {
     const settings = target.healthCheck;
     // An open circuit refuses (the probe still runs for the status, but does not count);
     // once its cool-down is over, this probe is the half-open trial.
@@ -193,7 +196,8 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
       outcome = { ok: false, quality: 'failed', latencyMs: 0, step: 'configuration', error: (error as Error).message };
     }
     this.probesRun++;
-    if (!this.owned.has(id)) return settings.intervalMs; // ownership moved while probing: the new owner records
+    const dueAt = started + settings.intervalMs;
+    if (!this.owned.has(id)) return dueAt; // ownership moved while probing: the new owner records
     let breaker = gate.state;
     if (gate.allowed) {
       const after = await this.breakers.apply(id, outcome.ok ? 'success' : 'failure', outcome.error ?? 'probe failed');
@@ -236,10 +240,8 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
     await this.runtime.samples.push(result);
     this.runtime.checks.publish(result);
     // An open circuit is tried again as soon as its cool-down is over.
-    if (breaker.state === 'open' && breaker.retryAt !== undefined) {
-      return Math.max(0, Math.min(settings.intervalMs, breaker.retryAt - Date.now() + 20));
-    }
-    return settings.intervalMs;
+    if (breaker.state === 'open' && breaker.retryAt !== undefined) return Math.min(dueAt, breaker.retryAt + 20);
+    return dueAt;
   }
 
   /** Servers this replica is probing now. */

@@ -16,7 +16,7 @@ export class HealthRuntime implements OnApplicationShutdown {
   readonly samples: HealthSamples;
   readonly checks: HealthChecksChannel;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, @Optional() redis?: RedisConnections | null) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, @Optional() @Inject(RedisConnections) redis?: RedisConnections | null) {
     const commands = redis?.commands ?? null;
     this.ownership = commands
       ? new RedisOwnership(commands, config.redisPrefix, config.replicaId, config.health.ownerLeaseMs)
