@@ -82,9 +82,11 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
   // the same problem+json as everything else (Nest maps unknown routes).
   fastify.setErrorHandler((error, request, reply) => sendProblem(request, reply, error, logger));
   const lifecycle = app.get(LifecycleService);
-  // Draining: idle keep-alive connections go at once, so a proxy opens new ones
-  // (elsewhere, once the listener is closed) instead of reusing ours.
-  lifecycle.onDrainStart(() => (app.getHttpServer() as { closeIdleConnections?: () => void }).closeIdleConnections?.());
+  // Draining: keep-alive connections are not cut at once (a client may be sending
+  // on one right then, and a POST lost that way cannot be retried safely); every
+  // answer from now on carries Connection: close (below), so a connection in use
+  // closes cleanly after its answer, and the ones still idle at the very end are
+  // closed with the listener (forceCloseConnections: 'idle').
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     // A response that sets a cookie (the session) is never stored by a cache.

@@ -139,7 +139,12 @@ export class SseConnection implements Subscriber<Buffer> {
       'HTTP/1.1 200 OK\r\n' +
         'Content-Type: text/event-stream; charset=utf-8\r\n' +
         'Cache-Control: no-cache\r\n' +
-        'Connection: keep-alive\r\n' +
+        // Not keep-alive: the socket leaves Node's HTTP server (http-release.ts)
+        // and is closed when the stream ends. Announcing keep-alive let a client
+        // with a shared pool (undici's fetch, an http.Agent) put the connection
+        // back after the last chunk and send its next request on it, where the
+        // server's close then lost it (a POST cannot be retried).
+        'Connection: close\r\n' +
         'X-Accel-Buffering: no\r\n' +
         'Transfer-Encoding: chunked\r\n' +
         `X-Request-Id: ${headers.requestId}\r\n` +

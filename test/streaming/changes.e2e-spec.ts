@@ -45,7 +45,8 @@ describe('SSE change stream (one replica)', () => {
     expect(c.status).toBe(200);
     expect(c.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     expect(c.headers['cache-control']).toBe('no-cache');
-    expect(c.headers['connection']).toBe('keep-alive');
+    // close, not keep-alive: the server never reuses a stream's connection (see SseConnection.head).
+    expect(c.headers['connection']).toBe('close');
     expect(c.headers['x-accel-buffering']).toBe('no');
     await c.waitFor((x) => x.frames.some((f) => f.retry === 1500), 2000, 'retry');
     await c.waitFor((x) => x.frames.some((f) => f.event === 'comment' && f.data === 'keep-alive'), 3000, 'keep-alive');
