@@ -25,9 +25,10 @@ const examples = (items: { name: string; group: string }[], detail: (r: any) => 
   items.slice(0, 5).map((r) => `${r.name} (${r.group}): ${detail(r)}`).join('\n');
 
 describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt while 8 writers write', () => {
-  it('ran at full size: >= 200 EventSource clients, >= 8 writers, >= 60 s of writes, every fault injected', () => {
+  it('ran at full size: >= 200 EventSource clients, >= 50 Socket.IO clients, >= 8 writers, >= 60 s of writes, every fault injected', () => {
     const r = run();
     expect(r.totals.eventsourceClients).toBeGreaterThanOrEqual(200);
+    expect(r.totals.socketioClients).toBeGreaterThanOrEqual(50);
     expect(r.writers).toBeGreaterThanOrEqual(8);
     expect(r.writeSeconds).toBeGreaterThanOrEqual(60);
     expect(r.faults.map((f) => f.label)).toHaveLength(6);
@@ -69,9 +70,9 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
     const r = run();
     // Near = what 15 s of writes produce; an unfiltered client resumes a few hundred events behind at most.
     const near = 15 * r.eventsPerSecond;
-    const far = r.clients.filter((c) => c.maxResumeDistance > near && c.kind === 'eventsource' && !/from-0|deep-resume|reopen/.test(c.group));
+    const far = r.clients.filter((c) => c.maxResumeDistance > near && c.kind !== 'slow-reader' && !/from-0|deep-resume|reopen/.test(c.group));
     if (far.length) {
-      throw new Error(`${far.length} EventSources resumed more than ${near} events behind the head, e.g.\n${examples(far, (c) => `resumed ${c.maxResumeDistance} events behind`)}`);
+      throw new Error(`${far.length} EventSources or sockets resumed more than ${near} events behind the head, e.g.\n${examples(far, (c) => `resumed ${c.maxResumeDistance} events behind`)}`);
     }
   });
 
@@ -92,7 +93,7 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
   it('no stream connection slot is left counted once every client is gone', () => {
     const r = run();
     // While connected, the clients were counted (else this check would read the wrong keys).
-    expect(r.totals.slotsMidRun).toBeGreaterThanOrEqual(200);
+    expect(r.totals.slotsMidRun).toBeGreaterThanOrEqual(200 + 50);
     expect(r.totals.slotsLeft).toBe(0);
   });
 
@@ -103,5 +104,23 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
   it('every client kept following on its own: none gave up, all caught up after the writes', () => {
     const r = run();
     expect({ gaveUp: r.totals.fatalClients, behindAtEnd: r.totals.clientsBehindAtEnd }).toEqual({ gaveUp: 0, behindAtEnd: 0 });
+  });
+});
+
+describe('chaos: socket.io-client sockets through nginx reconnect and resume on their own', () => {
+  it('every socket holds exactly what its channels and filter select from its start: nothing lost, repeated, reordered or reset', () => {
+    const r = run();
+    const io = r.totals.io;
+    const bad = r.clients.filter((c) => c.kind === 'socketio' && (c.lost || c.duplicated || c.outOfOrder || c.unexpected || c.resets || c.fatal));
+    const detail = examples(bad, (c) => `lost ${c.lost}/${c.expected}, dup ${c.duplicated}, ooo ${c.outOfOrder}, unexpected ${c.unexpected}, resets ${c.resets}${c.fatal ? `, gave up: ${c.fatal}` : ''}`);
+    expect({ lost: io.lost, duplicated: io.duplicated, outOfOrder: io.outOfOrder, unexpected: io.unexpected, resets: io.resets, gaveUp: io.fatal, behindAtEnd: io.behindAtEnd, detail })
+      .toEqual({ lost: 0, duplicated: 0, outOfOrder: 0, unexpected: 0, resets: 0, gaveUp: 0, behindAtEnd: 0, detail: '' });
+  });
+
+  it('the sockets went through the faults: they reconnected (more connections than sockets) and received events', () => {
+    const r = run();
+    const sockets = r.clients.filter((c) => c.kind === 'socketio');
+    expect(r.totals.io.connections).toBeGreaterThan(sockets.length);
+    expect(sockets.filter((c) => c.received === 0 && c.expected > 0).map((c) => c.name)).toEqual([]);
   });
 });

@@ -38,10 +38,10 @@ export interface ClientErrorRecord {
 
 export interface ClientRecord {
   readonly name: string;
-  readonly kind: 'eventsource' | 'slow-reader';
+  readonly kind: 'eventsource' | 'slow-reader' | 'socketio';
   /** What the client is, for the report: unfiltered, agent.*, slow-stopped ... */
   readonly group: string;
-  /** The `?events=` filter (undefined: everything). */
+  /** The `?events=` filter (undefined: everything); for a socket, the types its channels and filter select, in the same syntax. */
   readonly events?: string;
   /** The position it first joined at (sent as `lastEventId`): it must receive exactly what follows. */
   readonly startCursor: number;
@@ -52,8 +52,9 @@ export interface ClientRecord {
   connections: number;
   /**
    * Every stream request the client made: when, and the position it resumed
-   * from (the Last-Event-ID header the package sent, else the URL's lastEventId).
-   * `first`: the first request of an EventSource object (its start, not a resume).
+   * from (the Last-Event-ID header the package sent, else the URL's lastEventId;
+   * for a socket, the `lastEventId` of each `subscribe`).
+   * `first`: the first request of an EventSource object or socket (its start, not a resume).
    */
   readonly requests: { wall: number; from: number; first: boolean }[];
   readonly errors: ClientErrorRecord[];
@@ -61,7 +62,7 @@ export interface ClientRecord {
   fatal?: ClientErrorRecord;
 }
 
-function newRecord(name: string, kind: ClientRecord['kind'], group: string, events: string | undefined, startCursor: number): ClientRecord {
+export function newRecord(name: string, kind: ClientRecord['kind'], group: string, events: string | undefined, startCursor: number): ClientRecord {
   return { name, kind, group, events, startCursor, received: [], resets: [], otherFrames: [], connections: 0, requests: [], errors: [] };
 }
 

@@ -2,7 +2,8 @@
 //   PostgreSQL + redis-server + 3 replicas (each reaching Redis through its own
 //   FaultProxy) + nginx with the shipped config; a seeded history; >= 200
 //   EventSource clients and a few raw slow readers through nginx (some slow
-//   readers straight to a replica); >= 8 writers through nginx for >= 60 s
+//   readers straight to a replica); >= 50 socket.io-client sockets through
+//   nginx, each from its own loopback address; >= 8 writers through nginx for >= 60 s
 //   while replicas, Redis and PostgreSQL are hurt in turn; then quiescence,
 //   and every client is compared with the outbox.
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import pg from 'pg';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { sleep } from '../support/timing.js';
 import { type ClientRecord, EsClient, filterMatcher, type SlowBehaviour, SlowClient } from './clients.js';
+import { IoClient, type SocketRecord, type SocketSpec } from './socket-clients.js';
 import { freePort, HOST, killAllStarted, logStream, Nginx, type Postgres, RedisServer, Replica, startPostgres } from './infra.js';
 import { checkClient, type ClientResult, faultAt, type FaultRecord, medianMax, missingWrites, outboxProblems, type OutboxRow, ranges } from './verify.js';
 import { type AckedWrite, type FailedWrite, Writer } from './writers.js';
@@ -36,6 +38,8 @@ export interface ChaosConfig {
   /** Upper bound of the wait for every client to catch up after the writes (ms). */
   quiesceMs: number;
   clients: { unfiltered: number; reopen: number; history: number; deepResume: number; agent: number; mixed: number; rare: number; never: number };
+  /** socket.io-client sockets through nginx, per group. */
+  sockets: { changes: number; polling: number; agents: number; agentCreated: number; deepResume: number; history: number };
   /** Raw slow readers: per behaviour, how many through nginx and how many straight to a replica. */
   slow: Record<SlowBehaviour, { nginx: number; direct: number }>;
 }
@@ -45,7 +49,12 @@ const int = (name: string, fallback: number) => {
   return v === undefined || v === '' ? fallback : Number(v);
 };
 
-/** Defaults are the issue's minimums (>= 200 SSE clients, >= 8 writers, >= 60 s); CHAOS_* variables override. */
+/** Each count times `factor`, rounded (each at least 1 unless the factor is 0). */
+function scaled<T extends Record<string, number>>(counts: T, factor: number): T {
+  return Object.fromEntries(Object.entries(counts).map(([k, n]) => [k, factor === 0 ? 0 : Math.max(1, Math.round(n * factor))])) as T;
+}
+
+/** Defaults are the issue's minimums (>= 200 SSE clients, >= 50 Socket.IO clients, >= 8 writers, >= 60 s); CHAOS_* variables override. */
 export function chaosConfig(repoRoot: string): ChaosConfig {
   return {
     repoRoot,
@@ -59,6 +68,8 @@ export function chaosConfig(repoRoot: string): ChaosConfig {
     quiesceMs: int('CHAOS_QUIESCE_MS', 30_000),
     // 200 EventSources: 95 + 5 + 10 + 45 + 25 + 10 + 10 (reopen is part of unfiltered).
     clients: { unfiltered: 95, reopen: 10, history: 5, deepResume: 10, agent: 45, mixed: 25, rare: 10, never: 10 },
+    // 56 Socket.IO clients (>= 50): 26 + 4 + 10 + 10 + 4 + 2; CHAOS_SOCKETS scales them (at most 240: one loopback address each).
+    sockets: scaled({ changes: 26, polling: 4, agents: 10, agentCreated: 10, deepResume: 4, history: 2 }, Math.min(240, int('CHAOS_SOCKETS', 56)) / 56),
     // Direct readers take r1, r2, r3, r1... in this order: r2 (drained at T+36) gets a
     // stopped reader with megabytes waiting for it, and a stopped-then-slow one.
     slow: {
@@ -73,6 +84,9 @@ export function chaosConfig(repoRoot: string): ChaosConfig {
 export interface ChaosTotals {
   clients: number;
   eventsourceClients: number;
+  socketioClients: number;
+  /** The Socket.IO clients' own counts (also included in the totals above). */
+  io: { lost: number; duplicated: number; outOfOrder: number; unexpected: number; resets: number; fatal: number; behindAtEnd: number; longestGapMs: number; longestGapClient: string; resumeDistance: number; connections: number };
   lost: number;
   duplicated: number;
   outOfOrder: number;
@@ -94,6 +108,8 @@ export interface ChaosTotals {
   /** Stream connection slots still counted in Redis once every client is gone, and at T+5 s. */
   slotsLeft: number;
   slotsMidRun: number;
+  /** When slots are left: whose share holds them and what each replica reports open. */
+  slotsDetail: string;
   /** Median commit-to-sequenced delay (ms) in the last 8 s of writes. */
   finalSequencingMedianMs: number;
 }
@@ -153,6 +169,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
   const proxies: FaultProxy[] = [];
   const replicas: Replica[] = [];
   const esClients: EsClient[] = [];
+  const ioClients: IoClient[] = [];
   const slowClients: SlowClient[] = [];
   const writers: Writer[] = [];
   let syncTimer: NodeJS.Timeout | undefined;
@@ -175,8 +192,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       LOG_LEVEL: 'info',
       // Readable lines: the report below folds WARN/ERROR lines.
       LOG_FORMAT: 'text',
-      // 215 streams on one key: room for them plus a killed replica's share until its lease ends.
-      MAX_CONNECTIONS_PER_USER: '400',
+      // ~270 streams (SSE and Socket.IO) on one key: room for them plus a killed replica's share until its lease ends.
+      MAX_CONNECTIONS_PER_USER: '500',
       SHUTDOWN_GRACE_MS: '10000',
     };
     NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i]!, proxies[i]!, main, env, logStream(config.logDir, name))));
@@ -259,29 +276,48 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       // These do not read at first (until T+30, T+55): their replays pile up in kernel buffers and in the replica.
       if (s.behaviour === 'history-stopped' || s.behaviour === 'stopped-long') s.reader.stop();
     }
+    // Socket.IO: each client from its own loopback address (nginx hashes the client address to a replica).
+    const sk = config.sockets;
+    const socket = (group: string, spec: SocketSpec, start: number) => {
+      const k = ioClients.length;
+      ioClients.push(new IoClient(nginx!.url, adminKey, `io${k + 1}`, group, spec, start, `127.0.1.${10 + k}`));
+    };
+    for (let i = 0; i < sk.changes; i++) socket('io:changes', { channels: ['changes'] }, S0);
+    for (let i = 0; i < sk.polling; i++) socket('io:changes(polling only)', { channels: ['changes'], transports: ['polling'] }, S0);
+    for (let i = 0; i < sk.agents; i++) socket('io:agents', { channels: ['agents'] }, S0);
+    for (let i = 0; i < sk.agentCreated; i++) socket('io:agents+agent.created', { channels: ['agents'], events: 'agent.created' }, S0);
+    for (let i = 0; i < sk.deepResume; i++) socket('io:changes-deep-resume', { channels: ['changes'] }, Math.max(0, S0 - 8000));
+    for (let i = 0; i < sk.history; i++) socket('io:changes-from-0', { channels: ['changes'] }, 0);
     for (const client of esClients) {
       client.open();
       await sleep(5);
     }
+    for (const client of ioClients) {
+      client.open();
+      await sleep(10);
+    }
     const openBy = Date.now() + 30_000;
-    while (esClients.some((x) => !x.isOpen) && Date.now() < openBy) await sleep(100);
+    while ((esClients.some((x) => !x.isOpen) || ioClients.some((x) => !x.isOpen)) && Date.now() < openBy) await sleep(100);
     const notOpen = esClients.filter((x) => !x.isOpen);
-    say(`${esClients.length} EventSource clients (${esClients.length - notOpen.length} open) and ${slowClients.length} slow readers from seq ${S0}`);
+    const ioNotOpen = ioClients.filter((x) => !x.isOpen);
+    say(`${esClients.length} EventSource clients (${esClients.length - notOpen.length} open), ${ioClients.length} Socket.IO clients (${ioClients.length - ioNotOpen.length} subscribed) and ${slowClients.length} slow readers from seq ${S0}`);
     if (notOpen.length > 0) say(`not open before the writes: ${notOpen.slice(0, 5).map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`).join('; ')}`);
+    if (ioNotOpen.length > 0) say(`sockets not subscribed before the writes: ${ioNotOpen.slice(0, 5).map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`).join('; ')}`);
     syncTimer = setInterval(() => slowClients.forEach((s) => s.sync()), 250);
 
     // The cluster-wide stream connection counts (per user, per replica, live replicas only), read straight from Redis.
     slotRedis = new Redis({ host: HOST, port: redisPort, maxRetriesPerRequest: 1 });
     slotRedis.on('error', () => undefined);
-    const slotCount = async () => {
-      let n = 0;
+    const slotsByReplica = async () => {
+      const by = new Map<string, number>();
       for (const key of await slotRedis!.keys('chaos:conn:user:*')) {
         for (const [replica, count] of Object.entries(await slotRedis!.hgetall(key))) {
-          if (await slotRedis!.exists(`chaos:replica:${replica}`)) n += Number(count);
+          if (await slotRedis!.exists(`chaos:replica:${replica}`)) by.set(replica, (by.get(replica) ?? 0) + Number(count));
         }
       }
-      return n;
+      return by;
     };
+    const slotCount = async () => [...(await slotsByReplica()).values()].reduce((a, b) => a + b, 0);
     let slotsMidRun = -1;
     eld.enable();
 
@@ -386,7 +422,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const maxSeen = (rec: ClientRecord) => rec.received.reduce((m, e) => Math.max(m, e.seq), rec.startCursor);
     const behind = async () => {
       const byType = await lastMatching();
-      const all = [...esClients.map((x) => x.record), ...slowClients.map((s) => (s.sync(), s.record))];
+      const all = [...esClients.map((x) => x.record), ...ioClients.map((x) => x.record), ...slowClients.map((s) => (s.sync(), s.record))];
       return all.filter((rec) => {
         if (rec.fatal) return false;
         const match = filterMatcher(rec.events);
@@ -408,6 +444,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     eld.disable();
     clearInterval(syncTimer);
     for (const x of esClients) x.close();
+    for (const x of ioClients) x.close();
     for (const s of slowClients) s.close();
 
     // Every stream is gone: the cluster-wide connection counts in Redis must come
@@ -424,6 +461,19 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       say(`could not read connection counts from Redis: ${(error as Error).message}`);
     }
     say(`stream connection slots still held in Redis with no client left: ${slotsLeft} (${slotsMidRun} while the clients were connected)`);
+    // Evidence for a leak: whose share holds them, and what each replica says it still has open.
+    let slotsDetail = '';
+    if (slotsLeft > 0) {
+      try {
+        const by = [...(await slotsByReplica()).entries()].filter(([, n]) => n !== 0).map(([k, n]) => `${k}: ${n}`).join(', ');
+        const res = await fetch(`${nginx.url}/api/v1/admin/connections`, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(5000) });
+        const listed = res.status === 200 ? ((await res.json()) as { replicas: { replica: string; sse: number; socketio: number }[] }).replicas : [];
+        slotsDetail = `slots in Redis by replica: ${by || '-'}; open connections the replicas report (GET /admin/connections): ${listed.map((r) => `${r.replica} sse ${r.sse} socketio ${r.socketio}`).join(', ') || `HTTP ${res.status}`}`;
+      } catch (error) {
+        slotsDetail = `could not read the slot details: ${(error as Error).message}`;
+      }
+      say(slotsDetail);
+    }
 
     // ---- the truth ---------------------------------------------------------------------
     const rows = await db.query(
@@ -434,7 +484,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const outbox: OutboxRow[] = rows.rows.map((r) => ({ seq: r.seq, type: r.type, id: r.id, version: r.version, sequencedWall: Number(r.wall), createdWall: Number(r.created) }));
     const unsequenced = Number((await db.query('SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL')).rows[0].n);
     const bySeq = new Map(outbox.map((r) => [r.seq, r]));
-    const records = [...esClients.map((x) => x.record), ...slowClients.map((s) => s.record)];
+    const records = [...esClients.map((x) => x.record), ...ioClients.map((x) => x.record), ...slowClients.map((s) => s.record)];
     const results = records.map((rec) => checkClient(rec, outbox, bySeq, T0, writesEnd));
     const acked = writers.flatMap((w) => w.acked);
     const failed = writers.flatMap((w) => w.failed);
@@ -450,6 +500,9 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const lag = worst('maxLagMs')!;
     const esFiltered = results.filter((r) => r.kind === 'eventsource' && records.find((x) => x.name === r.name)!.events !== undefined);
     const esUnfiltered = results.filter((r) => r.kind === 'eventsource' && records.find((x) => x.name === r.name)!.events === undefined);
+    const ioResults = results.filter((r) => r.kind === 'socketio');
+    const ioSum = (k: keyof ClientResult) => ioResults.reduce((s, r) => s + (r[k] as number), 0);
+    const ioGap = worst('maxGapMs', (r) => r.group === 'io:changes');
     const delays = (from: number, to: number) =>
       medianMax(outbox.filter((r) => r.sequencedWall >= from && r.sequencedWall < to).map((r) => r.sequencedWall - r.createdWall));
     const drainRecord: DrainRecord | undefined = drain
@@ -462,6 +515,20 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const totals: ChaosTotals = {
       clients: results.length,
       eventsourceClients: esClients.length,
+      socketioClients: ioClients.length,
+      io: {
+        lost: ioSum('lost'),
+        duplicated: ioSum('duplicated'),
+        outOfOrder: ioSum('outOfOrder'),
+        unexpected: ioSum('unexpected'),
+        resets: ioSum('resets'),
+        fatal: ioResults.filter((r) => r.fatal).length,
+        behindAtEnd: lagging.filter((r) => r.kind === 'socketio').length,
+        longestGapMs: ioGap?.maxGapMs ?? 0,
+        longestGapClient: ioGap ? `${ioGap.name} (${ioGap.group}) from T+${((ioGap.maxGapStart - T0) / 1000).toFixed(1)}s` : '-',
+        resumeDistance: ioResults.filter((r) => !/deep-resume|from-0/.test(r.group)).reduce((m, r) => Math.max(m, r.maxResumeDistance), 0),
+        connections: ioSum('connections'),
+      },
       lost: sum('lost'),
       duplicated: sum('duplicated'),
       outOfOrder: sum('outOfOrder'),
@@ -481,6 +548,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       unfilteredResumeDistance: esUnfiltered.filter((r) => r.group === 'es:unfiltered').reduce((m, r) => Math.max(m, r.maxResumeDistance), 0),
       slotsLeft,
       slotsMidRun,
+      slotsDetail,
       finalSequencingMedianMs: delays(writesEnd - 8000, writesEnd + 1).median,
     };
     const report = buildReport({
@@ -509,6 +577,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     slotRedis?.disconnect();
     for (const w of writers) w.stop();
     for (const x of esClients) x.close();
+    for (const x of ioClients) x.close();
     for (const s of slowClients) s.reader?.close();
     await nginx?.proc?.stop('SIGTERM', 2000);
     await Promise.all(replicas.map((r) => r.proc?.stop('SIGKILL')));
@@ -558,13 +627,43 @@ function tally<T>(items: T[], key: (t: T) => string): [string, number][] {
   return [...m.entries()].sort((a, b) => b[1] - a[1]);
 }
 
+/** What the Socket.IO clients went through: why their connections ended, what they were told, what the app did. */
+function socketDigest(x: ReportInput): string[] {
+  const recs = x.records.filter((r): r is SocketRecord => r.kind === 'socketio');
+  if (recs.length === 0) return [];
+  const out: string[] = [];
+  const t = (wall: number) => `T${wall >= x.T0 ? '+' : ''}${((wall - x.T0) / 1000).toFixed(1)}s`;
+  const conns = recs.reduce((a, r) => a + r.connections, 0);
+  const upgrades = recs.reduce((a, r) => a + r.upgrades, 0);
+  out.push(`Socket.IO clients: ${recs.length}, ${conns} connections (${upgrades} upgraded to WebSocket), ${recs.reduce((a, r) => a + r.acks, 0)} subscriptions acknowledged`);
+  const disconnects = recs.flatMap((r) => r.disconnects).filter((d) => d.reason !== 'io client disconnect' && d.wall < x.writesEnd + 60_000);
+  if (disconnects.length) {
+    out.push('  disconnects (socket.io-client reason; the closing notice before it):');
+    for (const [k, n] of tally(disconnects, (d) => `${faultAt(x.faults, d.wall)}: ${d.reason}${d.notice ? ` after closing "${d.notice}"` : ''}`).slice(0, 12)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+  }
+  const manual = recs.flatMap((r) => r.manualReconnects);
+  if (manual.length) {
+    out.push('  reconnects the app made itself (socket.io-client does not retry these):');
+    for (const [k, n] of tally(manual, (m) => `${faultAt(x.faults, m.wall)}: ${m.why.replace(/\d+/g, '#').slice(0, 100)}`).slice(0, 10)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+  }
+  const abandoned = recs.flatMap((r) => r.abandonedHandshakes.map((h) => ({ r, h })));
+  out.push(`  engine.io connections opened: ${recs.reduce((a, r) => a + r.engineOpens, 0)}; closed during the Socket.IO handshake (no connect, no connect_error): ${abandoned.length}`);
+  for (const { r, h } of abandoned.slice(0, 6)) out.push(`    ${r.name} (${r.localAddress}): opened ${t(h.opened)}, closed ${t(h.closed)} (${h.reason}) [${faultAt(x.faults, h.opened)}]`);
+  const failures = recs.flatMap((r) => r.subscribeFailures.map((f) => ({ r, f })));
+  if (failures.length) {
+    out.push('  subscriptions answered with an error or not answered:');
+    for (const { r, f } of failures.slice(0, 6)) out.push(`    ${t(f.wall)} ${r.name} (${r.group}): ${f.message.slice(0, 120)}`);
+  }
+  return out;
+}
+
 function buildReport(x: ReportInput): string {
   const t = (wall: number) => `T${wall >= x.T0 ? '+' : ''}${((wall - x.T0) / 1000).toFixed(1)}s`;
   const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
   const out: string[] = [];
   const tt = x.totals;
   out.push('==================== chaos suite: nothing lost, proven ====================');
-  out.push(`${tt.clients} stream clients (${tt.eventsourceClients} WHATWG EventSource through nginx, ${tt.clients - tt.eventsourceClients} raw slow readers), ${x.writers} writers for ${s(x.writesEnd - x.T0)}; clients joined at seq ${x.S0}, outbox ends at seq ${x.finalSeq}`);
+  out.push(`${tt.clients} stream clients (${tt.eventsourceClients} WHATWG EventSource and ${tt.socketioClients} socket.io-client through nginx, ${tt.clients - tt.eventsourceClients - tt.socketioClients} raw slow readers), ${x.writers} writers for ${s(x.writesEnd - x.T0)}; clients joined at seq ${x.S0}, outbox ends at seq ${x.finalSeq}`);
   out.push(`writes: ${tt.acked} acknowledged (2xx), ${tt.failedWrites} failed or ambiguous; harness event-loop delay p99 ${x.eldP99.toFixed(0)} ms, max ${x.eldMax.toFixed(0)} ms`);
   out.push('');
   out.push('faults:');
@@ -601,6 +700,7 @@ function buildReport(x: ReportInput): string {
     for (const w of [...x.drain.cutWrites, ...x.drain.refusedWrites].slice(0, 5)) out.push(`    ${t(w.wall)} writer ${w.writer} ${w.op} -> ${w.status} ${w.detail.replace(/\s+/g, ' ').slice(0, 100)}`);
   }
   out.push(`stream connection slots counted in Redis: ${tt.slotsMidRun} at T+5s, ${tt.slotsLeft} after every client closed`);
+  if (tt.slotsDetail) out.push(`  ${tt.slotsDetail}`);
   out.push('');
 
   // Where it went wrong: each anomaly next to the fault that was active or had just happened.
@@ -661,9 +761,10 @@ function buildReport(x: ReportInput): string {
     out.push('resets received:');
     for (const [k, n] of tally(resets, ({ z }) => `${faultAt(x.faults, z.wall)}: ${z.reason ?? '?'}`)) out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
+  out.push(...socketDigest(x));
   const fatal = x.records.filter((r) => r.fatal);
   if (fatal.length) {
-    out.push('EventSources that gave up (non-200 answer: the WHATWG client does not retry):');
+    out.push('clients that gave up (an EventSource after a non-200 answer, as the WHATWG client does; a socket after a final refusal):');
     for (const [k, n] of tally(fatal, (r) => `${faultAt(x.faults, r.fatal!.wall)}: ${r.fatal!.message}`)) out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
   const errors = x.records.flatMap((r) => r.errors.map((e) => ({ r, e })));
@@ -690,7 +791,9 @@ function buildReport(x: ReportInput): string {
     `RESULT lost=${tt.lost} duplicated=${tt.duplicated} out_of_order=${tt.outOfOrder} unexpected=${tt.unexpected} resets=${tt.resets} ` +
       `gave_up=${tt.fatalClients} behind_at_end=${tt.clientsBehindAtEnd} missing_writes=${tt.missingWrites} outbox_problems=${tt.outboxProblems} ` +
       `longest_gap=${s(tt.longestGapMs)} [${tt.longestGapClient}] longest_lag=${s(tt.longestLagMs)} [${tt.longestLagClient}] ` +
-      `filtered_resume_behind=${tt.filteredResumeDistance} slots_left=${tt.slotsLeft} final_sequencing_median=${tt.finalSequencingMedianMs.toFixed(0)}ms`,
+      `filtered_resume_behind=${tt.filteredResumeDistance} slots_left=${tt.slotsLeft} final_sequencing_median=${tt.finalSequencingMedianMs.toFixed(0)}ms ` +
+      `| socketio clients=${tt.socketioClients} lost=${tt.io.lost} duplicated=${tt.io.duplicated} out_of_order=${tt.io.outOfOrder} unexpected=${tt.io.unexpected} ` +
+      `resets=${tt.io.resets} gave_up=${tt.io.fatal} behind_at_end=${tt.io.behindAtEnd} longest_gap=${s(tt.io.longestGapMs)} [${tt.io.longestGapClient}] resume_behind=${tt.io.resumeDistance}`,
   );
   out.push(`logs: ${x.config.logDir}`);
   return out.join('\n');
@@ -715,11 +818,29 @@ function logDigest(logDir: string, replicas: Replica[], nginx: Nginx): string[] 
   const access = path.join(nginx.dir, 'access.log');
   if (existsSync(access)) {
     const lines = readFileSync(access, 'utf8').split('\n').filter(Boolean);
-    const kind = (l: string) => (/"GET \/api\/v1\/stream\//.test(l) ? 'stream' : /"(POST|PATCH|DELETE) /.test(l) ? 'write' : 'other');
+    const kind = (l: string) => (/"GET \/api\/v1\/stream\//.test(l) ? 'stream' : /"\w+ \/ws\/v1/.test(l) ? 'socket.io' : /"(POST|PATCH|DELETE) /.test(l) ? 'write' : 'other');
     const status = (l: string) => /" (\d{3}) /.exec(l)?.[1] ?? '?';
     out.push(`nginx answers: ${tally(lines, (l) => `${kind(l)} ${status(l)}`).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
     const bad = lines.filter((l) => kind(l) === 'stream' && status(l) !== '200');
     for (const l of bad.slice(0, 4)) out.push(`    ${l.slice(0, 220)}`);
+    // Socket.IO through the client-hashed upstream: where each client address went, and what was refused.
+    const io = lines.filter((l) => kind(l) === 'socket.io');
+    if (io.length) {
+      // The last upstream nginx tried (a list when it moved on after a connection error).
+      const upstream = (l: string) => /up=(.*?) rid=/.exec(l)?.[1]?.split(/,\s*/).at(-1) ?? '?';
+      const port = (u: string) => {
+        const i = replicas.findIndex((r) => u.endsWith(`:${r.port}`));
+        return i >= 0 ? replicas[i]!.name : u;
+      };
+      out.push(`nginx /ws/v1 answers by replica: ${tally(io, (l) => `${port(upstream(l))} ${status(l)}`).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+      const first = new Map<string, string>();
+      for (const l of io) {
+        const from = l.split(' ')[0]!;
+        if (!first.has(from)) first.set(from, port(upstream(l)));
+      }
+      out.push(`  first replica of each socket client address: ${tally([...first.values()], (v) => v).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+      for (const l of io.filter((z) => !/" (101|200) /.test(z)).slice(0, 4)) out.push(`    ${l.slice(0, 220)}`);
+    }
   }
   return out;
 }
