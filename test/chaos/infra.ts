@@ -274,6 +274,17 @@ export function nginxConfig(source: string, dir: string, listenPort: number, ups
     return `server ${HOST}:${port} max_fails=0;`;
   }, 'upstream servers');
   rewrite(/listen\s+80\s+default_server;/, `listen ${HOST}:${listenPort} default_server;`, 'listen');
+  // What the Socket.IO clients go through must be the shipped routing: /ws/v1 to the upstream that hashes
+  // the client address (a long-polling session only works on the replica that issued it), with the upgrade headers.
+  const sticky = /upstream\s+registry_sticky\s*\{[^}]*hash\s+\$remote_addr\s+consistent;[^}]*\}/.exec(conf)?.[0];
+  const wsLocation = /location\s+\/ws\/v1\s*\{[^}]*\}/.exec(conf)?.[0];
+  if (!sticky || !/server\s+127\.0\.0\.1:\d+\s+max_fails=0;/.test(sticky)) throw new Error('deploy/nginx/nginx.conf changed: no registry_sticky upstream hashing $remote_addr over the replicas');
+  if (!wsLocation || !/proxy_pass\s+http:\/\/registry_sticky;/.test(wsLocation) || !/proxy_buffering\s+off;/.test(wsLocation)) {
+    throw new Error('deploy/nginx/nginx.conf changed: location /ws/v1 no longer proxies to registry_sticky unbuffered');
+  }
+  if (!/proxy_set_header\s+Upgrade\s+\$http_upgrade;/.test(conf) || !/proxy_set_header\s+Connection\s+\$connection_upgrade;/.test(conf)) {
+    throw new Error('deploy/nginx/nginx.conf changed: the WebSocket upgrade headers are gone');
+  }
   return conf;
 }
 
