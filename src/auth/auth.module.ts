@@ -1,5 +1,7 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { BusModule } from '../bus/bus.module.js';
+import { MetricsModule } from '../ops/metrics.module.js';
 import { ApiKeyRepository } from './api-key.repository.js';
 import { ApiKeyService } from './api-key.service.js';
 import { ApiKeysController, AuthController, UsersController } from './auth.controller.js';
@@ -12,9 +14,13 @@ import { PasswordHasher } from './password-hasher.js';
 import { UserRepository } from './user.repository.js';
 import { UserService } from './user.service.js';
 
-/** Global: streams, sockets and the gateway authenticate with Authenticator and register with CredentialWatcher. */
-@Global()
+/**
+ * Authentication (API keys, sessions), the global guard, and the
+ * CredentialWatcher that streams, sockets and the gateway register with:
+ * modules that hold connections open import it.
+ */
 @Module({
+  imports: [BusModule, MetricsModule],
   controllers: [AuthController, ApiKeysController, UsersController],
   providers: [
     ApiKeyRepository,

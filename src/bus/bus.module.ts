@@ -1,26 +1,38 @@
-import { type DynamicModule, Global, Module, type Provider } from '@nestjs/common';
-import type { AppConfig } from '../config/app-config.js';
+import { Module } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { MetricsModule } from '../ops/metrics.module.js';
+import { MetricsService } from '../ops/metrics.service.js';
 import { ClusterState, EventBus } from './event-bus.js';
 import { MemoryBus, MemoryClusterState } from './memory.bus.js';
 import { RedisClusterState } from './redis-cluster-state.js';
 import { RedisBus } from './redis.bus.js';
 import { RedisConnections } from './redis.connections.js';
 
-@Global()
-@Module({})
-export class BusModule {
-  /** Redis when REDIS_URL is set, else the in-process bus (one replica). */
-  static forRoot(config: AppConfig): DynamicModule {
-    const redis = config.redisUrl !== undefined;
-    const providers: Provider[] = [
-      { provide: EventBus, useClass: redis ? RedisBus : MemoryBus },
-      { provide: ClusterState, useClass: redis ? RedisClusterState : MemoryClusterState },
-    ];
-    if (redis) providers.push(RedisConnections);
-    return {
-      module: BusModule,
-      providers,
-      exports: redis ? [EventBus, ClusterState, RedisConnections] : [EventBus, ClusterState],
-    };
-  }
-}
+/**
+ * The bus and cluster state: Redis when REDIS_URL is set, else the in-process
+ * implementations (one replica). RedisConnections is null without Redis
+ * (inject it with @Optional()).
+ */
+@Module({
+  imports: [MetricsModule],
+  providers: [
+    {
+      provide: RedisConnections,
+      inject: [APP_CONFIG, MetricsService],
+      useFactory: (config: AppConfig, metrics: MetricsService) => (config.redisUrl === undefined ? null : new RedisConnections(config, metrics)),
+    },
+    {
+      provide: EventBus,
+      inject: [APP_CONFIG, RedisConnections],
+      useFactory: (config: AppConfig, redis: RedisConnections | null): EventBus => (redis ? new RedisBus(config, redis) : new MemoryBus()),
+    },
+    {
+      provide: ClusterState,
+      inject: [APP_CONFIG, RedisConnections, MetricsService],
+      useFactory: (config: AppConfig, redis: RedisConnections | null, metrics: MetricsService): ClusterState =>
+        redis ? new RedisClusterState(config, redis, metrics) : new MemoryClusterState(),
+    },
+  ],
+  exports: [EventBus, ClusterState, RedisConnections],
+})
+export class BusModule {}

@@ -1,12 +1,14 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { BusModule } from '../bus/bus.module.js';
 import { LifecycleService } from './lifecycle.service.js';
-import { MetricsService } from './metrics.service.js';
+import { MetricsModule } from './metrics.module.js';
 import { OpsController } from './ops.controller.js';
 
-@Global()
+/** Health, readiness and metrics endpoints; the replica's lifecycle (drain), for the modules whose work it ends. */
 @Module({
+  imports: [BusModule, MetricsModule],
   controllers: [OpsController],
-  providers: [LifecycleService, MetricsService],
-  exports: [LifecycleService, MetricsService],
+  providers: [LifecycleService],
+  exports: [LifecycleService],
 })
 export class OpsModule {}
