@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { z } from 'zod';
 import { normalizeOrigin } from '../common/origin-policy.js';
 
 /**
@@ -106,204 +107,258 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-function str(env: Env, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
-}
+// ---- variable kinds ------------------------------------------------------------
+// Each is a zod schema for one environment variable. Unset, empty and blank
+// values count as unset; others are trimmed. Messages complete "<VARIABLE> …".
 
-function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = str(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
+const value = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = str(env, name)?.toLowerCase();
-  if (raw === undefined) return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
-}
+/** A string, with a default. */
+const text = (fallback: string) => value.transform((v) => v ?? fallback);
 
-function url(env: Env, name: string, protocols: string[]): string | undefined {
-  const raw = str(env, name);
-  if (raw === undefined) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(name, 'must be a URL');
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
-  }
-  return raw;
-}
+/** An integer within [min, max]. */
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, { error: (issue) => `must be an integer, got "${String(issue.input)}"` })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, { error: (issue) => `must be between ${min} and ${max}, got ${String(issue.input)}` })
+        .max(max, { error: (issue) => `must be between ${min} and ${max}, got ${String(issue.input)}` }),
+    );
+const int = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) => value.pipe(integer(min, max).default(fallback));
+const optionalInt = (min: number, max: number) => value.pipe(integer(min, max).optional());
 
-function redisPrefix(env: Env): string {
-  const value = str(env, 'REDIS_PREFIX') ?? 'ar';
-  if (!/^[\w.-]{1,64}$/.test(value)) throw new ConfigError('REDIS_PREFIX', 'must be 1-64 letters, digits, "_", "." or "-"');
-  return value;
-}
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+const boolean = z
+  .string()
+  .toLowerCase()
+  .refine((v) => TRUE.includes(v) || FALSE.includes(v), { error: (issue) => `must be true or false, got "${String(issue.input).toLowerCase()}"` })
+  .transform((v) => TRUE.includes(v));
+const bool = (fallback: boolean) => value.pipe(boolean.default(fallback));
+const optionalBool = value.pipe(boolean.optional());
+
+/** A URL with one of `protocols` (e.g. `redis:`). */
+const url = (protocols: string[]) =>
+  value.pipe(
+    z
+      .string()
+      .refine((v) => URL.canParse(v), { error: 'must be a URL', abort: true })
+      .refine((v) => protocols.includes(new URL(v).protocol), {
+        error: (issue) => `must use ${protocols.join(' or ')}, got "${new URL(String(issue.input)).protocol}"`,
+      })
+      .optional(),
+  );
+
+/** A secret: at least `min` characters. */
+const secret = (min: number) => value.pipe(z.string().min(min, `must be at least ${min} characters long`).optional());
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-
-/** JSON lines by default; readable text in the embedded developer mode (no DATABASE_URL). */
-function logFormat(env: Env): 'json' | 'text' {
-  const value = (str(env, 'LOG_FORMAT') ?? (str(env, 'DATABASE_URL') === undefined ? 'text' : 'json')).toLowerCase();
-  if (value !== 'json' && value !== 'text') throw new ConfigError('LOG_FORMAT', `must be json or text, got "${value}"`);
-  return value;
-}
+const LOG_FORMATS = ['json', 'text'] as const;
+const oneOf = <T extends readonly [string, ...string[]]>(values: T, message: (got: string) => string) =>
+  z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum(values, { error: (issue) => message(String(issue.input)) }));
 
 /** `ALLOWED_ORIGINS`: comma-separated `scheme://host[:port]` origins (no path), normalized as browsers send them. */
-function allowedOrigins(env: Env): string[] | undefined {
-  const raw = str(env, 'ALLOWED_ORIGINS');
-  if (raw === undefined) return undefined;
-  const origins: string[] = [];
-  for (const item of raw.split(',').map((o) => o.trim()).filter(Boolean)) {
-    const origin = normalizeOrigin(item);
-    if (origin === undefined) {
-      throw new ConfigError('ALLOWED_ORIGINS', `must list origins such as https://admin.example.com (scheme and host, no path), got "${item}"`);
+const origins = value.pipe(
+  z
+    .string()
+    .transform((raw, ctx) => {
+      const list: string[] = [];
+      for (const item of raw.split(',').map((o) => o.trim()).filter(Boolean)) {
+        const origin = normalizeOrigin(item);
+        if (origin === undefined) {
+          ctx.addIssue({ code: 'custom', message: `must list origins such as https://admin.example.com (scheme and host, no path), got "${item}"` });
+          return z.NEVER;
+        }
+        list.push(origin);
+      }
+      if (list.length === 0) ctx.addIssue({ code: 'custom', message: 'must list at least one origin' });
+      return list;
+    })
+    .optional(),
+);
+
+/** `TRUST_PROXY`: true, false, or a list of addresses, CIDR ranges and Fastify's named ranges. */
+const trustProxy = text('loopback,uniquelocal').pipe(
+  z.string().transform((raw, ctx): boolean | string => {
+    const lower = raw.toLowerCase();
+    if (lower === 'true' || lower === 'false') return lower === 'true';
+    for (const item of raw.split(',').map((v) => v.trim())) {
+      if (!/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/.test(item)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be true, false, or a list of addresses, CIDR ranges, loopback, linklocal, uniquelocal; got "${item}"`,
+        });
+        return z.NEVER;
+      }
     }
-    origins.push(origin);
-  }
-  if (origins.length === 0) throw new ConfigError('ALLOWED_ORIGINS', 'must list at least one origin');
-  return origins;
-}
+    return raw;
+  }),
+);
 
-function trustProxy(env: Env): boolean | string {
-  const raw = str(env, 'TRUST_PROXY') ?? 'loopback,uniquelocal';
-  const lower = raw.toLowerCase();
-  if (['true', 'false'].includes(lower)) return lower === 'true';
-  for (const item of raw.split(',').map((v) => v.trim())) {
-    if (!/^(loopback|linklocal|uniquelocal|[0-9a-fA-F.:]+(\/\d{1,3})?)$/.test(item)) {
-      throw new ConfigError('TRUST_PROXY', `must be true, false, or a list of addresses, CIDR ranges, loopback, linklocal, uniquelocal; got "${item}"`);
-    }
-  }
-  return raw;
-}
+// ---- the environment -------------------------------------------------------------
 
-function securityConfig(env: Env, production: boolean, embedded: boolean): SecurityConfig {
-  const metricsToken = str(env, 'METRICS_TOKEN');
-  if (metricsToken !== undefined && metricsToken.length < 16) throw new ConfigError('METRICS_TOKEN', 'must be at least 16 characters long');
-  const metricsPort = str(env, 'METRICS_PORT') === undefined ? undefined : int(env, 'METRICS_PORT', 0, 1, 65535);
-  if (metricsPort !== undefined && metricsPort === int(env, 'PORT', 3000, 0, 65535)) {
-    throw new ConfigError('METRICS_PORT', 'must differ from PORT');
-  }
-  const login = {
-    maxFailuresPerUser: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
-    maxFailuresPerIp: int(env, 'LOGIN_MAX_FAILURES_PER_IP', 20, 1, 100_000),
-    backoffMs: int(env, 'LOGIN_BACKOFF_MS', 1000, 100, 3_600_000),
-    backoffMaxMs: int(env, 'LOGIN_BACKOFF_MAX_MS', 15 * 60_000, 100, 86_400_000),
-    failureWindowMs: int(env, 'LOGIN_FAILURE_WINDOW_MS', 15 * 60_000, 1000, 86_400_000),
-  };
-  if (login.backoffMaxMs < login.backoffMs) throw new ConfigError('LOGIN_BACKOFF_MAX_MS', 'must be at least LOGIN_BACKOFF_MS');
-  return {
-    allowedOrigins: allowedOrigins(env),
-    trustProxy: trustProxy(env),
-    credentialCheckMs: int(env, 'CREDENTIAL_CHECK_MS', 400, 50, 60_000),
-    login,
-    passwordHashConcurrency: int(env, 'PASSWORD_HASH_CONCURRENCY', 2, 1, 64),
-    // Developer mode (embedded PostgreSQL) talks to local MCP servers; production does not by default.
-    mcpAllowPrivateNetworks: bool(env, 'MCP_ALLOW_PRIVATE_NETWORKS', embedded && !production),
-    metricsToken,
-    metricsPort,
-  };
-}
-
-export function loadConfig(env: Env = process.env): AppConfig {
-  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
-  const bootstrapAdminKey = str(env, 'BOOTSTRAP_ADMIN_KEY');
-  if (bootstrapAdminKey !== undefined && bootstrapAdminKey.length < 24) {
-    throw new ConfigError('BOOTSTRAP_ADMIN_KEY', 'must be at least 24 characters long');
-  }
-  if (bootstrapAdminKey !== undefined && !bootstrapAdminKey.startsWith('ar_')) {
+/**
+ * Every variable the service reads, with its default and bounds (README.md,
+ * Configuration). An issue's path is the variable's name.
+ */
+const envSchema = z
+  .object({
+    PORT: int(3000, 0, 65535),
+    HOST: text('127.0.0.1'),
+    DATABASE_URL: url(['postgres:', 'postgresql:']),
+    DATABASE_POOL_SIZE: int(10, 2, 200),
+    DATA_DIR: text('.data').transform((dir) => path.resolve(dir)),
+    REDIS_URL: url(['redis:', 'rediss:']),
+    REDIS_PREFIX: text('ar').pipe(z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"')),
     // API keys are recognised by their prefix.
-    throw new ConfigError('BOOTSTRAP_ADMIN_KEY', 'must start with "ar_"');
-  }
-  const secretKey = str(env, 'SECRET_KEY');
-  if (secretKey !== undefined && secretKey.length < 32) {
-    throw new ConfigError('SECRET_KEY', 'must be at least 32 characters long');
-  }
-  const production = str(env, 'NODE_ENV') === 'production';
-  if (production && secretKey === undefined) {
-    throw new ConfigError('SECRET_KEY', 'must be set when NODE_ENV=production (32+ random characters; it encrypts MCP server secrets)');
-  }
-  const secretKeyPrevious = str(env, 'SECRET_KEY_PREVIOUS');
-  if (secretKeyPrevious !== undefined && secretKeyPrevious.length < 32) {
-    throw new ConfigError('SECRET_KEY_PREVIOUS', 'must be at least 32 characters long');
-  }
-  if (secretKeyPrevious !== undefined && secretKey === undefined) {
-    throw new ConfigError('SECRET_KEY_PREVIOUS', 'needs SECRET_KEY (the new key) to be set too');
-  }
-  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+    BOOTSTRAP_ADMIN_KEY: value.pipe(z.string().min(24, 'must be at least 24 characters long').startsWith('ar_', 'must start with "ar_"').optional()),
+    SECRET_KEY: secret(32),
+    SECRET_KEY_PREVIOUS: secret(32),
+    NODE_ENV: value,
+    BODY_LIMIT_BYTES: int(256 * 1024, 1024, 64 * 1024 * 1024),
+    LOG_LEVEL: text('info').pipe(oneOf(LOG_LEVELS, (got) => `must be one of ${LOG_LEVELS.join(', ')}, got "${got}"`)),
+    /** Default: text in the embedded developer mode (no DATABASE_URL), else JSON lines. */
+    LOG_FORMAT: value.pipe(oneOf(LOG_FORMATS, (got) => `must be json or text, got "${got}"`).optional()),
+    REPLICA_ID: value.transform((v) => v ?? randomUUID()),
+    SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
+    SHUTDOWN_DELAY_MS: int(0, 0, 300_000),
+    SEQUENCER_POLL_MS: int(1000, 10, 60_000),
+    SEQUENCER_BATCH_SIZE: int(1000, 1, 100_000),
+    SEQUENCER_LEASE_MS: int(1000, 200, 60_000),
+    SSE_KEEPALIVE_MS: int(30_000, 100, 3_600_000),
+    SSE_RETRY_MS: int(2000, 0, 600_000),
+    STREAM_WINDOW_SIZE: int(10_000, 0, 10_000_000),
+    STREAM_MAX_BUFFER_BYTES: int(1024 * 1024, 1024, 1024 * 1024 * 1024),
+    STREAM_HEAD_POLL_MS: int(1000, 10, 60_000),
+    STREAM_REPLAY_PAGE_SIZE: int(5000, 10, 100_000),
+    OUTBOX_RETENTION_MS: int(7 * 24 * 3600 * 1000, 0),
+    OUTBOX_RETENTION_EVENTS: int(1_000_000, 0),
+    OUTBOX_PRUNE_INTERVAL_MS: int(60_000, 100, 86_400_000),
+    MAX_CONNECTIONS_PER_USER: int(100, 1, 10_000_000),
+    MAX_CONNECTIONS_TOTAL: int(50_000, 1, 100_000_000),
+    CONNECTION_LEASE_MS: int(30_000, 1000, 3_600_000),
+    SESSION_TTL_MS: int(12 * 3600 * 1000, 60_000, 365 * 24 * 3600 * 1000),
+    SESSION_COOKIE_SECURE: bool(false),
+    ALLOWED_ORIGINS: origins,
+    TRUST_PROXY: trustProxy,
+    CREDENTIAL_CHECK_MS: int(400, 50, 60_000),
+    LOGIN_MAX_FAILURES: int(5, 1, 1000),
+    LOGIN_MAX_FAILURES_PER_IP: int(20, 1, 100_000),
+    LOGIN_BACKOFF_MS: int(1000, 100, 3_600_000),
+    LOGIN_BACKOFF_MAX_MS: int(15 * 60_000, 100, 86_400_000),
+    LOGIN_FAILURE_WINDOW_MS: int(15 * 60_000, 1000, 86_400_000),
+    PASSWORD_HASH_CONCURRENCY: int(2, 1, 64),
+    /** Default: on in the embedded developer mode (it talks to local MCP servers), off otherwise and in production. */
+    MCP_ALLOW_PRIVATE_NETWORKS: optionalBool,
+    METRICS_TOKEN: value.pipe(z.string().min(16, 'must be at least 16 characters long').optional()),
+    METRICS_PORT: optionalInt(1, 65535),
+    MAX_AGENTS: int(1000, 1, 10_000_000),
+    MAX_PROMPT_VERSIONS_PER_AGENT: int(100, 1, 1_000_000),
+    MAX_MCP_SERVERS: int(500, 1, 1_000_000),
+    MAX_TRUST_RULES: int(10_000, 1, 10_000_000),
+    HEALTH_PROBES: bool(true),
+    HEALTH_OWNER_LEASE_MS: int(5000, 300, 600_000),
+    HEALTH_MAX_CONCURRENT_PROBES: int(16, 1, 1000),
+    HEALTH_SAMPLES: int(20, 1, 1000),
+    HEALTH_RESYNC_MS: int(60_000, 1000, 3_600_000),
+    HEALTH_CHECK_BUFFER_BYTES: int(64 * 1024, 1024, 64 * 1024 * 1024),
+  })
+  .superRefine((env, ctx) => {
+    const fail = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message });
+    if (env.NODE_ENV === 'production' && env.SECRET_KEY === undefined) {
+      fail('SECRET_KEY', 'must be set when NODE_ENV=production (32+ random characters; it encrypts MCP server secrets)');
+    }
+    if (env.SECRET_KEY_PREVIOUS !== undefined && env.SECRET_KEY === undefined) fail('SECRET_KEY_PREVIOUS', 'needs SECRET_KEY (the new key) to be set too');
+    if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) fail('METRICS_PORT', 'must differ from PORT');
+    if (env.LOGIN_BACKOFF_MAX_MS < env.LOGIN_BACKOFF_MS) fail('LOGIN_BACKOFF_MAX_MS', 'must be at least LOGIN_BACKOFF_MS');
+  });
+
+type Environment = z.output<typeof envSchema>;
+
+function toAppConfig(env: Environment): AppConfig {
+  const production = env.NODE_ENV === 'production';
+  const embedded = env.DATABASE_URL === undefined;
   return {
-    port: int(env, 'PORT', 3000, 0, 65535),
-    host: str(env, 'HOST') ?? '127.0.0.1',
-    databaseUrl,
-    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 2, 200),
-    dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data'),
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    redisPrefix: redisPrefix(env),
-    bootstrapAdminKey,
-    secretKey,
-    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
-    logLevel: logLevel as AppConfig['logLevel'],
-    logFormat: logFormat(env),
-    replicaId: str(env, 'REPLICA_ID') ?? randomUUID(),
-    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
-    shutdownDelayMs: int(env, 'SHUTDOWN_DELAY_MS', 0, 0, 300_000),
-    sequencer: {
-      pollMs: int(env, 'SEQUENCER_POLL_MS', 1000, 10, 60_000),
-      batchSize: int(env, 'SEQUENCER_BATCH_SIZE', 1000, 1, 100_000),
-      leaseMs: int(env, 'SEQUENCER_LEASE_MS', 1000, 200, 60_000),
-    },
+    port: env.PORT,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    dataDir: env.DATA_DIR,
+    redisUrl: env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX,
+    bootstrapAdminKey: env.BOOTSTRAP_ADMIN_KEY,
+    secretKey: env.SECRET_KEY,
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT ?? (embedded ? 'text' : 'json'),
+    replicaId: env.REPLICA_ID,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    shutdownDelayMs: env.SHUTDOWN_DELAY_MS,
+    sequencer: { pollMs: env.SEQUENCER_POLL_MS, batchSize: env.SEQUENCER_BATCH_SIZE, leaseMs: env.SEQUENCER_LEASE_MS },
     stream: {
-      keepAliveMs: int(env, 'SSE_KEEPALIVE_MS', 30_000, 100, 3_600_000),
-      retryMs: int(env, 'SSE_RETRY_MS', 2000, 0, 600_000),
-      windowSize: int(env, 'STREAM_WINDOW_SIZE', 10_000, 0, 10_000_000),
-      maxBufferBytes: int(env, 'STREAM_MAX_BUFFER_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
-      headPollMs: int(env, 'STREAM_HEAD_POLL_MS', 1000, 10, 60_000),
-      replayPageSize: int(env, 'STREAM_REPLAY_PAGE_SIZE', 5000, 10, 100_000),
+      keepAliveMs: env.SSE_KEEPALIVE_MS,
+      retryMs: env.SSE_RETRY_MS,
+      windowSize: env.STREAM_WINDOW_SIZE,
+      maxBufferBytes: env.STREAM_MAX_BUFFER_BYTES,
+      headPollMs: env.STREAM_HEAD_POLL_MS,
+      replayPageSize: env.STREAM_REPLAY_PAGE_SIZE,
     },
-    retention: {
-      maxAgeMs: int(env, 'OUTBOX_RETENTION_MS', 7 * 24 * 3600 * 1000, 0, Number.MAX_SAFE_INTEGER),
-      maxEvents: int(env, 'OUTBOX_RETENTION_EVENTS', 1_000_000, 0, Number.MAX_SAFE_INTEGER),
-      intervalMs: int(env, 'OUTBOX_PRUNE_INTERVAL_MS', 60_000, 100, 86_400_000),
-    },
-    limits: {
-      connectionsPerUser: int(env, 'MAX_CONNECTIONS_PER_USER', 100, 1, 10_000_000),
-      connectionsTotal: int(env, 'MAX_CONNECTIONS_TOTAL', 50_000, 1, 100_000_000),
-      leaseMs: int(env, 'CONNECTION_LEASE_MS', 30_000, 1000, 3_600_000),
-    },
-    session: {
-      ttlMs: int(env, 'SESSION_TTL_MS', 12 * 3600 * 1000, 60_000, 365 * 24 * 3600 * 1000),
-      cookieSecure: bool(env, 'SESSION_COOKIE_SECURE', false),
-    },
+    retention: { maxAgeMs: env.OUTBOX_RETENTION_MS, maxEvents: env.OUTBOX_RETENTION_EVENTS, intervalMs: env.OUTBOX_PRUNE_INTERVAL_MS },
+    limits: { connectionsPerUser: env.MAX_CONNECTIONS_PER_USER, connectionsTotal: env.MAX_CONNECTIONS_TOTAL, leaseMs: env.CONNECTION_LEASE_MS },
+    session: { ttlMs: env.SESSION_TTL_MS, cookieSecure: env.SESSION_COOKIE_SECURE },
     production,
-    secretKeyPrevious,
-    security: securityConfig(env, production, databaseUrl === undefined),
+    secretKeyPrevious: env.SECRET_KEY_PREVIOUS,
+    security: {
+      allowedOrigins: env.ALLOWED_ORIGINS,
+      trustProxy: env.TRUST_PROXY,
+      credentialCheckMs: env.CREDENTIAL_CHECK_MS,
+      login: {
+        maxFailuresPerUser: env.LOGIN_MAX_FAILURES,
+        maxFailuresPerIp: env.LOGIN_MAX_FAILURES_PER_IP,
+        backoffMs: env.LOGIN_BACKOFF_MS,
+        backoffMaxMs: env.LOGIN_BACKOFF_MAX_MS,
+        failureWindowMs: env.LOGIN_FAILURE_WINDOW_MS,
+      },
+      passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY,
+      mcpAllowPrivateNetworks: env.MCP_ALLOW_PRIVATE_NETWORKS ?? (embedded && !production),
+      metricsToken: env.METRICS_TOKEN,
+      metricsPort: env.METRICS_PORT,
+    },
     registryLimits: {
-      agents: int(env, 'MAX_AGENTS', 1000, 1, 10_000_000),
-      promptVersionsPerAgent: int(env, 'MAX_PROMPT_VERSIONS_PER_AGENT', 100, 1, 1_000_000),
-      mcpServers: int(env, 'MAX_MCP_SERVERS', 500, 1, 1_000_000),
-      trustRules: int(env, 'MAX_TRUST_RULES', 10_000, 1, 10_000_000),
+      agents: env.MAX_AGENTS,
+      promptVersionsPerAgent: env.MAX_PROMPT_VERSIONS_PER_AGENT,
+      mcpServers: env.MAX_MCP_SERVERS,
+      trustRules: env.MAX_TRUST_RULES,
     },
     health: {
-      probes: bool(env, 'HEALTH_PROBES', true),
-      ownerLeaseMs: int(env, 'HEALTH_OWNER_LEASE_MS', 5000, 300, 600_000),
-      maxConcurrentProbes: int(env, 'HEALTH_MAX_CONCURRENT_PROBES', 16, 1, 1000),
-      samples: int(env, 'HEALTH_SAMPLES', 20, 1, 1000),
-      resyncMs: int(env, 'HEALTH_RESYNC_MS', 60_000, 1000, 3_600_000),
-      checkBufferBytes: int(env, 'HEALTH_CHECK_BUFFER_BYTES', 64 * 1024, 1024, 64 * 1024 * 1024),
+      probes: env.HEALTH_PROBES,
+      ownerLeaseMs: env.HEALTH_OWNER_LEASE_MS,
+      maxConcurrentProbes: env.HEALTH_MAX_CONCURRENT_PROBES,
+      samples: env.HEALTH_SAMPLES,
+      resyncMs: env.HEALTH_RESYNC_MS,
+      checkBufferBytes: env.HEALTH_CHECK_BUFFER_BYTES,
     },
   };
+}
+
+/** Reads and validates the environment; a bad value throws ConfigError naming its variable. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0]), issue.message);
+  }
+  return toAppConfig(parsed.data);
 }
 
 /** For entry points: the config, or exit 2 with the message naming the bad variable. */
