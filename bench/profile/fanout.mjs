@@ -23,7 +23,7 @@ import { ClientPool } from '../lib/clients.mjs';
 import { startPostgres, startRedis } from '../lib/infra.mjs';
 import { killAllStarted, now, percentile, rssBytes, sleep, sumCpuSplit, sumCpu } from '../lib/proc.mjs';
 import { ServiceSystem } from '../lib/systems.mjs';
-import { summarize, toMarkdown } from './summarize.mjs';
+import { snapshotByConstructor, summarize, summarizeHeap, toMarkdown } from './summarize.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const arg = (n, d) => {
@@ -101,7 +101,11 @@ async function profileOf(replica, n) {
 async function main() {
   postgres = await startPostgres(tmp);
   redis = await startRedis('redis-profile');
-  sys = new ServiceSystem({ databaseUrl: postgres.url, redisUrl: redis.url, postgres, env: { PROBE_CPU: '1', PROBE_GC: '1', PROBE_DIR: tmp } });
+  // Memory figures are clean only without the allocation profiler and the heap snapshots (both take native memory): `--alloc` and `--snapshots` are separate runs.
+  const env = { PROBE_CPU: '2', PROBE_GC: '1', PROBE_DIR: tmp };
+  if (process.argv.includes('--alloc')) env.PROBE_HEAP = '1';
+  if (process.argv.includes('--snapshots')) env.PROBE_SNAPSHOT = '1';
+  sys = new ServiceSystem({ databaseUrl: postgres.url, redisUrl: redis.url, postgres, env });
   const probe = path.join(here, 'probe.mjs');
   sys.nodeArgsOf = (name) => (name === 'sub' ? ['--expose-gc', '--import', probe] : ['--import', probe]);
   await sys.start();
@@ -116,7 +120,6 @@ async function main() {
   const rss0 = rssBytes(sub.proc.pid);
   const p0 = await phase(sub, 0);
   await phase(writer, 0);
-  const rss0b = rssBytes(sub.proc.pid);
   const cpuOpen0 = sumCpu([sub.proc.pid]);
   const opened = await pool.open(target, SUBSCRIBERS - 1, { client: 'http', sampleEvery: SAMPLE_EVERY, concurrency: 64, timeoutMs: 120_000 });
   const cpuOpen1 = sumCpu([sub.proc.pid]);
@@ -125,7 +128,6 @@ async function main() {
   const rss1 = rssBytes(sub.proc.pid);
   const p1 = await phase(sub, 1);
   await phase(writer, 1);
-  const rss1b = rssBytes(sub.proc.pid);
   const held = (await pool.stats()).open;
 
   // ---- the fan-out window --------------------------------------------------------------
@@ -160,7 +162,7 @@ async function main() {
   const subProfile = await profileOf(sub, 2);
   const writerProfile = await profileOf(writer, 2);
   if (keep) {
-    for (const f of readdirSync(tmp).filter((x) => x.endsWith('.cpuprofile'))) copyFileSync(path.join(tmp, f), path.join(keep, `fanout-${f}`));
+    for (const f of readdirSync(tmp).filter((x) => /\.(cpuprofile|heapprofile|heapsnapshot)$/.test(x))) copyFileSync(path.join(tmp, f), path.join(keep, `fanout-${f}`));
   }
   log(`${wait.frames}/${held * EVENTS} frames in ${(elapsed / 1000).toFixed(1)} s`);
 
@@ -246,6 +248,7 @@ async function main() {
   const sp = (p, k) => (p.afterGc?.heapSpaces ?? p.heapSpaces)[k]?.size ?? 0;
   print(`## Memory of sub: 1 → ${(n + 1).toLocaleString('en-US')} connections (fresh replica)`);
   print();
+  if (env.PROBE_HEAP || env.PROBE_SNAPSHOT) print(`(This run had the ${[env.PROBE_HEAP && 'allocation profiler', env.PROBE_SNAPSHOT && 'heap snapshots'].filter(Boolean).join(' and ')} on: they take native memory of their own, so its RSS figures are not the replica's.)\n`);
   print('| | 1 connection | after opening, settled 8 s | per connection |');
   print('| --- | ---: | ---: | ---: |');
   print(`| RSS (MB) | ${MB(rss0)} | ${MB(rss1)} | ${KB((rss1 - rss0) / n)} KB |`);
@@ -257,8 +260,49 @@ async function main() {
   print(`| V8 heap committed after the GC (MB) | ${MB(m0.heapTotal)} | ${MB(m1.heapTotal)} | ${KB((m1.heapTotal - m0.heapTotal) / n)} KB |`);
   print(`| external + array buffers (MB) | ${MB(m0.external + m0.arrayBuffers)} | ${MB(m1.external + m1.arrayBuffers)} | ${KB((m1.external + m1.arrayBuffers - m0.external - m0.arrayBuffers) / n)} KB |`);
   print(`| RSS not in the V8 heap or external (native: libuv handles, malloc arenas, code) (MB) | ${MB(rss0 - p0.memory.heapTotal - p0.memory.external)} | ${MB(rss1 - p1.memory.heapTotal - p1.memory.external)} | ${KB((rss1 - p1.memory.heapTotal - p1.memory.external - (rss0 - p0.memory.heapTotal - p0.memory.external)) / n)} KB |`);
-  print(`| RSS right after the forced GC (MB) | ${MB(rss0b)} | ${MB(rss1b)} | ${KB((rss1b - rss0b) / n)} KB |`);
+  print(`| RSS right after the forced GC (MB) | ${MB(m0.rss)} | ${MB(m1.rss)} | ${KB((m1.rss - m0.rss) / n)} KB |`);
   print();
+  const heapFile = path.join(tmp, `probe-${sub.proc.pid}.1.heapprofile`);
+  let heapProfile;
+  for (let k = 0; k < 20 && !heapProfile; k++) {
+    try {
+      heapProfile = JSON.parse(readFileSync(heapFile, 'utf8'));
+    } catch {
+      await sleep(200);
+    }
+  }
+  if (heapProfile) {
+    const h = summarizeHeap(heapProfile);
+    print(`Allocated while the connections opened (V8 sampling heap profiler, collected objects included): ${MB(h.totalBytes)} MB, ${KB(h.totalBytes / n)} KB per connection, by component:`);
+    print();
+    print('| component | KB per connection | share |');
+    print('| --- | ---: | ---: |');
+    for (const [c, v] of h.byComp.slice(0, 14)) print(`| ${c} | ${KB(v / n)} | ${((100 * v) / h.totalBytes).toFixed(0)}% |`);
+    print();
+    print('| allocating function | KB per connection |');
+    print('| --- | ---: |');
+    for (const [f, v] of h.byFn.slice(0, 15)) print(`| \`${f.replace(/\|/g, '\\|')}\` | ${KB(v / n)} |`);
+    print();
+  }
+  // Retained objects per connection: heap snapshots after a full GC, 1 and N+1 connections.
+  try {
+    const snap = (k) => snapshotByConstructor(JSON.parse(readFileSync(path.join(tmp, `probe-${sub.proc.pid}.${k}.heapsnapshot`), 'utf8')));
+    const a = snap(0);
+    const b = snap(1);
+    const delta = [...b.entries()]
+      .map(([k, v]) => ({ k, count: v.count - (a.get(k)?.count ?? 0), size: v.size - (a.get(k)?.size ?? 0) }))
+      .filter((d) => d.size > 0)
+      .sort((x, y) => y.size - x.size);
+    const total = delta.reduce((t, d) => t + d.size, 0);
+    print(`Retained after a full GC (heap snapshots at 1 and ${(n + 1).toLocaleString('en-US')} connections, difference by constructor; ${KB(total / n)} KB per connection in all):`);
+    print();
+    print('| object | more objects | per connection | bytes per connection |');
+    print('| --- | ---: | ---: | ---: |');
+    for (const d of delta.slice(0, 18)) print(`| \`${d.k.slice(0, 60).replace(/\|/g, '\\|')}\` | ${d.count.toLocaleString('en-US')} | ${(d.count / n).toFixed(2)} | ${(d.size / n).toFixed(0)} |`);
+    print();
+  } catch (error) {
+    log(`no heap snapshots: ${error.message}`);
+  }
   print(`Opening the ${n.toLocaleString('en-US')} connections took ${(opened.ms / 1000).toFixed(1)} s and ${((cpuOpen1 - cpuOpen0) / 1000).toFixed(0)} ms of sub's CPU (${((cpuOpen1 - cpuOpen0) / n).toFixed(0)} µs per connection: HTTP parse, auth query, Redis slot, head, hub join); GC during the opening: ${p1.gcs.length} pauses, ${p1.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms.`);
   print();
 

@@ -5,8 +5,8 @@
 // Each SIGUSR2 ends a "phase": what was recorded since the previous one is
 // written to `${PROBE_OUT}.<n>.json` (default PROBE_OUT: `${PROBE_DIR:-/tmp}/probe-<pid>`) and recording starts over. With
 // PROBE_CPU=1, V8's sampling CPU profiler (the one `--cpu-prof` uses) runs
-// during every phase after the first and writes `${PROBE_OUT}.<n>.cpuprofile`,
-// so a profile covers the load window only, not start-up.
+// during every phase after the first (PROBE_CPU=2: phase 2 only) and writes
+// `${PROBE_OUT}.<n>.cpuprofile`, so a profile covers the load window only, not start-up.
 //
 // What it records (wall clock: performance.timeOrigin + performance.now(), as
 // the benchmark's clients):
@@ -18,9 +18,12 @@
 // - flushes: SSE chunks carrying events (`<hex>\r\nid: ...`) written with
 //   socket.write; the same Buffer written to many sockets is one flush of the
 //   hub: time of its first and last write, how many sockets, first and last seq;
+// - with PROBE_HEAP=1, what phase 1 allocated, by function (sampling heap
+//   profiler, collected objects included): `${PROBE_OUT}.1.heapprofile`;
 // - memory (process.memoryUsage, v8 heap spaces) at the end of each phase;
 //   with PROBE_GC=1 and `--expose-gc`, also after a full GC (what is retained,
-//   as opposed to garbage not yet collected).
+//   as opposed to garbage not yet collected); with PROBE_SNAPSHOT=1 a heap
+//   snapshot at the end of phases 0 and 1.
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import inspector from 'node:inspector';
@@ -30,7 +33,10 @@ import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants 
 import v8 from 'node:v8';
 
 const OUT = process.env.PROBE_OUT ?? path.join(process.env.PROBE_DIR ?? '/tmp', `probe-${process.pid}`);
-const CPU = process.env.PROBE_CPU === '1';
+// PROBE_CPU=1: profile every phase after the first; PROBE_CPU=2,3: only those phases.
+const CPU_PHASES = process.env.PROBE_CPU === '1' ? undefined : new Set(String(process.env.PROBE_CPU ?? '').split(',').filter(Boolean).map(Number));
+const CPU = process.env.PROBE_CPU === '1' || CPU_PHASES.size > 0;
+const cpuIn = (p) => CPU && p > 0 && (CPU_PHASES === undefined || CPU_PHASES.has(p));
 const CPU_INTERVAL_US = Number(process.env.PROBE_CPU_INTERVAL_US ?? 500);
 const now = () => performance.timeOrigin + performance.now();
 
@@ -41,7 +47,10 @@ eld.enable();
 let stalls = [];
 let gcs = [];
 let bus = [];
-let flushes = new Map(); // Buffer -> record
+// Buffer -> record, weakly: a chunk written once (a cursor frame at a join)
+// leaves nothing behind once it is garbage; a record joins `flushList` when
+// its chunk is written a second time (a flush to a group).
+let flushes = new WeakMap();
 let flushList = [];
 
 // ---- stalls --------------------------------------------------------------------
@@ -98,7 +107,7 @@ net.Socket.prototype.write = function (chunk, ...rest) {
     if (rec) {
       const r = write.call(this, chunk, ...rest);
       rec.last = now();
-      rec.count++;
+      if (++rec.count === 2) flushList.push(rec);
       return r;
     }
     const at = chunk.indexOf(ID);
@@ -109,7 +118,6 @@ net.Socket.prototype.write = function (chunk, ...rest) {
       const lastId = Number(chunk.toString('latin1', lastAt + 5, chunk.indexOf(10, lastAt + 5)));
       rec = { first: t, last: t, count: 0, firstId, lastId, bytes: chunk.length };
       flushes.set(chunk, rec);
-      flushList.push(rec);
       const r = write.call(this, chunk, ...rest);
       rec.last = now();
       rec.count++;
@@ -121,8 +129,10 @@ net.Socket.prototype.write = function (chunk, ...rest) {
 
 // ---- CPU profile ---------------------------------------------------------------------
 let session;
+let cpuRunning = false;
 function startCpu() {
-  if (!CPU) return;
+  if (!cpuIn(phase)) return;
+  cpuRunning = true;
   session ??= new inspector.Session();
   try {
     session.connect();
@@ -134,8 +144,32 @@ function startCpu() {
   );
 }
 function stopCpu(file) {
-  if (!CPU || !session) return;
+  if (!cpuRunning || !session) return;
+  cpuRunning = false;
   session.post('Profiler.stop', (err, res) => {
+    if (!err) writeFileSync(file, JSON.stringify(res.profile));
+  });
+}
+
+// ---- allocation profile (PROBE_HEAP=1: phase 1 only) ------------------------------------------
+// V8's sampling heap profiler, counting objects that were collected too: what
+// the phase allocated, by allocating function (not only what is still alive).
+const HEAP = process.env.PROBE_HEAP === '1';
+function startHeap() {
+  if (!HEAP || phase !== 1) return;
+  session ??= new inspector.Session();
+  try {
+    session.connect();
+  } catch {
+    /* already connected */
+  }
+  session.post('HeapProfiler.enable', () =>
+    session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }),
+  );
+}
+function stopHeap(file) {
+  if (!HEAP || phase !== 1 || !session) return;
+  session.post('HeapProfiler.stopSampling', (err, res) => {
     if (!err) writeFileSync(file, JSON.stringify(res.profile));
   });
 }
@@ -152,6 +186,8 @@ function dump() {
     globalThis.gc();
     afterGc = { memory: process.memoryUsage(), heapSpaces: heapSpaces() };
   }
+  // PROBE_SNAPSHOT=1: a heap snapshot at the end of phases 0 and 1 (what is retained, by constructor).
+  if (process.env.PROBE_SNAPSHOT === '1' && phase <= 1) v8.writeHeapSnapshot(`${OUT}.${phase}.heapsnapshot`);
   const out = {
     pid: process.pid,
     phase,
@@ -161,13 +197,14 @@ function dump() {
     stalls,
     gcs,
     bus,
-    flushes: flushList.filter((f) => f.count > 1),
+    flushes: flushList,
     memory,
     heapSpaces: spaces,
     afterGc,
   };
   writeFileSync(`${OUT}.${phase}.json`, JSON.stringify(out));
-  if (phase > 0) stopCpu(`${OUT}.${phase}.cpuprofile`);
+  stopCpu(`${OUT}.${phase}.cpuprofile`);
+  stopHeap(`${OUT}.${phase}.heapprofile`);
   phase++;
   phaseStart = now();
   eld.disable();
@@ -176,8 +213,9 @@ function dump() {
   stalls = [];
   gcs = [];
   bus = [];
-  flushes = new Map();
+  flushes = new WeakMap();
   flushList = [];
   startCpu();
+  startHeap();
 }
 process.on('SIGUSR2', dump);

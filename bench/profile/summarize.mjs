@@ -98,6 +98,48 @@ export function summarize(profile) {
   return { totalMs: total, idleMs: idle, busyMs: total - idle, selfFn: sorted(selfFn), inclFn: sorted(inclFn), selfComp: sorted(selfComp), inclComp: sorted(inclComp) };
 }
 
+/** A sampling heap profile (`HeapProfiler.stopSampling`): bytes allocated by component and by function (self). */
+export function summarizeHeap(profile) {
+  const byComp = new Map();
+  const byFn = new Map();
+  let total = 0;
+  const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
+  const walk = (n) => {
+    const cf = n.callFrame;
+    if (n.selfSize) {
+      total += n.selfSize;
+      add(byComp, componentOf(cf.url, cf.functionName), n.selfSize);
+      add(byFn, `${cf.functionName || '(anonymous)'} ${short(cf.url)}${cf.url ? `:${cf.lineNumber + 1}` : ''}`, n.selfSize);
+    }
+    for (const c of n.children ?? []) walk(c);
+  };
+  walk(profile.head);
+  const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
+  return { totalBytes: total, byComp: sorted(byComp), byFn: sorted(byFn) };
+}
+
+/** A .heapsnapshot: count and self size per (node type, name), e.g. per constructor. */
+export function snapshotByConstructor(snapshot) {
+  const f = snapshot.snapshot.meta.node_fields;
+  const types = snapshot.snapshot.meta.node_types[0];
+  const width = f.length;
+  const iType = f.indexOf('type');
+  const iName = f.indexOf('name');
+  const iSize = f.indexOf('self_size');
+  const { nodes, strings } = snapshot;
+  const out = new Map();
+  for (let i = 0; i < nodes.length; i += width) {
+    const type = types[nodes[i + iType]];
+    const name = type === 'object' || type === 'closure' || type === 'native' ? strings[nodes[i + iName]] : `(${type})`;
+    const key = `${type === 'closure' ? 'closure ' : ''}${name}`;
+    const e = out.get(key) ?? { count: 0, size: 0 };
+    e.count++;
+    e.size += nodes[i + iSize];
+    out.set(key, e);
+  }
+  return out;
+}
+
 /** Markdown tables; `per` (e.g. writes or delivered events) adds a "per unit" column in µs. */
 export function toMarkdown(s, { top = 25, per, unit = 'op' } = {}) {
   const pct = (v) => `${((100 * v) / Math.max(1e-9, s.busyMs)).toFixed(1)}%`;

@@ -11,14 +11,15 @@
 //   BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/profile/write-path.mjs [--seconds 15] [--keep DIR]
 //
 // Everything on 127.0.0.1, bounded, and every process it starts is ended by pid.
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ClientPool } from '../lib/clients.mjs';
 import { startPostgres, startRedis } from '../lib/infra.mjs';
-import { killAllStarted, now, percentile, sleep, sumCpuSplit, sumCpu } from '../lib/proc.mjs';
+import { freePort, killAllStarted, percentile, sleep, spawnLimited, stopProc, sumCpuSplit, sumCpu, waitForPort } from '../lib/proc.mjs';
 import { ServiceSystem } from '../lib/systems.mjs';
 import { summarize, toMarkdown } from './summarize.mjs';
 
@@ -154,6 +155,15 @@ async function main() {
 
   // ---- the same transaction's SQL without the service ----------------------------
   const floorUrl = await sys.floorUrl();
+  const keyHash = createHash('sha256').update(sys.adminKey).digest('hex');
+  const resetFloor = async () => {
+    const c = new pg.Client({ connectionString: floorUrl });
+    await c.connect();
+    await c.query('TRUNCATE agents CASCADE; TRUNCATE outbox');
+    await c.query("INSERT INTO registry_counts VALUES ('agents', 0) ON CONFLICT (kind) DO UPDATE SET n = 0");
+    await c.end();
+    await sleep(300);
+  };
   const fc = new pg.Client({ connectionString: floorUrl });
   await fc.connect();
   await fc.query(`
@@ -163,7 +173,7 @@ async function main() {
       PRIMARY KEY (agent_id, version));
     CREATE UNIQUE INDEX IF NOT EXISTS prompts_one_active ON prompts (agent_id) WHERE active;
     CREATE TABLE IF NOT EXISTS registry_counts (kind text PRIMARY KEY, n integer NOT NULL);
-    INSERT INTO api_keys (name, key_hash, role) VALUES ('bench', 'bench-key-hash', 'admin') ON CONFLICT DO NOTHING;`);
+    INSERT INTO api_keys (name, key_hash, role) VALUES ('bench', '${keyHash}', 'admin') ON CONFLICT DO NOTHING;`);
   await fc.end();
   print(`## The same write with \`pg\` directly (${CONCURRENCY} connections, ${VARIANT_SECONDS} s each)`);
   print();
@@ -176,21 +186,43 @@ async function main() {
     ['single', 1, 'one statement (CTE: cap counter, agent, outbox row), API key cached'],
   ];
   for (const [variant, trips, what] of VARIANTS) {
-    const c = new pg.Client({ connectionString: floorUrl });
-    await c.connect();
-    await c.query('TRUNCATE agents CASCADE; TRUNCATE outbox');
-    await c.query("INSERT INTO registry_counts VALUES ('agents', 0) ON CONFLICT (kind) DO UPDATE SET n = 0");
-    await c.end();
-    await sleep(300);
+    await resetFloor();
     const a = sys.sampleActivity('bench_floor');
     const p0 = sys.postgresCpu();
-    const v = await pool.writes('pgwrites', { url: floorUrl, variant, keyHash: 'bench-key-hash', prefix: `${prefix}-${variant}` }, CONCURRENCY, VARIANT_SECONDS);
+    const v = await pool.writes('pgwrites', { url: floorUrl, variant, keyHash, prefix: `${prefix}-${variant}` }, CONCURRENCY, VARIANT_SECONDS);
     const p1 = sys.postgresCpu();
     const va = await a.stop();
     const vl = stats(v.latencies);
     log(`${variant}: ${(v.ok / (v.ms / 1000)).toFixed(0)}/s ${JSON.stringify(v.statuses)}`);
     print(`| \`${variant}\`: ${what} | ${trips} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${((p1 - p0) / 1000 / Math.max(1, v.ok)).toFixed(3)} | ${shares(va.counts)} |`);
   }
+  print();
+
+  // ---- the same REST write in bare Node (node:http + pg), no framework ------------------
+  print(`## The same REST write in bare Node (\`bench/profile/raw-writer.mjs\`: \`node:http\` + \`pg\`, no Nest/Fastify/TypeORM/zod; ${CONCURRENCY} clients, ${VARIANT_SECONDS} s each)`);
+  print();
+  print('| server | writes/s | p50 / p99 ms | server CPU ms/write (user + kernel) | PostgreSQL CPU ms/write |');
+  print('| --- | ---: | ---: | ---: | ---: |');
+  for (const mode of ['service-sql', 'single']) {
+    await resetFloor();
+    const port = await freePort();
+    const proc = spawnLimited(process.execPath, [path.join(here, 'raw-writer.mjs')], { name: `raw-writer-${mode}`, env: { ...process.env, PORT: String(port), DATABASE_URL: floorUrl, MODE: mode } });
+    await waitForPort(port, 10_000, proc);
+    const tgt = [{ port, headers: { authorization: `Bearer ${sys.adminKey}` } }];
+    await pool.writes('httpwrites', { targets: tgt, prefix: `${prefix}-rw-warm-${mode}` }, CONCURRENCY, 2);
+    await resetFloor();
+    const s0 = sumCpuSplit([proc.pid]);
+    const q0 = sys.postgresCpu();
+    const v = await pool.writes('httpwrites', { targets: tgt, prefix: `${prefix}-rw-${mode}` }, CONCURRENCY, VARIANT_SECONDS);
+    const s1 = sumCpuSplit([proc.pid]);
+    const q1 = sys.postgresCpu();
+    await stopProc(proc);
+    const vl = stats(v.latencies);
+    log(`raw writer ${mode}: ${(v.ok / (v.ms / 1000)).toFixed(0)}/s ${JSON.stringify(v.statuses)}`);
+    const per = (x) => (x / 1000 / Math.max(1, v.ok)).toFixed(3);
+    print(`| bare Node, ${mode === 'single' ? 'API key cached, 1 statement' : "the service's 8 statements"} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${per(s1.user + s1.sys - s0.user - s0.sys)} (${per(s1.user - s0.user)} + ${per(s1.sys - s0.sys)}) | ${per(q1 - q0)} |`);
+  }
+  print(`| the service (above), for comparison | ${(ok / (r.ms / 1000)).toFixed(0)} | ${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) | ${((pg1 - pg0) / 1000 / ok).toFixed(3)} |`);
   print();
   print(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; service build: ${sys.main}.`);
 }
