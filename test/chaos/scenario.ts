@@ -345,6 +345,21 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       say(`fault over: ${label}${rec.detail ? ` (${rec.detail})` : ''}`);
     };
     const [r1, r2, r3] = replicas as [Replica, Replica, Replica];
+    // A restart as a supervisor does it (Kubernetes, compose `restart:`): a process that exits during
+    // its start (e.g. a fault that lands on it meanwhile) is started again, once; the fault's detail says so.
+    const restart = async (r: Replica, rec: FaultRecord) => {
+      try {
+        await r.start('live');
+      } catch (error) {
+        const message = (error as Error).message;
+        const code = /exited \((.*?)\) during start/.exec(message)?.[1];
+        if (code === undefined) throw error;
+        const cause = /^\s*(\w*Error\b[^\n]*)$/m.exec(message)?.[1]?.slice(0, 120) ?? 'see its log';
+        rec.detail = `${rec.detail ? `${rec.detail}; ` : ''}${r.name} exited (${code}) during its start (${cause}), started again`;
+        say(`${r.name} exited (${code}) during its start (${cause}); starting it again`);
+        await r.start('live');
+      }
+    };
     const slowOf = (b: SlowBehaviour) => slowClients.filter((s) => s.behaviour === b);
     const reopen = esClients.filter((x) => x.record.group === 'es:unfiltered+reopen');
     const span = config.writeSeconds / 60; // the schedule stretches with longer runs
@@ -361,8 +376,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
         r1.proc!.kill('SIGKILL');
         await r1.proc!.exited;
         await sleep(3000);
-        await r1.start('live');
-        rec.detail = `r1 answering again after ${((Date.now() - rec.start) / 1000).toFixed(1)} s`;
+        await restart(r1, rec);
+        rec.detail = `${rec.detail ? `${rec.detail}; ` : ''}r1 answering again after ${((Date.now() - rec.start) / 1000).toFixed(1)} s`;
       })],
       [12, `${reopen.length} EventSources closed (an app going away)`, () => reopen.forEach((x) => x.close())],
       [17, '', () => fault('redis-server SIGKILL, restarted 2 s later', async () => {
@@ -382,7 +397,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
         drain.exitCode = r2.proc!.exitCode;
         r2.drains.push(took);
         rec.detail = `exited ${r2.proc!.exitCode} after ${(took / 1000).toFixed(1)} s`;
-        await r2.start('live');
+        await restart(r2, rec);
       })],
       [42, `${reopen.length} EventSources reopened with ?lastEventId= of the last event they saw`, () => reopen.forEach((x) => x.open())],
       [44, '', () => fault('pg_terminate_backend of every replica connection', async (rec) => {
