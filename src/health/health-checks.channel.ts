@@ -71,7 +71,16 @@ export class HealthChecksChannel {
     }
   }
 
+  /** Never waits on an unreachable Redis (a QUIT would queue until it answers). */
   async close(): Promise<void> {
-    if (this.subscriber) await this.subscriber.quit().catch(() => this.subscriber!.disconnect());
+    const sub = this.subscriber;
+    if (!sub) return;
+    if (sub.status !== 'ready') {
+      sub.disconnect();
+      return;
+    }
+    const timer = setTimeout(() => sub.disconnect(), 1000);
+    await sub.quit().catch(() => sub.disconnect());
+    clearTimeout(timer);
   }
 }

@@ -5,7 +5,7 @@ import { CircuitBreakers } from './circuit-breakers.js';
 import { HealthRuntime } from './health.runtime.js';
 import { applyCheck, type StatusTracker } from './health-status.js';
 import { HealthRepository } from './health.repository.js';
-import type { CheckResult, HealthRecord, ProbeTarget } from './health.types.js';
+import type { BreakerState, CheckResult, HealthRecord, ProbeTarget } from './health.types.js';
 import { probeMcpServer, type ProbeOutcome } from './mcp-probe.js';
 import { ServerDirectory } from './server-directory.js';
 
@@ -113,8 +113,9 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
     for (const id of ids) this.owned.set(id, { running: false, intervalMs: this.directory.get(id)?.healthCheck.intervalMs ?? 0 });
     let records = new Map<string, HealthRecord>();
     let last = new Map<string, CheckResult[]>();
+    let live = new Map<string, BreakerState>();
     try {
-      [records, last] = await Promise.all([this.repository.find(ids), this.runtime.samples.recent(ids, 1)]);
+      [records, last, live] = await Promise.all([this.repository.find(ids), this.runtime.samples.recent(ids, 1), this.breakers.states(ids)]);
     } catch (error) {
       this.logger.warn(`reading the health of adopted servers failed: ${(error as Error).message}`);
     }
@@ -126,7 +127,9 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
       const record = records.get(id);
       owned.tracker = { status: record?.status ?? 'unknown', reason: record?.statusReason ?? null, failures: 0, successes: 0 };
       owned.toolsHash = record?.toolsHash ?? null;
-      void this.breakers.sync(id);
+      // A circuit whose recorded state differs from the live one (a recording lost to an outage) is caught up.
+      const breaker = live.get(id);
+      if (breaker && breaker.state !== (record?.circuit ?? 'closed')) void this.breakers.sync(id);
       const interval = target.healthCheck.intervalMs;
       const lastAt = last.get(id)?.[0]?.at;
       const due = lastAt !== undefined ? Date.parse(lastAt) + interval - now : Math.random() * Math.min(interval, FIRST_PROBE_SPREAD_MS);
@@ -169,8 +172,12 @@ export class HealthProber implements OnApplicationBootstrap, BeforeApplicationSh
     try {
       await this.slot();
       try {
+        // Ownership may have moved while the probe waited for a slot.
+        if (this.owned.get(id) !== owned || this.stopped) return;
+        this.runtime.probing.add(id);
         dueAt = await this.probeOnce(id, target, owned, started);
       } finally {
+        this.runtime.probing.delete(id);
         this.release();
       }
     } catch (error) {

@@ -15,11 +15,13 @@ export class HealthRuntime implements OnApplicationShutdown {
   readonly ownership: ProbeOwnership;
   readonly samples: HealthSamples;
   readonly checks: HealthChecksChannel;
+  /** Servers with a probe in flight on this replica (kept by the ownership until it is recorded). */
+  readonly probing = new Set<string>();
 
   constructor(@Inject(APP_CONFIG) config: AppConfig, @Optional() @Inject(RedisConnections) redis?: RedisConnections | null) {
     const commands = redis?.commands ?? null;
     this.ownership = commands
-      ? new RedisOwnership(commands, config.redisPrefix, config.replicaId, config.health.ownerLeaseMs)
+      ? new RedisOwnership(commands, config.redisPrefix, config.replicaId, config.health.ownerLeaseMs, (id) => this.probing.has(id))
       : new LocalOwnership(config.replicaId);
     this.samples = new HealthSamples(config.health.samples, commands, config.redisPrefix);
     this.checks = new HealthChecksChannel(commands, config.redisUrl, config.redisPrefix, config.replicaId);

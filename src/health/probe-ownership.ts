@@ -166,6 +166,8 @@ export class RedisOwnership extends ProbeOwnership {
     private readonly prefix: string,
     private readonly replicaId: string,
     private readonly leaseMs: number,
+    /** A server with a probe in flight is kept (renewed) one more heartbeat rather than handed over mid-probe. */
+    private readonly busy: (serverId: string) => boolean = () => false,
   ) {
     super();
     this.redis = redis as Scripted;
@@ -185,7 +187,10 @@ export class RedisOwnership extends ProbeOwnership {
       if (this.redis.status !== 'ready') throw new Error(`redis is ${this.redis.status}`);
       const members = await this.redis.healthMembers(this.membersKey, this.replicaId, this.leaseMs);
       this.lastMembers = members;
-      const wanted = candidates.filter((id) => rendezvousOwner(id, members) === this.replicaId);
+      const winner = new Set(candidates.filter((id) => rendezvousOwner(id, members) === this.replicaId));
+      // Kept while probing: the next owner can claim it only once this probe's result is recorded.
+      const kept = [...this.held].filter((id) => !winner.has(id) && this.busy(id) && candidates.includes(id));
+      const wanted = [...winner, ...kept];
       const wantedSet = new Set(wanted);
       const next = new Set<string>();
       for (let i = 0; i < wanted.length; i += KEYS_PER_CALL) {

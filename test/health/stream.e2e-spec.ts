@@ -36,7 +36,7 @@ describe('GET /api/v1/stream/health (one replica on Redis)', () => {
     }
     await waitFor(async () => {
       const all = (await api(t.baseUrl, 'GET', '/api/v1/health', { key: viewer })).body.items;
-      return all.every((i: any) => i.status === 'healthy');
+      return all.length === 2 && all.every((i: any) => i.status === 'healthy');
     }, 10_000, 'both healthy');
   });
   afterEach(() => {
@@ -88,7 +88,8 @@ describe('GET /api/v1/stream/health (one replica on Redis)', () => {
     await resumed.waitFor((x) => changed(x, 'alpha', 'unhealthy'), 5000, 'alpha replayed');
     await sleep(1500);
     expect(snapshotOf(resumed)).toBeUndefined();
-    expect(resumed.events.map((e) => e.data.id)).toEqual(['alpha']);
+    expect(resumed.events.length).toBeGreaterThan(0);
+    expect([...new Set(resumed.events.map((e) => e.data.id))]).toEqual(['alpha']);
     expect(checks(resumed).every((k) => k.serverId === 'alpha')).toBe(true);
     expect(checks(resumed).length).toBeGreaterThan(0);
     // Its cursor moved past beta's event too (a cursor frame), so a resume does not rescan it.
