@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { childPids, cpuSplit, cpuWithReaped, FD_LIMIT, freePort, has, spawnLimited, stopProc, waitForPort } from './proc.mjs';
+import { childPids, cpuSplit, cpuWithReaped, FD_LIMIT, freePort, has, sleep, spawnLimited, stopProc, waitForPort } from './proc.mjs';
 
 export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';
 
@@ -136,5 +136,7 @@ http {
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
   const proc = spawnLimited('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { name });
   await waitForPort(port, 10_000, proc);
+  // The master listens before it forks its worker: the worker must exist before its pid is measured.
+  for (let i = 0; i < 100 && childPids(proc.pid).length === 0; i++) await sleep(50);
   return { port, proc, dir };
 }
