@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # Agentic Registry container image.
-#   build stage   : full `npm ci` (dev deps included) + `npm run build` -> dist/
-#   runtime stage : production deps only (`npm ci --omit=dev`) + dist/, runs as `node`
+#   build stage   : full `npm ci` (dev deps included) + `npm run build` -> dist/ and gui/dist/
+#   runtime stage : production deps only (`npm ci --omit=dev`) + dist/ + gui/dist/ (the admin GUI), runs as `node`
 #
 # Build:  docker build -t agentic-registry:local .
 # Run:    docker run -p 3000:3000 -e DATABASE_URL=... -e REDIS_URL=... \
@@ -18,6 +18,8 @@ RUN npm ci --no-audit --no-fund
 
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The admin GUI (React + Vite) -> gui/dist, served by the service at /admin.
+COPY gui ./gui
 RUN npm run build
 
 ########################### runtime ###########################
@@ -31,6 +33,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/gui/dist ./gui/dist
 
 # Unprivileged user shipped by the official image (uid 1000).
 USER node

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { AdminUiModule } from './admin-ui/admin-ui.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import type { AppConfig } from './config/app-config.js';
@@ -27,6 +28,7 @@ export class AppModule {
         RegistryModule,
         StreamingModule,
         DiscoveryModule,
+        AdminUiModule,
         HealthModule,
         RealtimeModule,
       ],
