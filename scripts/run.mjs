@@ -39,6 +39,19 @@ function build(force = false) {
   if (status !== 0) process.exit(status);
 }
 
+// The admin GUI (gui/, served at /admin from gui/dist): rebuilt with Vite when its sources are newer.
+function buildGui() {
+  const index = path.join(root, 'gui', 'dist', 'index.html');
+  const sources = Math.max(
+    newestMtime(path.join(root, 'gui', 'src')),
+    statSync(path.join(root, 'gui', 'index.html')).mtimeMs,
+    statSync(path.join(root, 'src', 'events', 'socket-protocol.ts')).mtimeMs,
+  );
+  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
+  const status = run(process.execPath, [path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'gui/vite.config.ts', '--logLevel', 'warn']);
+  if (status !== 0) process.exit(status);
+}
+
 function has(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
@@ -82,6 +95,7 @@ const jestOptions = {
 switch (command) {
   case 'start':
     build();
+    buildGui();
     process.exit(run(process.execPath, [path.join(root, 'dist', 'main.js'), ...rest]));
     break;
   case 'migrate':
@@ -91,6 +105,7 @@ switch (command) {
   case 'test':
     ensureRedis();
     build();
+    buildGui();
     process.exit(
       run(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...rest], {
         NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
