@@ -242,8 +242,10 @@ export function Console(props: { api: Api; me: Me; onSignOut: () => void; onSess
       <div className="notices" data-testid="notices">
         {activeNotices.map((n) => (
           <div key={n.id} className={`notice ${n.kind === 'system.maintenance' ? 'maintenance' : 'alert'}`} role="alert" data-notice={n.id}>
-            <strong>{n.kind === 'system.maintenance' ? 'Maintenance' : 'Notice'}:</strong> <span className="notice-text">{n.message}</span>
-            {n.expiresAt && <span className="muted"> (until {new Date(n.expiresAt).toLocaleTimeString()})</span>}
+            <span className="notice-text">
+              <strong>{n.kind === 'system.maintenance' ? 'Maintenance' : 'Notice'}:</strong> {n.message}
+              {n.expiresAt && <span className="until"> (until {new Date(n.expiresAt).toLocaleTimeString()})</span>}
+            </span>
             <button type="button" className="icon" aria-label="Dismiss notice" onClick={() => setDismissed((d) => new Set(d).add(n.id))}>
               ×
             </button>
