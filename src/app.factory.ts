@@ -4,7 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
+import type { Server } from 'node:http';
 import { AppModule } from './app.module.js';
 import { installAuthHook } from './auth/auth.hook.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -82,11 +83,20 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
   // the same problem+json as everything else (Nest maps unknown routes).
   fastify.setErrorHandler((error, request, reply) => sendProblem(request, reply, error, logger));
   const lifecycle = app.get(LifecycleService);
-  // Draining: keep-alive connections are not cut at once (a client may be sending
-  // on one right then, and a POST lost that way cannot be retried safely); every
-  // answer from now on carries Connection: close (below), so a connection in use
-  // closes cleanly after its answer, and the ones still idle at the very end are
-  // closed with the listener (forceCloseConnections: 'idle').
+  // Draining, once the delay is over: stop accepting before anything else.
+  // Connections that reach the listener later are refused, which a proxy retries
+  // on another replica even for a POST (nothing was sent). Closing it only at the
+  // end, after a busy drain, reset the connections waiting in the kernel's accept
+  // queue, whose requests the proxy had already sent (lost writes). net.Server's
+  // close stops listening only; http.Server's would also cut idle keep-alive
+  // connections, where a client may be sending right then. Every answer from now
+  // on carries Connection: close (below), so connections in use close cleanly
+  // after their answer, and the ones still idle at the very end are closed with
+  // the server (forceCloseConnections: 'idle').
+  lifecycle.onStopAccepting(() => {
+    const server = app.getHttpServer() as Server;
+    if (server.listening) NetServer.prototype.close.call(server);
+  });
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     // A response that sets a cookie (the session) is never stored by a cache.

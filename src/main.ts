@@ -32,7 +32,9 @@ async function main(): Promise<void> {
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
 
-  const bootstrapKey = await app.get(ApiKeyService).bootstrap();
+  // A database blip while starting (a restarted PostgreSQL, a killed backend)
+  // must not kill the replica: the bootstrap is idempotent, try it again.
+  const bootstrapKey = await retrying(() => app.get(ApiKeyService).bootstrap(), logger);
   if (bootstrapKey) {
     // Printed once, on the first start; only its hash is stored in the database.
     console.log(`\n  Bootstrap admin API key (shown once, store it now):\n\n    ${bootstrapKey}\n`);
@@ -71,6 +73,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** Runs `work` until it succeeds, up to 6 attempts with backoff (0.2 s … 3.2 s). */
+async function retrying<T>(work: () => Promise<T>, logger: Logger): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 6) throw error;
+      const delay = 100 * 2 ** attempt;
+      logger.warn(`start-up step failed (${(error as Error).message}); retrying in ${delay} ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,5 +1,6 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from './domain-error.js';
 import { PROBLEM_CONTENT_TYPE, toDomainError, toProblem } from './problem-details.js';
 
 /** The one place errors become responses: RFC 9457 problem+json with a correlation id. */
@@ -18,8 +19,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, exception: unknown, logger: Logger): void {
   const error = toDomainError(exception);
-  if (error.status >= 500) {
+  if (error.status >= 500 && !(exception instanceof DomainError)) {
+    // Unexpected: the stack helps. (Expected 5xx, such as 503 while draining, are one line below.)
     logger.error(`${request.method} ${request.url.split('?')[0]} [${request.id}]: ${(exception as Error)?.stack ?? String(exception)}`);
+  } else if (error.status >= 500) {
+    logger.warn(`${error.status} ${error.code}: ${error.detail}`);
   } else {
     logger.debug(`${error.status} ${error.code}: ${error.detail}`);
   }

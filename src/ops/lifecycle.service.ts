@@ -8,6 +8,7 @@ export class LifecycleService {
   private draining = false;
   private readonly hooks: DrainHook[] = [];
   private readonly startHooks: DrainHook[] = [];
+  private readonly stopAcceptingHooks: DrainHook[] = [];
 
   get isDraining(): boolean {
     return this.draining;
@@ -23,12 +24,22 @@ export class LifecycleService {
     this.startHooks.push(hook);
   }
 
-  /** Turns unready, keeps serving for `delayMs`, then runs the drain hooks. */
+  /** Runs once the delay is over, before streams are told to go: the listener stops accepting. */
+  onStopAccepting(hook: DrainHook): void {
+    this.stopAcceptingHooks.push(hook);
+  }
+
+  /**
+   * Turns unready, keeps serving for `delayMs`, stops accepting connections
+   * (new ones are refused, which a proxy retries elsewhere, even a POST), then
+   * runs the drain hooks (streams told to reconnect elsewhere).
+   */
   async drain(delayMs = 0): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     await Promise.allSettled(this.startHooks.map((hook) => hook()));
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    await Promise.allSettled(this.stopAcceptingHooks.map((hook) => hook()));
     await Promise.allSettled(this.hooks.map((hook) => hook()));
   }
 }

@@ -40,6 +40,8 @@ interface SocketState {
   events?: string;
   sub?: SocketSubscriber;
   untrack?: () => void;
+  /** Gives the slot back if the engine connection closes before 'connection' (disarmed once connected). */
+  releaseIfDropped?: () => void;
 }
 
 const subscribeSchema = z.strictObject({
@@ -94,8 +96,10 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
       // Same-origin browsers and non-browser clients only: no CORS headers at all.
       cors: undefined,
       maxHttpBufferSize: 64 * 1024,
-      pingInterval: 25_000,
-      pingTimeout: 20_000,
+      // A client that vanished (an abandoned long-poll session after a
+      // failover) frees its slot and presence within ~20 s, not 45.
+      pingInterval: 10_000,
+      pingTimeout: 10_000,
       connectTimeout: 10_000,
       // A draining replica refuses new transports at the engine level: the
       // client's reconnection (with backoff) then lands on another replica.
@@ -137,11 +141,23 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
         slot === 'user_limit' ? `you already have ${this.config.limits.connectionsPerUser} open stream connections` : 'the service is at its stream connection limit',
       );
     }
+    // The client may have left while we authenticated and took the slot:
+    // socket.io then drops the socket without a 'connection', so give it back here.
+    if (socket.conn.readyState !== 'open') {
+      void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+      throw new DomainError('service_unavailable', 'the connection closed during the handshake');
+    }
+    const releaseIfDropped = () => {
+      if (!this.sockets.has(socket)) void this.cluster.releaseConnection(principal.id).catch(() => undefined);
+    };
+    socket.conn.once('close', releaseIfDropped);
+    socket.data.releaseIfDropped = releaseIfDropped;
     socket.data.principal = principal;
     socket.data.channels = [];
   }
 
   private connected(socket: IoSocket): void {
+    if (socket.data.releaseIfDropped) socket.conn.off('close', socket.data.releaseIfDropped);
     const principal = socket.data.principal;
     if (!principal || socket.disconnected) {
       if (principal) void this.cluster.releaseConnection(principal.id).catch(() => undefined);

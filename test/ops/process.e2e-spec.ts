@@ -67,6 +67,8 @@ describe('the service process', () => {
       const keyFile = path.join(dataDir, 'bootstrap-admin-key');
       expect(existsSync(keyFile)).toBe(true);
       const key = readFileSync(keyFile, 'utf8').trim();
+      // Printed just before the file is written: wait for the pipe to deliver it.
+      for (let i = 0; i < 100 && !first.output().includes(key); i++) await sleep(20);
       expect(first.output()).toContain(key);
       expect((await api(first.url, 'GET', '/readyz')).body).toEqual({ status: 'ready', bus: 'memory', busConnected: true });
       const created = await api(first.url, 'POST', '/api/v1/agents', { key, body: { id: 'kept', name: 'kept', model: { provider: 'p', name: 'm' } } });
