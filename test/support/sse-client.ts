@@ -1,3 +1,4 @@
+import { createParser, type EventSourceParser } from 'eventsource-parser';
 import http from 'node:http';
 
 export interface SseFrame {
@@ -7,13 +8,15 @@ export interface SseFrame {
   retry?: number;
   /** performance.now() when the frame arrived. */
   at?: number;
-  /** Comment lines (`:keep-alive`) arrive as event "comment". */
 }
 
 /**
  * A minimal SSE reader over node:http for tests: records every frame and the
  * response head, resolves `waitFor` predicates, and can stop reading to act
- * as a slow consumer.
+ * as a slow consumer. The stream is parsed by `eventsource-parser` (the parser
+ * the `eventsource` package uses); besides events, `frames` holds a `retry:`
+ * hint as `{ event: 'message', data: '', retry }` and a comment (`:keep-alive`)
+ * as `{ event: 'comment', data: 'keep-alive' }`, each when it arrives.
  */
 export class SseClient {
   readonly frames: SseFrame[] = [];
@@ -23,7 +26,11 @@ export class SseClient {
   body = '';
   private req?: http.ClientRequest;
   private res?: http.IncomingMessage;
-  private buffer = '';
+  private readonly parser: EventSourceParser = createParser({
+    onEvent: (e) => this.push({ id: e.id, event: e.event ?? 'message', data: e.data }),
+    onRetry: (retry) => this.push({ event: 'message', data: '', retry }),
+    onComment: (comment) => this.push({ event: 'comment', data: comment }),
+  });
   private waiters: (() => void)[] = [];
 
   static async connect(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
@@ -61,33 +68,13 @@ export class SseClient {
   }
 
   private feed(text: string): void {
-    this.buffer += text;
-    let idx: number;
-    while ((idx = this.buffer.indexOf('\n\n')) !== -1) {
-      const block = this.buffer.slice(0, idx);
-      this.buffer = this.buffer.slice(idx + 2);
-      const frame: SseFrame = { event: 'message', data: '', at: performance.now() };
-      const data: string[] = [];
-      let comment = false;
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) {
-          comment = true;
-          data.push(line.slice(1));
-          continue;
-        }
-        const colon = line.indexOf(':');
-        const field = colon === -1 ? line : line.slice(0, colon);
-        const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'id') frame.id = value;
-        else if (field === 'event') frame.event = value;
-        else if (field === 'data') data.push(value);
-        else if (field === 'retry') frame.retry = Number(value);
-      }
-      if (comment && data.length > 0 && frame.id === undefined) frame.event = 'comment';
-      frame.data = data.join('\n');
-      this.frames.push(frame);
-    }
+    this.parser.feed(text);
     this.notify();
+  }
+
+  private push(frame: SseFrame): void {
+    frame.at = performance.now();
+    this.frames.push(frame);
   }
 
   private notify(): void {
