@@ -175,10 +175,12 @@ async function main() {
         if (spec.fresh) await sys.restartMeasured();
         const t0 = now();
         const busy0 = machineBusy();
+        const load0 = os.loadavg()[0];
         results[w][sys.name] = await spec.run(w, sys, pool, sizes[w], log);
         results[w][sys.name].wallMs = now() - t0;
         // Cores busy on the whole machine meanwhile (ours and anyone else's: other tests share these cores).
-        results[w][sys.name].machineBusyCores = (machineBusy() - busy0) / (now() - t0);
+        results[w][sys.name].machineBusyCores = Math.min(os.cpus().length, (machineBusy() - busy0) / (now() - t0));
+        results[w][sys.name].loadAverageAtStart = load0;
       } catch (error) {
         log(`  ${sys.name}: FAILED ${error.stack ?? error}`);
         results[w][sys.name] = { error: String(error.message ?? error) };

@@ -433,10 +433,10 @@ export function renderMarkdown(report) {
   const writesPerSec = sz.W1.subscribers * sz.W1.rate;
   const capped = sz.W3.connections < (m.w3Requested ?? sz.W3.connections);
   const allHeld = [s3, n3, r3].every((r) => r && r.held >= sz.W3.connections && r.reachedByEvent >= sz.W3.connections);
-  const busy = Object.values(R)
-    .flatMap((w) => Object.values(w))
-    .map((r) => r?.machineBusyCores)
-    .filter(Number.isFinite);
+  // Load average (1 min) when each workload started, for the first system it ran on: other work shares these two cores.
+  const loads = Object.entries(R)
+    .map(([w, bySystem]) => [w, Object.values(bySystem).find((r) => Number.isFinite(r?.loadAverageAtStart))?.loadAverageAtStart])
+    .filter(([, l]) => Number.isFinite(l));
 
   const para = [];
   if (s1 && n1 && r1) {
@@ -482,9 +482,8 @@ export function renderMarkdown(report) {
   return `# Benchmarks
 
 Written by \`npm run bench\` on ${m.date.slice(0, 10)} (${m.machine}, Node ${m.node}, service ${m.build ?? 'dist/'}); the whole run took ${fmt(m.totalSeconds, 0)} s.
-Every figure on this page comes from that one run${m.reruns?.length ? ' (except the workloads listed below, re-run afterwards)' : ''}, for the three systems side by side; run it again to refresh the page (and \`docs/benchmarks.svg\`). The machine's two cores were shared with whatever else ran meanwhile: load average ${m.loadAverage ? `${fmt(m.loadAverage.start[0], 1)} at the start and ${fmt(m.loadAverage.end[0], 1)} at the end` : 'not recorded'}${busy.length ? `, whole-machine CPU busy during the workloads ${fmt(Math.min(...busy), 2)}–${fmt(Math.max(...busy), 2)} cores of 2 (the benchmark's own processes included)` : ''}.
-
-${(m.reruns ?? []).map((r) => `- Re-run on ${r.date.slice(0, 16).replace('T', ' ')} UTC: ${r.workloads.join(', ')} (${r.systems.join(', ')})${r.reason ? `, because ${r.reason}` : ''}; load average ${fmt(r.loadAverage?.start?.[0], 1)} at its start. The first run's figures it replaced are in \`bench/results/latest.json\` (\`meta.reruns\`).`).join('\n')}
+Every figure on this page comes from that one run${m.reruns?.length ? ' (except the workloads listed below, re-run afterwards)' : ''}, for the three systems side by side; run it again to refresh the page (and \`docs/benchmarks.svg\`). The machine's two cores were shared with other engineers' test suites running meanwhile: load average ${m.loadAverage ? `${fmt(m.loadAverage.start[0], 1)} at the start and ${fmt(m.loadAverage.end[0], 1)} at the end` : 'not recorded'}${loads.length ? `; when each workload started: ${loads.map(([w, l]) => `${w} ${fmt(l, 1)}`).join(', ')}` : ''}. Latencies and throughputs move with it; CPU per event or per write much less.
+${(m.reruns ?? []).map((r) => `\n- Re-run on ${r.date.slice(0, 16).replace('T', ' ')} UTC: ${r.workloads.join(', ')} (${r.systems.join(', ')})${r.reason ? `, because ${r.reason}` : ''}; load average ${fmt(r.loadAverage?.start?.[0], 1)} at its start. The first run's figures it replaced are in \`bench/results/latest.json\` (\`meta.reruns\`).`).join('')}
 
 ![SSE fan-out: CPU per delivered event, memory per idle connection, end-to-end latency, replay rate, write throughput](benchmarks.svg)
 

@@ -107,9 +107,17 @@ async function main() {
   if (process.argv.includes('--snapshots')) env.PROBE_SNAPSHOT = '1';
   sys = new ServiceSystem({ databaseUrl: postgres.url, redisUrl: redis.url, postgres, env });
   const probe = path.join(here, 'probe.mjs');
-  sys.nodeArgsOf = (name) => (name === 'sub' ? ['--expose-gc', '--import', probe] : ['--import', probe]);
+  // --sub-args "--max-semi-space-size=64": extra node flags for sub (a deployment knob, not a src change).
+  const subArgs = String(arg('sub-args', '')).split(' ').filter(Boolean);
+  sys.nodeArgsOf = (name) => (name === 'sub' ? ['--expose-gc', ...subArgs, '--import', probe] : ['--import', probe]);
   await sys.start();
   const { writer, sub } = sys.replicas;
+  // --sub-args "--trace-gc-nvp": sub's stdout goes to a file as well (--gc-log FILE), for the promoted bytes per scavenge.
+  if (arg('gc-log')) {
+    const { createWriteStream } = await import('node:fs');
+    const out = createWriteStream(arg('gc-log'));
+    sub.proc.child.stdout.on('data', (d) => out.write(d));
+  }
   pool = new ClientPool(2);
   pool.start();
   const target = sys.targets('main');
@@ -121,7 +129,8 @@ async function main() {
   const p0 = await phase(sub, 0);
   await phase(writer, 0);
   const cpuOpen0 = sumCpu([sub.proc.pid]);
-  const opened = await pool.open(target, SUBSCRIBERS - 1, { client: 'http', sampleEvery: SAMPLE_EVERY, concurrency: 64, timeoutMs: 120_000 });
+  const OPEN_CONCURRENCY = Number(arg('open-concurrency', 64)); // per client worker
+  const opened = await pool.open(target, SUBSCRIBERS - 1, { client: 'http', sampleEvery: SAMPLE_EVERY, concurrency: OPEN_CONCURRENCY, timeoutMs: 120_000 });
   const cpuOpen1 = sumCpu([sub.proc.pid]);
   log(`${opened.opened + 1} http subscribers in ${(opened.ms / 1000).toFixed(1)} s ${JSON.stringify(opened.results)}`);
   await sleep(8000);
@@ -129,6 +138,8 @@ async function main() {
   const p1 = await phase(sub, 1);
   await phase(writer, 1);
   const held = (await pool.stats()).open;
+
+  if (process.argv.includes('--memory-only')) return memoryOnly({ p0, p1, rss0, rss1, n: opened.opened, opened, cpuOpen: cpuOpen1 - cpuOpen0, subArgs, openConcurrency: OPEN_CONCURRENCY });
 
   // ---- the fan-out window --------------------------------------------------------------
   await sleep(1000);
@@ -324,6 +335,15 @@ async function main() {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(arg('dump'), JSON.stringify({ ev, flushes, stalls: p2.stalls, gcs: p2.gcs, bus: p2.bus, eld: p2.eld }, null, 1));
   }
+}
+
+/** `--memory-only`: one line of the memory comparison table (RSS, heap before/after a full GC, per connection). */
+function memoryOnly({ p0, p1, rss0, rss1, n, opened, cpuOpen, subArgs, openConcurrency }) {
+  const m0 = p0.afterGc.memory;
+  const m1 = p1.afterGc.memory;
+  print(
+    `| ${subArgs.join(' ') || '(defaults)'}, ${openConcurrency * 2} opening at a time | ${(opened.ms / 1000).toFixed(1)} s | ${KB((rss1 - rss0) / n)} | ${KB((p1.memory.heapUsed - p0.memory.heapUsed) / n)} | ${KB((p1.memory.heapTotal - p0.memory.heapTotal) / n)} | ${KB((m1.heapUsed - m0.heapUsed) / n)} | ${KB((m1.rss - m0.rss) / n)} | ${MB(p0.heapSpaces.new_space?.size ?? 0)} → ${MB(p1.heapSpaces.new_space?.size ?? 0)} | ${p1.gcs.length} (${p1.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms) | ${(cpuOpen / n).toFixed(0)} |`,
+  );
 }
 
 main()
