@@ -109,14 +109,38 @@ export interface PresenceSnapshot {
   users: PresenceUser[];
 }
 
-/** Live result of one health probe (not persisted; dropped for slow consumers). */
+/** Live result of one health probe (not persisted; dropped for slow consumers). The same object as the SSE `health.check` frame. */
 export interface HealthCheckMessage {
   serverId: string;
   ok: boolean;
+  /** `good`, `slow` (over its latency threshold), `partial`, `failed`. */
+  quality: string;
   latencyMs: number;
-  status: string;
   at: string;
+  /** The step that failed: `connect`, `initialize`, `ping`, `tools/list`, `egress`, `timeout`. */
+  step?: string;
   error?: string;
+  toolCount?: number;
+  replica: string;
+}
+
+/** One MCP server's health (as `GET /api/v1/health` shows it). */
+export interface ServerHealthMessage {
+  id: string;
+  name: string;
+  enabled: boolean;
+  /** `healthy`, `degraded`, `unhealthy`, `unknown`. */
+  status: string;
+  reason: string | null;
+  latencyMs: number | null;
+  checkedAt: string | null;
+  circuit: { state: string; reason: string | null; since: string | null; failures: number; retryAt: string | null };
+}
+
+/** Sent when a subscription gains the `health` channel: every server's state, consistent with `cursor`; changes follow as `event`s. */
+export interface HealthSnapshotMessage {
+  cursor: number;
+  servers: ServerHealthMessage[];
 }
 
 export interface ServerToClientEvents {
@@ -127,6 +151,7 @@ export interface ServerToClientEvents {
   presence: (snapshot: PresenceSnapshot) => void;
   'user.connected': (change: PresenceChange) => void;
   'user.disconnected': (change: PresenceChange) => void;
+  'health.snapshot': (snapshot: HealthSnapshotMessage) => void;
   'health.check': (check: HealthCheckMessage) => void;
   /** Sent just before the server disconnects the socket, with why (then `disconnect` with "io server disconnect"). */
   closing: (notice: DisconnectNotice) => void;

@@ -23,6 +23,6 @@ import { ServerDirectory } from './server-directory.js';
   imports: [BusModule, MetricsModule, RegistryModule, StreamingModule],
   controllers: [HealthController, HealthStreamController],
   providers: [ServerDirectory, HealthRepository, HealthRuntime, CircuitBreakers, HealthProber, HealthService, HealthStream],
-  exports: [CircuitBreakers, HealthService, HealthStream],
+  exports: [CircuitBreakers, HealthService, HealthStream, HealthRuntime],
 })
 export class HealthModule {}

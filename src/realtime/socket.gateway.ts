@@ -16,6 +16,7 @@ import {
   CHANNELS,
   type ClientToServerEvents,
   type HealthCheckMessage,
+  type HealthSnapshotMessage,
   type PresenceUser,
   type ServerToClientEvents,
   SOCKET_PATH,
@@ -23,6 +24,8 @@ import {
   type SubscribeAck,
   type UnsubscribeAck,
 } from '../events/socket-protocol.js';
+import { HealthRuntime } from '../health/health.runtime.js';
+import { HealthService } from '../health/health.service.js';
 import { LifecycleService } from '../ops/lifecycle.service.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import { EventFilter } from '../streaming/event-filter.js';
@@ -80,6 +83,8 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     private readonly lifecycle: LifecycleService,
     private readonly registry: ConnectionRegistry,
     private readonly bus: EventBus,
+    private readonly health: HealthService,
+    private readonly healthRuntime: HealthRuntime,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     metrics: MetricsService,
   ) {
@@ -115,6 +120,8 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     this.io = io;
     this.registry.listen(this);
     this.lifecycle.onDrain(() => this.drain());
+    // Every replica's probe results, live, for sockets on the health channel.
+    this.healthRuntime.checks.onCheck((result) => this.healthCheck(result as unknown as HealthCheckMessage));
     this.bus.onControl((message) => {
       if (message.op === 'disconnect' && message.principalId) this.disconnectPrincipal(message.principalId, message.reason ?? 'disconnected by an admin');
     });
@@ -196,9 +203,17 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
       const wanted = [...new Set([...socket.data.channels, ...channels])];
       const eventsSpec = events === undefined ? socket.data.events : Array.isArray(events) ? events.join(',') : events;
       const filter = this.filterFor(wanted, eventsSpec, socket.data.principal);
-      const cursor = lastEventId === undefined ? socket.data.sub?.cursor : parseLastEventId(lastEventId);
+      let cursor = lastEventId === undefined ? socket.data.sub?.cursor : parseLastEventId(lastEventId);
+      const addsHealth = wanted.includes('health') && !socket.data.channels.includes('health');
       socket.data.channels = wanted;
       socket.data.events = eventsSpec;
+      if (addsHealth) {
+        // The state first (consistent with the head), then the changes after it as events.
+        const snapshot = await this.health.snapshot(this.hub.head);
+        socket.emit('health.snapshot', snapshot as unknown as HealthSnapshotMessage);
+        // A fresh subscription goes on from the snapshot, not from a head that moved while it was read.
+        cursor ??= snapshot.cursor;
+      }
       const sub = await this.follow(socket, filter, cursor);
       answer?.({ ok: true, cursor: sub.cursor, channels: wanted });
     } catch (error) {
