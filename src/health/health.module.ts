@@ -7,6 +7,7 @@ import { CircuitBreakers } from './circuit-breakers.js';
 import { HealthController } from './health.controller.js';
 import { HealthProber } from './health.prober.js';
 import { HealthRepository } from './health.repository.js';
+import { HealthMetrics } from './health.metrics.js';
 import { HealthRuntime } from './health.runtime.js';
 import { HealthService } from './health.service.js';
 import { HealthStreamController } from './health-stream.controller.js';
@@ -22,7 +23,7 @@ import { ServerDirectory } from './server-directory.js';
 @Module({
   imports: [BusModule, MetricsModule, RegistryModule, StreamingModule],
   controllers: [HealthController, HealthStreamController],
-  providers: [ServerDirectory, HealthRepository, HealthRuntime, CircuitBreakers, HealthProber, HealthService, HealthStream],
+  providers: [ServerDirectory, HealthRepository, HealthRuntime, CircuitBreakers, HealthProber, HealthService, HealthStream, HealthMetrics],
   exports: [CircuitBreakers, HealthService, HealthStream, HealthRuntime],
 })
 export class HealthModule {}

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { io } from 'socket.io-client';
 import { SOCKET_PATH } from '../../src/events/socket-protocol.js';
+import { McpFixtureHost } from '../support/mcp-fixtures.js';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { SseClient } from '../support/sse-client.js';
-import { api, createTestDatabase, redisUrl, sleep } from '../support/test-env.js';
+import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
@@ -33,15 +34,21 @@ describe('metrics after real traffic (two real replicas)', () => {
   let cluster: Cluster;
   let r1: Replica;
   let r2: Replica;
+  let host: McpFixtureHost;
   let samples: Map<string, { labels: string; value: number }[]>;
   const value = (name: string, labels = '') => samples.get(name)?.find((s) => s.labels.includes(labels))?.value;
   const scrape = async (r: Replica) => parse((await api(r.url, 'GET', '/metrics', { headers: { authorization: 'Bearer metrics-token-for-the-test-0123' } })).text);
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    cluster = new Cluster(db.url, redisUrl(), { METRICS_TOKEN: 'metrics-token-for-the-test-0123' });
+    cluster = new Cluster(db.url, redisUrl(), { METRICS_TOKEN: 'metrics-token-for-the-test-0123', MCP_ALLOW_PRIVATE_NETWORKS: 'true' });
     r1 = await cluster.start('m1');
     r2 = await cluster.start('m2');
+    // One real MCP server, probed every second.
+    host = await McpFixtureHost.start();
+    const fixture = host.add('probed');
+    const healthCheck = { intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 1, healthyThreshold: 1 };
+    expect((await api(r1.url, 'POST', '/api/v1/mcp-servers', { key: cluster.adminKey, body: { id: 'probed', name: 'probed', url: fixture.url, healthCheck } })).status).toBe(201);
     // Traffic: an SSE subscriber and a Socket.IO subscriber on r2, writes through r1, a resume from the window, a reset.
     const sse = await SseClient.connect(`${r2.url}/api/v1/stream/changes`, { authorization: `Bearer ${cluster.adminKey}` });
     const socket = io(r2.url, { path: SOCKET_PATH, auth: { token: cluster.adminKey }, transports: ['websocket'], forceNew: true, reconnection: false });
@@ -56,11 +63,13 @@ describe('metrics after real traffic (two real replicas)', () => {
     resumed.close();
     ahead.close();
     await sleep(500);
+    await waitFor(async () => (await api(r2.url, 'GET', '/api/v1/health', { key: cluster.adminKey })).body.items?.[0]?.status === 'healthy', 10_000, 'the MCP server healthy');
     samples = await scrape(r2);
     sse.close();
     socket.disconnect();
   }, 90_000);
   afterAll(async () => {
+    await host?.close();
     await cluster.stop();
     await db.drop();
   });
@@ -107,6 +116,14 @@ describe('metrics after real traffic (two real replicas)', () => {
     expect(published).toBe(last);
     expect(value('registry_redis_connected')).toBe(1);
     expect(value('registry_cluster_limits_degraded')).toBe(0);
+  });
+
+  it('reports probe results and server health', () => {
+    expect(value('registry_health_probes_total', 'quality="good"')).toBeGreaterThanOrEqual(1);
+    expect(value('registry_health_probe_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(value('registry_mcp_servers', 'status="healthy"')).toBe(1);
+    expect(value('registry_mcp_servers', 'status="unhealthy"')).toBe(0);
+    expect(value('registry_mcp_circuits', 'state="closed"')).toBe(1);
   });
 
   it('refuses the scrape without the token', async () => {
