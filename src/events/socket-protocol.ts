@@ -42,7 +42,11 @@ export const CHANNEL_EVENTS: Record<Channel, readonly string[]> = {
   trust_rules: ['trust_rule.*'],
 };
 
-/** Admin notices: posted with `POST /api/v1/admin/notices`, delivered like every change (outbox, seq, resume). */
+/**
+ * Admin notices: posted with `POST /api/v1/admin/notices`, delivered like every
+ * change (outbox, seq, resume) as an `event` whose `type` is the kind, whose `id`
+ * is the notice's id and whose `data` is `{ message, expiresAt }`.
+ */
 export const NOTICE_KINDS = ['system.alert', 'system.maintenance'] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
@@ -68,6 +72,11 @@ export interface SocketError {
 }
 
 export type Ack<T> = ({ ok: true } & T) | { ok?: undefined; error: SocketError };
+/**
+ * Sent once the subscription is live: any replay has been written before it, so
+ * `cursor` is the position after the replayed events (where live delivery
+ * goes on), not the `lastEventId` asked for.
+ */
 export type SubscribeAck = Ack<{ cursor: number; channels: Channel[] }>;
 export type UnsubscribeAck = Ack<{ cursor: number; channels: Channel[] }>;
 
@@ -149,11 +158,20 @@ export interface ServerToClientEvents {
   reset: (message: ResetMessage) => void;
   /** Sent once after connecting, then kept current with the two below. */
   presence: (snapshot: PresenceSnapshot) => void;
+  /** A principal came online, or opened another tab (`tabs` is the new count). */
   'user.connected': (change: PresenceChange) => void;
+  /** A principal closed its last tab (`tabs: 0`), or one of several (`tabs` > 0: still online). */
   'user.disconnected': (change: PresenceChange) => void;
   'health.snapshot': (snapshot: HealthSnapshotMessage) => void;
   'health.check': (check: HealthCheckMessage) => void;
-  /** Sent just before the server disconnects the socket, with why (then `disconnect` with "io server disconnect"). */
+  /**
+   * Sent just before the server ends the socket, with why. `reconnect: true`
+   * (draining, slow consumer, disconnected by an admin): the transport is closed,
+   * the client sees `disconnect` with "transport close" and socket.io-client
+   * reconnects by itself; subscribe again with your last seq. `reconnect: false`
+   * (credential revoked or changed): `disconnect` with "io server disconnect",
+   * and the client stays away.
+   */
   closing: (notice: DisconnectNotice) => void;
 }
 
@@ -162,7 +180,7 @@ export interface ClientToServerEvents {
   unsubscribe: (request: UnsubscribeRequest, ack: (answer: UnsubscribeAck) => void) => void;
 }
 
-/** Why the server disconnects a socket (`closing`, just before `disconnect` with "io server disconnect"). */
+/** Why the server ends a socket (see `closing`). */
 export interface DisconnectNotice {
   /** e.g. `draining` (reconnect: another replica answers), `credential revoked`, `slow consumer`, `disconnected by an admin`. */
   reason: string;
