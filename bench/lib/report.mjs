@@ -481,7 +481,7 @@ export function renderMarkdown(report) {
 
   return `# Benchmarks
 
-Written by \`npm run bench\` on ${m.date.slice(0, 10)} (${m.machine}, Node ${m.node}, service ${m.build ?? 'dist/'}); the whole run took ${fmt(m.totalSeconds, 0)} s.
+Written by ${m.build?.startsWith('commit') ? `\`node bench/run.mjs\` (what \`npm run bench\` runs after building), with the service built from ${m.build} by \`bench/build-snapshot.mjs\`,` : '\`npm run bench\`'} on ${m.date.slice(0, 10)} (${m.machine}, Node ${m.node}); the whole run took ${fmt(m.totalSeconds, 0)} s.
 Every figure on this page comes from that one run${m.reruns?.length ? ' (except the workloads listed below, re-run afterwards)' : ''}, for the three systems side by side; run it again to refresh the page (and \`docs/benchmarks.svg\`). The machine's two cores were shared with other engineers' test suites running meanwhile: load average ${m.loadAverage ? `${fmt(m.loadAverage.start[0], 1)} at the start and ${fmt(m.loadAverage.end[0], 1)} at the end` : 'not recorded'}${loads.length ? `; when each workload started: ${loads.map(([w, l]) => `${w} ${fmt(l, 1)}`).join(', ')}` : ''}. Latencies and throughputs move with it; CPU per event or per write much less.
 ${(m.reruns ?? []).map((r) => `\n- Re-run on ${r.date.slice(0, 16).replace('T', ' ')} UTC: ${r.workloads.join(', ')} (${r.systems.join(', ')})${r.reason ? `, because ${r.reason}` : ''}; load average ${fmt(r.loadAverage?.start?.[0], 1)} at its start. The first run's figures it replaced are in \`bench/results/latest.json\` (\`meta.reruns\`).`).join('')}
 
