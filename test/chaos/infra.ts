@@ -4,35 +4,15 @@
 // (`node dist/main.js`) and nginx with the shipped config (deploy/nginx/nginx.conf).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, type WriteStream, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { FaultProxy } from '../support/fault-proxy.js';
+import { freePort, portOpen } from '../support/ports.mjs';
 import { sleep } from '../support/timing.js';
 
 export const HOST = '127.0.0.1';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, HOST, () => {
-      socket.end();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
+export { freePort };
 
 // ---- processes ---------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-import { freePort } from '../../src/database/embedded-postgres.js';
+import { freePort } from '../support/ports.mjs';
 import { EverythingServer, McpFixtureHost } from '../support/mcp-fixtures.js';
 import { SseClient } from '../support/sse-client.js';
 import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { freePort } from '../../src/database/embedded-postgres.js';
+import { freePort } from '../support/ports.mjs';
 import { MIGRATIONS } from '../../src/database/migration-list.js';
 import { api, createTestDatabase, sleep } from '../support/test-env.js';
 

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { freePort } from '../../src/database/embedded-postgres.js';
+import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { query } from '../support/security.js';
 import { SseClient } from '../support/sse-client.js';

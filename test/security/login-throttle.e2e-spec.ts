@@ -1,5 +1,5 @@
 import { hashPassword } from '../../src/auth/secrets.js';
-import { freePort } from '../../src/database/embedded-postgres.js';
+import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { query } from '../support/security.js';
 import { api, createTestDatabase, redisUrl, sleep, startTestApp } from '../support/test-env.js';

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { freePort } from '../../src/database/embedded-postgres.js';
+import { freePort } from './ports.mjs';
 import { sleep, testAdminKey } from './test-env.js';
 
 export interface Replica {
