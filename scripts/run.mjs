@@ -2,7 +2,7 @@
 // The README's commands go through here so they work on a fresh machine:
 //   start   build when needed, then run the service (embedded PostgreSQL by default)
 //   migrate build when needed, then apply migrations
-//   test    install redis-server if missing (apt, as root), build, run jest (ESM mode)
+//   test    check that redis-server is installed, build, run jest (ESM mode)
 //   bench   build, then run the benchmarks
 //   chaos   install redis-server and nginx if missing, build, run the chaos suite (test/chaos)
 import { spawnSync } from 'node:child_process';
@@ -56,16 +56,14 @@ function has(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** Only checks: installing system packages is .ci/run's job (and the bench's preflight), never the tests'. */
 function ensureRedis() {
   if (has('redis-server')) return;
-  if (process.getuid?.() === 0 && has('apt-get')) {
-    console.log('redis-server is missing; installing it with apt-get');
-    run('sh', ['-c', 'apt-get install -y -qq redis-server >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq redis-server)']);
-  }
-  if (!has('redis-server')) {
-    console.error('The tests need redis-server on PATH (Debian: apt-get install -y redis-server).');
-    process.exit(1);
-  }
+  console.error(
+    'redis-server is not installed, and the tests start one (jest global setup).\n' +
+      'Install it (Debian/Ubuntu: apt-get install -y redis-server), or run .ci/run, which installs what is missing.',
+  );
+  process.exit(1);
 }
 
 function ensureNginx() {
