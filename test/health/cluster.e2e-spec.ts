@@ -2,7 +2,7 @@ import { rendezvousOwner } from '../../src/health/probe-ownership.js';
 import { McpFixtureHost } from '../support/mcp-fixtures.js';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { SseClient } from '../support/sse-client.js';
-import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
+import { api, createTestDatabase, recordFigure, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const INTERVAL = 2000;
 const TIMEOUT = 1000;
@@ -106,7 +106,7 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
     await c.waitFor((x) => x.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.data.to === 'unhealthy'), 10_000, 'unhealthy');
     const event = c.events.find((e) => e.event === 'mcp_server.health_changed')!;
     const latency = event.at - down;
-    console.log(`down → mcp_server.health_changed on the other replica's health stream: ${latency.toFixed(0)} ms (interval ${INTERVAL} ms + timeout ${TIMEOUT} ms)`);
+    recordFigure(`down → mcp_server.health_changed on the other replica's health stream: ${latency.toFixed(0)} ms (interval ${INTERVAL} ms + timeout ${TIMEOUT} ms)`);
     expect(event.data).toMatchObject({ id: target, data: { from: 'healthy', to: 'unhealthy', reason: expect.stringMatching(/no answer within 1000 ms/) } });
     expect(latency).toBeLessThan(INTERVAL + TIMEOUT + 300);
     // The failed check came over the live side channel too, from the owner.
@@ -139,7 +139,7 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
       5000,
       'owners after r3 left',
     );
-    console.log(`servers of a replica that stopped (SIGTERM) owned again after ${(performance.now() - stopped).toFixed(0)} ms`);
+    recordFigure(`servers of a replica that stopped (SIGTERM) owned again after ${(performance.now() - stopped).toFixed(0)} ms`);
   });
 
   it('takes a killed replica’s servers over within two probe intervals (prints the takeover time)', async () => {
@@ -156,7 +156,7 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
         throw new Error(`${error.message}; missing ${missing}; owners ${JSON.stringify([...(await ownersOf(r2))])}; r2 log:\n${r2.output.slice(-3000)}`);
       });
     const firsts = orphans.map((id) => checks(c).find((k) => k.serverId === id && k.replica === r2.id && k.at > killed)!.at - killed);
-    console.log(`takeover after SIGKILL: first probe by the survivor after ${firsts.map((f) => f.toFixed(0)).join(', ')} ms (interval ${INTERVAL} ms, lease 1000 ms)`);
+    recordFigure(`takeover after SIGKILL: first probe by the survivor after ${firsts.map((f) => f.toFixed(0)).join(', ')} ms (interval ${INTERVAL} ms, lease 1000 ms)`);
     for (const f of firsts) expect(f).toBeLessThan(2 * INTERVAL);
     const owners = await ownersOf(r2);
     for (const id of servers) expect([id, owners.get(id)]).toEqual([id, r2.id]);

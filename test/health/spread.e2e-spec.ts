@@ -1,7 +1,7 @@
 import { rendezvousOwner } from '../../src/health/probe-ownership.js';
 import { McpFixtureHost } from '../support/mcp-fixtures.js';
 import { Cluster, type Replica } from '../support/replicas.js';
-import { api, createTestDatabase, redisUrl, waitFor } from '../support/test-env.js';
+import { api, createTestDatabase, recordFigure, redisUrl, waitFor } from '../support/test-env.js';
 
 const SERVERS = 1000;
 const HOSTS = 4;
@@ -60,7 +60,7 @@ describe('1,000 MCP servers spread over three replicas', () => {
       'every server owned by its rendezvous winner',
     );
     const spread = counts(settled);
-    console.log(`1,000 servers over 3 replicas: ${[...spread.values()].join(' / ')}`);
+    recordFigure(`1,000 servers over 3 replicas: ${[...spread.values()].join(' / ')}`);
     for (const r of replicas) expect(Math.abs(spread.get(r.id)! - SERVERS / 3)).toBeLessThan(0.15 * (SERVERS / 3));
     // The lease keys in Redis say the same thing from another replica's point of view.
     const fromR3 = await owners(replicas[2]!);
@@ -78,7 +78,7 @@ describe('1,000 MCP servers spread over three replicas', () => {
       20_000,
       'the victim’s servers owned by the survivors',
     );
-    console.log(`after SIGKILL of one replica: ${[...counts(after).values()].join(' / ')} in ${(performance.now() - killed).toFixed(0)} ms`);
+    recordFigure(`after SIGKILL of one replica: ${[...counts(after).values()].join(' / ')} in ${(performance.now() - killed).toFixed(0)} ms`);
     // Servers that stay put did not move; the victim's went to the survivors by the same hashing.
     for (const id of ids) if (settled.get(id) !== victim!.id) expect(after.get(id)).toBe(settled.get(id));
     // Probing stayed light and single: no server was initialized twice (one first probe each at most, interval one hour).

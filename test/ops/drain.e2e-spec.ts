@@ -3,7 +3,7 @@ import { io, type Socket } from 'socket.io-client';
 import { SOCKET_PATH } from '../../src/events/socket-protocol.js';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { TcpBalancer } from '../support/tcp-balancer.js';
-import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
+import { api, createTestDatabase, recordFigure, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
@@ -115,7 +115,7 @@ describe('drain with real clients moving to another replica', () => {
       const expected = createdSeqs.map((e) => e.seq);
       await waitFor(() => sse.every((c) => c.ids.length >= expected.length) && sockets.every((s) => s.seqs.length >= expected.length), 15_000, 'every client caught up');
 
-      console.log(`drain steps: unready after ${unreadyAt} ms, exit ${code} after ${exitedAt} ms, r2 leading after ${leaderAt} ms; ${written.length} writes, ${failed.length} failed`);
+      recordFigure(`drain steps: unready after ${unreadyAt} ms, exit ${code} after ${exitedAt} ms, r2 leading after ${leaderAt} ms; ${written.length} writes, ${failed.length} failed`);
       expect(unreadyAt).toBeGreaterThan(0);
       expect(unreadyAt).toBeLessThan(500);
       expect(during.status).toBe(201);

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { OutboxSequencer } from '../../src/outbox/outbox.sequencer.js';
-import { createTestDatabase, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { createTestDatabase, recordFigure, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
 
 const WRITERS = 16;
 const TX_PER_WRITER = 25;
@@ -90,7 +90,7 @@ describe('outbox sequencer', () => {
     }
     // One elected replica did all the work; the other paid nothing per commit.
     const runs = replicas.map((r) => r.app.get(OutboxSequencer).sequencedRuns);
-    console.log(`sequenced ${expectedTotal} events from ${WRITERS} writers; runs per replica ${runs.join('/')}; id-order reader saw ${idOrderViolations} out-of-order ids`);
+    recordFigure(`sequenced ${expectedTotal} events from ${WRITERS} writers; runs per replica ${runs.join('/')}; id-order reader saw ${idOrderViolations} out-of-order ids`);
     expect(runs.filter((n) => n > 0)).toHaveLength(1);
     expect(runs.reduce((a, b) => a + b, 0)).toBeGreaterThan(1);
   });

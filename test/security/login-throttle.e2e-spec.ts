@@ -2,7 +2,7 @@ import { hashPassword } from '../../src/auth/secrets.js';
 import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { query } from '../support/security.js';
-import { api, createTestDatabase, redisUrl, sleep, startTestApp } from '../support/test-env.js';
+import { api, createTestDatabase, recordFigure, redisUrl, sleep, startTestApp } from '../support/test-env.js';
 
 const PASSWORD = 'the right password';
 const attempt = (replica: Replica | string, username: string, password: string, ip?: string) =>
@@ -77,7 +77,7 @@ describe('security: login throttling shared by replicas, and the hashing cost', 
     expect(statuses.every((s) => s === 401 || s === 503)).toBe(true);
     const metrics = await fetch(`${r1.url}/metrics`).then((r) => r.text());
     expect(Number(/^registry_password_hash_rejected_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(21);
-    console.log(`login flood: ${busy.length} of 30 turned away, ${(performance.now() - started).toFixed(0)} ms`);
+    recordFigure(`login flood: ${busy.length} of 30 turned away, ${(performance.now() - started).toFixed(0)} ms`);
   });
 
   it('rehashes a password stored with the old cost at the next successful login', async () => {

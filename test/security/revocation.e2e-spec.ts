@@ -2,7 +2,7 @@ import { Cluster, type Replica } from '../support/replicas.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { loginAs, login, query } from '../support/security.js';
 import { SseClient } from '../support/sse-client.js';
-import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
+import { api, createTestDatabase, recordFigure, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
@@ -62,7 +62,7 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     const revoked = await api(r1.url, 'DELETE', `/api/v1/api-keys/${made.body.id}`, { key: cluster.adminKey });
     expect(revoked.status).toBe(204);
     const elapsed = await endedWithin(stream, performance.now());
-    console.log(`revoked key: stream on the other replica ended ${elapsed.toFixed(0)} ms after the revocation`);
+    recordFigure(`revoked key: stream on the other replica ended ${elapsed.toFixed(0)} ms after the revocation`);
     expect(elapsed).toBeLessThan(1000);
 
     const after = await trustRule();

@@ -197,9 +197,9 @@ describe('SSE change stream (one replica)', () => {
     const metrics = await waitFor(async () => {
       const m = await api(t.baseUrl, 'GET', '/metrics');
       return /registry_sse_disconnects_total\{reason="slow consumer"\} [1-9]/.test(m.text) ? m : undefined;
-    }, 15_000, 'slow consumer disconnected').catch(async (e) => {
-      console.log((await api(t.baseUrl, 'GET', '/metrics')).text.split('\n').filter((l) => l.startsWith('registry_')).join('\n'));
-      throw e;
+    }, 15_000, 'slow consumer disconnected').catch(async (e: Error) => {
+      const registry = (await api(t.baseUrl, 'GET', '/metrics')).text.split('\n').filter((l) => l.startsWith('registry_'));
+      throw new Error(`${e.message}; metrics:\n${registry.join('\n')}`);
     });
     expect(metrics.text).toMatch(/registry_sse_connections [0-9]/);
   });

@@ -1,7 +1,7 @@
 import { EventSource } from 'eventsource';
 import pg from 'pg';
 import { SseClient } from '../support/sse-client.js';
-import { api, createKey, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { api, createKey, recordFigure, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
@@ -92,7 +92,7 @@ describe('the client cursor is always the server cursor', () => {
         else if (res.body.items[0].seq !== after + 1) skipped.push(`after=${after}: first=${res.body.items[0].seq}`);
       }
       expect(skipped).toEqual([]);
-      console.log(`feed under pruning: 300 reads, ${gone} answered 410 with the cursor, none skipped`);
+      recordFigure(`feed under pruning: 300 reads, ${gone} answered 410 with the cursor, none skipped`);
     } finally {
       await direct.end();
     }

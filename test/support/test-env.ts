@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { createApp } from '../../src/app.factory.js';
 import { ApiKeyService } from '../../src/auth/api-key.service.js';
@@ -137,4 +138,17 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** Where tests write the figures they measure (latencies, counts): one line per figure, with the test's name. */
+export const FIGURES_FILE = '.cache/test-figures.log';
+
+/**
+ * Records a figure a test measured (a latency, a count) in FIGURES_FILE
+ * instead of the console, next to the name of the test that measured it.
+ */
+export function recordFigure(text: string): void {
+  const test = expect.getState().currentTestName ?? 'outside a test';
+  mkdirSync('.cache', { recursive: true });
+  appendFileSync(FIGURES_FILE, `${new Date().toISOString()} ${test}: ${text}\n`);
 }
