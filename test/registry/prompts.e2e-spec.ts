@@ -4,7 +4,6 @@ import { outboxProbe } from '../support/outbox-probe.js';
 
 const agent = (id: string) => ({ id, name: `Agent ${id}`, model: { provider: 'openai', name: 'gpt-5' } });
 
-
 describe('prompts REST', () => {
   let t: TestApp;
   let db: pg.Client;
@@ -15,28 +14,41 @@ describe('prompts REST', () => {
   const base = (agentId: string) => `/api/v1/agents/${agentId}/prompts`;
   const post = (agentId: string, body: unknown, key = editor) => api(t.baseUrl, 'POST', base(agentId), { key, body });
 
+  const createAgent = async (id: string) => expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent(id) })).status).toBe(201);
+  const activate = (agentId: string, version: number) => api(t.baseUrl, 'POST', `${base(agentId)}/${version}/activate`, { key: editor });
+
+  /** A fresh agent with three versions: 1 ('Hello {{name}}'), 2 (created with activate: true, so active) and 3. */
+  async function setup(agentId: string) {
+    await createAgent(agentId);
+    const v1 = await post(agentId, { template: 'Hello {{name}}', variables: ['name'] });
+    const v2 = await post(agentId, { template: 'Hi {{name}}, today is {{day}}', description: 'friendlier', variables: ['name', 'day'], activate: true });
+    const v3 = await post(agentId, { template: 'Third' });
+    return { v1, v2, v3 };
+  }
+
   beforeAll(async () => {
     t = await startTestApp();
     db = new pg.Client({ connectionString: t.databaseUrl });
     await db.connect();
     editor = await createKey(t, 'editor');
     viewer = await createKey(t, 'viewer');
-    for (const id of ['pmo', 'race', 'flip', 'other']) {
-      expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent(id) })).status).toBe(201);
-    }
+    for (const id of ['race', 'flip', 'other']) await createAgent(id);
+    // The shared fixture the tests below read: agent pmo with versions 1, 2 (active) and 3.
+    await setup('pmo');
   });
   afterAll(async () => {
     await db.end();
     await t.close();
   });
 
-  it('creates numbered versions, lists newest first, activates one and deletes inactive ones', async () => {
-    let before = await mark();
-    const v1 = await post('pmo', { template: 'Hello {{name}}', variables: ['name'] });
+  it('numbers the first version 1, answers with its Location, and records prompt.created', async () => {
+    await createAgent('first');
+    const before = await mark();
+    const v1 = await post('first', { template: 'Hello {{name}}', variables: ['name'] });
     expect(v1.status).toBe(201);
-    expect(v1.headers.get('location')).toBe('/api/v1/agents/pmo/prompts/1');
+    expect(v1.headers.get('location')).toBe('/api/v1/agents/first/prompts/1');
     expect(v1.body).toEqual({
-      agentId: 'pmo',
+      agentId: 'first',
       version: 1,
       template: 'Hello {{name}}',
       description: '',
@@ -46,23 +58,27 @@ describe('prompts REST', () => {
       createdAt: expect.any(String),
     });
     expect(await eventsSince(before)).toEqual([
-      { type: 'prompt.created', resource_id: 'pmo/1', version: 1, actor: v1.body.createdBy, data: { agentId: 'pmo', version: 1 } },
+      { type: 'prompt.created', resource_id: 'first/1', version: 1, actor: v1.body.createdBy, data: { agentId: 'first', version: 1 } },
     ]);
+  });
 
-    // activate: true activates the new version in the same transaction.
-    before = await mark();
-    const v2 = await post('pmo', { template: 'Hi {{name}}, today is {{day}}', description: 'friendlier', variables: ['name', 'day'], activate: true });
+  it('activates a new version in the same transaction with activate: true', async () => {
+    await createAgent('at-once');
+    expect((await post('at-once', { template: 'Hello {{name}}', variables: ['name'] })).status).toBe(201);
+    const before = await mark();
+    const v2 = await post('at-once', { template: 'Hi {{name}}, today is {{day}}', description: 'friendlier', variables: ['name', 'day'], activate: true });
     expect(v2.status).toBe(201);
     expect(v2.body).toMatchObject({ version: 2, active: true, description: 'friendlier' });
     expect((await eventsSince(before)).map((e) => [e.type, e.resource_id, e.version, e.data])).toEqual([
-      ['prompt.created', 'pmo/2', 2, { agentId: 'pmo', version: 2 }],
-      ['prompt.activated', 'pmo/2', 2, { agentId: 'pmo', version: 2, previous: null }],
+      ['prompt.created', 'at-once/2', 2, { agentId: 'at-once', version: 2 }],
+      ['prompt.activated', 'at-once/2', 2, { agentId: 'at-once', version: 2, previous: null }],
     ]);
+  });
 
-    const v3 = await post('pmo', { template: 'Third' });
+  it('lists versions newest first, in pages', async () => {
+    const { v3 } = await setup('listed');
     expect(v3.body).toMatchObject({ version: 3, active: false, variables: [] });
-
-    const list = await api(t.baseUrl, 'GET', base('pmo'), { key: viewer });
+    const list = await api(t.baseUrl, 'GET', base('listed'), { key: viewer });
     expect(list.status).toBe(200);
     expect(list.body.items.map((p: { version: number; active: boolean }) => [p.version, p.active])).toEqual([
       [3, false],
@@ -71,50 +87,68 @@ describe('prompts REST', () => {
     ]);
     expect(list.body.nextCursor).toBeNull();
 
-    const page1 = await api(t.baseUrl, 'GET', `${base('pmo')}?limit=2`, { key: viewer });
+    const page1 = await api(t.baseUrl, 'GET', `${base('listed')}?limit=2`, { key: viewer });
     expect(page1.body.items.map((p: { version: number }) => p.version)).toEqual([3, 2]);
-    const page2 = await api(t.baseUrl, 'GET', `${base('pmo')}?limit=2&cursor=${page1.body.nextCursor}`, { key: viewer });
+    const page2 = await api(t.baseUrl, 'GET', `${base('listed')}?limit=2&cursor=${page1.body.nextCursor}`, { key: viewer });
     expect(page2.body.items.map((p: { version: number }) => p.version)).toEqual([1]);
     expect(page2.body.nextCursor).toBeNull();
+  });
 
-    const got = await api(t.baseUrl, 'GET', `${base('pmo')}/1`, { key: viewer });
+  it('reads one version as it was created', async () => {
+    const { v1 } = await setup('read-one');
+    const got = await api(t.baseUrl, 'GET', `${base('read-one')}/1`, { key: viewer });
     expect(got.status).toBe(200);
     expect(got.body).toEqual(v1.body);
+  });
 
-    before = await mark();
-    const activated = await api(t.baseUrl, 'POST', `${base('pmo')}/1/activate`, { key: editor });
+  it('activates another version: prompt.activated names the previous one, and the agent shows it', async () => {
+    await setup('switch');
+    const before = await mark();
+    const activated = await activate('switch', 1);
     expect(activated.status).toBe(200);
     expect(activated.body).toMatchObject({ version: 1, active: true });
     expect(await eventsSince(before)).toEqual([
-      { type: 'prompt.activated', resource_id: 'pmo/1', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'pmo', version: 1, previous: 2 } },
+      { type: 'prompt.activated', resource_id: 'switch/1', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'switch', version: 1, previous: 2 } },
     ]);
-    expect((await api(t.baseUrl, 'GET', `${base('pmo')}/2`, { key: viewer })).body.active).toBe(false);
-    expect((await api(t.baseUrl, 'GET', '/api/v1/agents/pmo', { key: viewer })).body.activePromptVersion).toBe(1);
+    expect((await api(t.baseUrl, 'GET', `${base('switch')}/2`, { key: viewer })).body.active).toBe(false);
+    expect((await api(t.baseUrl, 'GET', '/api/v1/agents/switch', { key: viewer })).body.activePromptVersion).toBe(1);
+  });
 
-    // Activating the active version again is a no-op: 200, no event.
-    before = await mark();
-    const again = await api(t.baseUrl, 'POST', `${base('pmo')}/1/activate`, { key: editor });
+  it('treats activating the active version again as a no-op: 200, no event', async () => {
+    await setup('again');
+    expect((await activate('again', 1)).status).toBe(200);
+    const before = await mark();
+    const again = await activate('again', 1);
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ version: 1, active: true });
     expect(await eventsSince(before)).toEqual([]);
+  });
 
-    // The active version cannot be deleted; an inactive one can.
-    before = await mark();
-    const deleteActive = await api(t.baseUrl, 'DELETE', `${base('pmo')}/1`, { key: editor });
+  it('refuses to delete the active version: 409 problem+json, no event', async () => {
+    await setup('keep-active');
+    expect((await activate('keep-active', 1)).status).toBe(200);
+    const before = await mark();
+    const deleteActive = await api(t.baseUrl, 'DELETE', `${base('keep-active')}/1`, { key: editor });
     expect(deleteActive.status).toBe(409);
     expect(deleteActive.headers.get('content-type')).toContain('application/problem+json');
     expect(deleteActive.body.code).toBe('conflict');
     expect(await eventsSince(before)).toEqual([]);
+  });
 
-    const deleted = await api(t.baseUrl, 'DELETE', `${base('pmo')}/2`, { key: editor });
+  it('deletes an inactive version: 204, prompt.deleted, gone from reads and from the list', async () => {
+    await setup('drop');
+    expect((await activate('drop', 1)).status).toBe(200);
+    const before = await mark();
+    const deleted = await api(t.baseUrl, 'DELETE', `${base('drop')}/2`, { key: editor });
     expect(deleted.status).toBe(204);
     expect(await eventsSince(before)).toEqual([
-      { type: 'prompt.deleted', resource_id: 'pmo/2', version: 2, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'pmo', version: 2 } },
+      { type: 'prompt.deleted', resource_id: 'drop/2', version: 2, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'drop', version: 2 } },
     ]);
-    expect((await api(t.baseUrl, 'GET', `${base('pmo')}/2`, { key: viewer })).status).toBe(404);
-    expect((await api(t.baseUrl, 'GET', base('pmo'), { key: viewer })).body.items.map((p: { version: number }) => p.version)).toEqual([3, 1]);
+    expect((await api(t.baseUrl, 'GET', `${base('drop')}/2`, { key: viewer })).status).toBe(404);
+    expect((await api(t.baseUrl, 'GET', base('drop'), { key: viewer })).body.items.map((p: { version: number }) => p.version)).toEqual([3, 1]);
+  });
 
-    // Numbers are never reused: after deleting the newest version, the next one is still new.
+  it('never reuses a number: after deleting the newest version, the next one is still new', async () => {
     expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'reuse', name: 'r', model: { provider: 'p', name: 'm' } } })).status).toBe(201);
     for (const template of ['one', 'two']) expect((await api(t.baseUrl, 'POST', base('reuse'), { key: editor, body: { template } })).status).toBe(201);
     expect((await api(t.baseUrl, 'DELETE', `${base('reuse')}/2`, { key: editor })).status).toBe(204);
