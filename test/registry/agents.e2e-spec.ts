@@ -15,29 +15,52 @@ describe('agents REST', () => {
   });
   afterAll(() => t.close());
 
-  it('creates, reads, lists, updates and deletes an agent with ETags', async () => {
-    const created = await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent('pmo') });
-    expect(created.status).toBe(201);
-    expect(created.headers.get('etag')).toBe('"1"');
-    expect(created.body).toMatchObject({ id: 'pmo', version: 1, tags: ['ops'], description: '', metadata: {} });
+  describe('one agent, with ETags', () => {
+    const path = '/api/v1/agents/pmo';
+    const patch = (body: unknown, ifMatch: string) => api(t.baseUrl, 'PATCH', path, { key: editor, body, headers: { 'if-match': ifMatch } });
 
-    const got = await api(t.baseUrl, 'GET', '/api/v1/agents/pmo', { key: viewer });
-    expect(got.status).toBe(200);
-    expect(got.body.model).toEqual({ provider: 'openai', name: 'gpt-5', temperature: 0.2 });
+    /** Agent pmo at version 1 (removed after each test, so the listing tests below start empty). */
+    const setup = () => api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent('pmo') });
+    afterEach(() => api(t.baseUrl, 'DELETE', path, { key: editor }));
 
-    const updated = await api(t.baseUrl, 'PATCH', '/api/v1/agents/pmo', { key: editor, body: { name: 'PMO' }, headers: { 'if-match': '"1"' } });
-    expect(updated.status).toBe(200);
-    expect(updated.headers.get('etag')).toBe('"2"');
+    it('is created at version 1 with its ETag', async () => {
+      const created = await setup();
+      expect(created.status).toBe(201);
+      expect(created.headers.get('etag')).toBe('"1"');
+      expect(created.body).toMatchObject({ id: 'pmo', version: 1, tags: ['ops'], description: '', metadata: {} });
+    });
 
-    const stale = await api(t.baseUrl, 'PATCH', '/api/v1/agents/pmo', { key: editor, body: { name: 'Again' }, headers: { 'if-match': '"1"' } });
-    expect(stale.status).toBe(412);
-    expect(stale.headers.get('content-type')).toContain('application/problem+json');
+    it('reads back with its model settings', async () => {
+      await setup();
+      const got = await api(t.baseUrl, 'GET', path, { key: viewer });
+      expect(got.status).toBe(200);
+      expect(got.body.model).toEqual({ provider: 'openai', name: 'gpt-5', temperature: 0.2 });
+    });
 
-    const staleDelete = await api(t.baseUrl, 'DELETE', '/api/v1/agents/pmo', { key: editor, headers: { 'if-match': '"1"' } });
-    expect(staleDelete.status).toBe(412);
-    const deleted = await api(t.baseUrl, 'DELETE', '/api/v1/agents/pmo', { key: editor, headers: { 'if-match': '"2"' } });
-    expect(deleted.status).toBe(204);
-    expect((await api(t.baseUrl, 'GET', '/api/v1/agents/pmo', { key: viewer })).status).toBe(404);
+    it('updates with the current If-Match, moving the ETag', async () => {
+      await setup();
+      const updated = await patch({ name: 'PMO' }, '"1"');
+      expect(updated.status).toBe(200);
+      expect(updated.headers.get('etag')).toBe('"2"');
+    });
+
+    it('refuses a stale If-Match with 412 problem+json, for PATCH and DELETE', async () => {
+      await setup();
+      expect((await patch({ name: 'PMO' }, '"1"')).status).toBe(200);
+      const stale = await patch({ name: 'Again' }, '"1"');
+      expect(stale.status).toBe(412);
+      expect(stale.headers.get('content-type')).toContain('application/problem+json');
+      const staleDelete = await api(t.baseUrl, 'DELETE', path, { key: editor, headers: { 'if-match': '"1"' } });
+      expect(staleDelete.status).toBe(412);
+    });
+
+    it('deletes with the current If-Match; then it is gone', async () => {
+      await setup();
+      expect((await patch({ name: 'PMO' }, '"1"')).status).toBe(200);
+      const deleted = await api(t.baseUrl, 'DELETE', path, { key: editor, headers: { 'if-match': '"2"' } });
+      expect(deleted.status).toBe(204);
+      expect((await api(t.baseUrl, 'GET', path, { key: viewer })).status).toBe(404);
+    });
   });
 
   it('paginates and filters by tag', async () => {
