@@ -34,72 +34,99 @@ describe('MCP servers REST', () => {
     await t.close();
   });
 
-  it('creates, reads, updates and deletes a server with ETags and one event per mutation', async () => {
-    let before = await mark();
-    const created = await create(server('github', { headers: { Authorization: TOKEN, 'X-Team': TEAM } }));
-    expect(created.status).toBe(201);
-    expect(created.headers.get('etag')).toBe('"1"');
-    expect(created.headers.get('location')).toBe('/api/v1/mcp-servers/github');
-    expect(created.body).toEqual({
-      id: 'github',
-      name: 'Server github',
-      url: 'https://mcp.example.com/github/mcp',
-      transport: 'streamable-http',
-      headers: { Authorization: '***', 'X-Team': '***' },
-      healthCheck: { ...HEALTH_CHECK_DEFAULTS },
-      enabled: true,
-      version: 1,
-      createdAt: expect.any(String),
-      updatedAt: expect.any(String),
+  describe('one server, with ETags and one event per mutation', () => {
+    const path = '/api/v1/mcp-servers/github';
+    /** Server github at version 1, with two secret headers (removed after each test). */
+    const setup = () => create(server('github', { headers: { Authorization: TOKEN, 'X-Team': TEAM } }));
+    /** Version 2: name, transport and one health-check setting changed. */
+    const update = () => patch('github', { name: 'GitHub', healthCheck: { timeoutMs: 2000 }, transport: 'sse' }, { 'if-match': '"1"' });
+    afterEach(() => api(t.baseUrl, 'DELETE', path, { key: editor }));
+
+    it('is created at version 1 with its Location, headers masked, and mcp_server.created', async () => {
+      const before = await mark();
+      const created = await setup();
+      expect(created.status).toBe(201);
+      expect(created.headers.get('etag')).toBe('"1"');
+      expect(created.headers.get('location')).toBe('/api/v1/mcp-servers/github');
+      expect(created.body).toEqual({
+        id: 'github',
+        name: 'Server github',
+        url: 'https://mcp.example.com/github/mcp',
+        transport: 'streamable-http',
+        headers: { Authorization: '***', 'X-Team': '***' },
+        healthCheck: { ...HEALTH_CHECK_DEFAULTS },
+        enabled: true,
+        version: 1,
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+      });
+      expect(await eventsSince(before)).toEqual([
+        { type: 'mcp_server.created', resource_id: 'github', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: null },
+      ]);
     });
-    expect(await eventsSince(before)).toEqual([
-      { type: 'mcp_server.created', resource_id: 'github', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: null },
-    ]);
 
-    const got = await api(t.baseUrl, 'GET', '/api/v1/mcp-servers/github', { key: viewer });
-    expect(got.status).toBe(200);
-    expect(got.headers.get('etag')).toBe('"1"');
-    expect(got.body).toEqual(created.body);
-
-    before = await mark();
-    const updated = await patch('github', { name: 'GitHub', healthCheck: { timeoutMs: 2000 }, transport: 'sse' }, { 'if-match': '"1"' });
-    expect(updated.status).toBe(200);
-    expect(updated.headers.get('etag')).toBe('"2"');
-    // healthCheck merges: only timeoutMs changes.
-    expect(updated.body).toMatchObject({
-      name: 'GitHub',
-      transport: 'sse',
-      version: 2,
-      healthCheck: { ...HEALTH_CHECK_DEFAULTS, timeoutMs: 2000 },
-      headers: { Authorization: '***', 'X-Team': '***' },
+    it('reads back as created, with its ETag', async () => {
+      const created = await setup();
+      const got = await api(t.baseUrl, 'GET', path, { key: viewer });
+      expect(got.status).toBe(200);
+      expect(got.headers.get('etag')).toBe('"1"');
+      expect(got.body).toEqual(created.body);
     });
-    expect(await eventsSince(before)).toEqual([
-      { type: 'mcp_server.updated', resource_id: 'github', version: 2, actor: expect.any(String), data: { changed: ['name', 'transport', 'healthCheck'] } },
-    ]);
 
-    // A patch that changes nothing writes nothing.
-    before = await mark();
-    const same = await patch('github', { name: 'GitHub', enabled: true, headers: { 'X-Team': TEAM, Authorization: TOKEN } });
-    expect(same.status).toBe(200);
-    expect(same.body.version).toBe(2);
-    expect(await eventsSince(before)).toEqual([]);
+    it('updates with the current If-Match: healthCheck merges, and mcp_server.updated names what changed', async () => {
+      await setup();
+      const before = await mark();
+      const updated = await update();
+      expect(updated.status).toBe(200);
+      expect(updated.headers.get('etag')).toBe('"2"');
+      // healthCheck merges: only timeoutMs changes.
+      expect(updated.body).toMatchObject({
+        name: 'GitHub',
+        transport: 'sse',
+        version: 2,
+        healthCheck: { ...HEALTH_CHECK_DEFAULTS, timeoutMs: 2000 },
+        headers: { Authorization: '***', 'X-Team': '***' },
+      });
+      expect(await eventsSince(before)).toEqual([
+        { type: 'mcp_server.updated', resource_id: 'github', version: 2, actor: expect.any(String), data: { changed: ['name', 'transport', 'healthCheck'] } },
+      ]);
+    });
 
-    const stale = await patch('github', { enabled: false }, { 'if-match': '"1"' });
-    expect(stale.status).toBe(412);
-    expect(stale.headers.get('content-type')).toContain('application/problem+json');
-    expect((await patch('github', { enabled: false, version: 1 })).status).toBe(412);
-    expect((await patch('github', { enabled: false, version: 1 }, { 'if-match': '"2"' })).body.errors[0].field).toBe('version');
-    expect(await eventsSince(before)).toEqual([]);
+    it('writes nothing for a patch that changes nothing', async () => {
+      await setup();
+      expect((await update()).status).toBe(200);
+      const before = await mark();
+      const same = await patch('github', { name: 'GitHub', enabled: true, headers: { 'X-Team': TEAM, Authorization: TOKEN } });
+      expect(same.status).toBe(200);
+      expect(same.body.version).toBe(2);
+      expect(await eventsSince(before)).toEqual([]);
+    });
 
-    const staleDelete = await api(t.baseUrl, 'DELETE', '/api/v1/mcp-servers/github', { key: editor, headers: { 'if-match': '"1"' } });
-    expect(staleDelete.status).toBe(412);
-    before = await mark();
-    const deleted = await api(t.baseUrl, 'DELETE', '/api/v1/mcp-servers/github', { key: editor, headers: { 'if-match': '"2"' } });
-    expect(deleted.status).toBe(204);
-    expect(await eventsSince(before)).toEqual([
-      { type: 'mcp_server.deleted', resource_id: 'github', version: 2, actor: expect.any(String), data: null },
-    ]);
-    expect((await api(t.baseUrl, 'GET', '/api/v1/mcp-servers/github', { key: viewer })).status).toBe(404);
+    it('refuses a stale version (If-Match or body: 412) and a body version that contradicts If-Match (400), with no event', async () => {
+      await setup();
+      expect((await update()).status).toBe(200);
+      const before = await mark();
+      const stale = await patch('github', { enabled: false }, { 'if-match': '"1"' });
+      expect(stale.status).toBe(412);
+      expect(stale.headers.get('content-type')).toContain('application/problem+json');
+      expect((await patch('github', { enabled: false, version: 1 })).status).toBe(412);
+      expect((await patch('github', { enabled: false, version: 1 }, { 'if-match': '"2"' })).body.errors[0].field).toBe('version');
+      expect(await eventsSince(before)).toEqual([]);
+    });
+
+    it('deletes with the current If-Match (a stale one is 412), writes mcp_server.deleted, then 404', async () => {
+      await setup();
+      expect((await update()).status).toBe(200);
+      const staleDelete = await api(t.baseUrl, 'DELETE', path, { key: editor, headers: { 'if-match': '"1"' } });
+      expect(staleDelete.status).toBe(412);
+      const before = await mark();
+      const deleted = await api(t.baseUrl, 'DELETE', path, { key: editor, headers: { 'if-match': '"2"' } });
+      expect(deleted.status).toBe(204);
+      expect(await eventsSince(before)).toEqual([
+        { type: 'mcp_server.deleted', resource_id: 'github', version: 2, actor: expect.any(String), data: null },
+      ]);
+      expect((await api(t.baseUrl, 'GET', path, { key: viewer })).status).toBe(404);
+    });
   });
 
   it('stores header values encrypted, never returns them, and decrypts them for the gateway', async () => {
