@@ -40,67 +40,99 @@ describe('trust rules REST', () => {
     await t.close();
   });
 
-  it('creates, reads, updates and deletes a rule with ETags and one event per mutation', async () => {
-    let before = await mark();
-    const created = await create({ description: 'read GitHub' });
-    expect(created.status).toBe(201);
-    expect(created.headers.get('etag')).toBe('"1"');
-    expect(created.body).toEqual({
-      id: expect.stringMatching(UUID),
-      agentId: 'pmo',
-      mcpServerId: 'github',
-      toolPattern: 'github.*',
-      effect: 'allow',
-      priority: 0,
-      description: 'read GitHub',
-      version: 1,
-      createdAt: expect.any(String),
-      updatedAt: expect.any(String),
+  describe('one rule, with ETags and one event per mutation', () => {
+    const path = (id: string) => `/api/v1/trust-rules/${id}`;
+    let made: string[] = [];
+    /** A rule pmo → github at version 1 (removed after each test). */
+    const setup = async () => {
+      const created = await create({ description: 'read GitHub' });
+      if (created.status === 201) made.push(created.body.id as string);
+      return created;
+    };
+    /** Version 2: another server, effect and priority. */
+    const update = (id: string) => patch(id, { effect: 'require_approval', priority: 10, mcpServerId: 'slack' }, { 'if-match': '"1"' });
+    afterEach(async () => {
+      for (const id of made) await api(t.baseUrl, 'DELETE', path(id), { key: admin });
+      made = [];
     });
-    const id = created.body.id as string;
-    expect(created.headers.get('location')).toBe(`/api/v1/trust-rules/${id}`);
-    expect(await eventsSince(before)).toEqual([
-      { type: 'trust_rule.created', resource_id: id, version: 1, actor: expect.stringMatching(/^api_key:admin-/), data: { agentId: 'pmo', mcpServerId: 'github' } },
-    ]);
 
-    const got = await api(t.baseUrl, 'GET', `/api/v1/trust-rules/${id}`, { key: editor });
-    expect(got.status).toBe(200);
-    expect(got.headers.get('etag')).toBe('"1"');
-    expect(got.body).toEqual(created.body);
+    it('is created at version 1 with its Location and trust_rule.created', async () => {
+      const before = await mark();
+      const created = await setup();
+      expect(created.status).toBe(201);
+      expect(created.headers.get('etag')).toBe('"1"');
+      expect(created.body).toEqual({
+        id: expect.stringMatching(UUID),
+        agentId: 'pmo',
+        mcpServerId: 'github',
+        toolPattern: 'github.*',
+        effect: 'allow',
+        priority: 0,
+        description: 'read GitHub',
+        version: 1,
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+      });
+      const id = created.body.id as string;
+      expect(created.headers.get('location')).toBe(`/api/v1/trust-rules/${id}`);
+      expect(await eventsSince(before)).toEqual([
+        { type: 'trust_rule.created', resource_id: id, version: 1, actor: expect.stringMatching(/^api_key:admin-/), data: { agentId: 'pmo', mcpServerId: 'github' } },
+      ]);
+    });
 
-    before = await mark();
-    const updated = await patch(id, { effect: 'require_approval', priority: 10, mcpServerId: 'slack' }, { 'if-match': '"1"' });
-    expect(updated.status).toBe(200);
-    expect(updated.headers.get('etag')).toBe('"2"');
-    expect(updated.body).toMatchObject({ effect: 'require_approval', priority: 10, mcpServerId: 'slack', version: 2 });
-    expect(await eventsSince(before)).toEqual([
-      {
-        type: 'trust_rule.updated',
-        resource_id: id,
-        version: 2,
-        actor: expect.any(String),
-        data: { changed: ['mcpServerId', 'effect', 'priority'], agentId: 'pmo', mcpServerId: 'slack' },
-      },
-    ]);
+    it('reads back as created, with its ETag', async () => {
+      const created = await setup();
+      const got = await api(t.baseUrl, 'GET', path(created.body.id), { key: editor });
+      expect(got.status).toBe(200);
+      expect(got.headers.get('etag')).toBe('"1"');
+      expect(got.body).toEqual(created.body);
+    });
 
-    before = await mark();
-    const unchanged = await patch(id, { effect: 'require_approval' });
-    expect(unchanged.status).toBe(200);
-    expect(unchanged.body.version).toBe(2);
-    const stale = await patch(id, { effect: 'deny' }, { 'if-match': '"1"' });
-    expect(stale.status).toBe(412);
-    expect(stale.headers.get('content-type')).toContain('application/problem+json');
-    expect((await api(t.baseUrl, 'DELETE', `/api/v1/trust-rules/${id}`, { key: admin, headers: { 'if-match': '"1"' } })).status).toBe(412);
-    expect(await eventsSince(before)).toEqual([]);
+    it('updates with the current If-Match; trust_rule.updated names what changed', async () => {
+      const id = (await setup()).body.id as string;
+      const before = await mark();
+      const updated = await update(id);
+      expect(updated.status).toBe(200);
+      expect(updated.headers.get('etag')).toBe('"2"');
+      expect(updated.body).toMatchObject({ effect: 'require_approval', priority: 10, mcpServerId: 'slack', version: 2 });
+      expect(await eventsSince(before)).toEqual([
+        {
+          type: 'trust_rule.updated',
+          resource_id: id,
+          version: 2,
+          actor: expect.any(String),
+          data: { changed: ['mcpServerId', 'effect', 'priority'], agentId: 'pmo', mcpServerId: 'slack' },
+        },
+      ]);
+    });
 
-    const deleted = await api(t.baseUrl, 'DELETE', `/api/v1/trust-rules/${id}`, { key: admin, headers: { 'if-match': '"2"' } });
-    expect(deleted.status).toBe(204);
-    expect(await eventsSince(before)).toEqual([
-      { type: 'trust_rule.deleted', resource_id: id, version: 2, actor: expect.any(String), data: { agentId: 'pmo', mcpServerId: 'slack' } },
-    ]);
-    expect((await api(t.baseUrl, 'GET', `/api/v1/trust-rules/${id}`, { key: editor })).status).toBe(404);
-    expect((await patch(id, { effect: 'deny' })).status).toBe(404);
-    expect((await api(t.baseUrl, 'DELETE', `/api/v1/trust-rules/${id}`, { key: admin })).status).toBe(404);
+    it('writes nothing for a patch that changes nothing, nor for a stale If-Match (412 on PATCH and DELETE)', async () => {
+      const id = (await setup()).body.id as string;
+      expect((await update(id)).status).toBe(200);
+      const before = await mark();
+      const unchanged = await patch(id, { effect: 'require_approval' });
+      expect(unchanged.status).toBe(200);
+      expect(unchanged.body.version).toBe(2);
+      const stale = await patch(id, { effect: 'deny' }, { 'if-match': '"1"' });
+      expect(stale.status).toBe(412);
+      expect(stale.headers.get('content-type')).toContain('application/problem+json');
+      expect((await api(t.baseUrl, 'DELETE', path(id), { key: admin, headers: { 'if-match': '"1"' } })).status).toBe(412);
+      expect(await eventsSince(before)).toEqual([]);
+    });
+
+    it('deletes with the current If-Match: trust_rule.deleted, then 404 for reads, patches and deletes', async () => {
+      const id = (await setup()).body.id as string;
+      expect((await update(id)).status).toBe(200);
+      const before = await mark();
+      const deleted = await api(t.baseUrl, 'DELETE', path(id), { key: admin, headers: { 'if-match': '"2"' } });
+      expect(deleted.status).toBe(204);
+      expect(await eventsSince(before)).toEqual([
+        { type: 'trust_rule.deleted', resource_id: id, version: 2, actor: expect.any(String), data: { agentId: 'pmo', mcpServerId: 'slack' } },
+      ]);
+      expect((await api(t.baseUrl, 'GET', path(id), { key: editor })).status).toBe(404);
+      expect((await patch(id, { effect: 'deny' })).status).toBe(404);
+      expect((await api(t.baseUrl, 'DELETE', path(id), { key: admin })).status).toBe(404);
+    });
   });
 
   it('rejects unknown agents and servers with 400 naming the field', async () => {
