@@ -8,7 +8,8 @@
 //                      [--workers N] [--no-report]
 //
 // BENCH_DIST=<dir> runs the service from a copy of dist/ (other engineers'
-// builds replace dist/ while they work).
+// builds replace dist/ while they work); BENCH_NODE=<node binary> runs its
+// replicas on another Node (the harness itself stays on this one).
 //   node bench/run.mjs --render     (rewrite the docs from bench/results/latest.json)
 //   node bench/run.mjs --workloads W6 --systems service --merge [--reason "..."]
 //                                   (re-run some workloads and put them into the last
@@ -192,7 +193,7 @@ async function main() {
   const meta = {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
-    node: process.version,
+    node: process.env.BENCH_NODE ? `${process.version} (service replicas: ${process.env.BENCH_NODE})` : process.version,
     quick,
     sizes,
     w3Requested,

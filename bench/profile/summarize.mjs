@@ -32,10 +32,13 @@ export const COMPONENTS = [
   ['service: common/ops/db', (u) => /\/dist\//.test(u)],
   ['bench probe', (u) => /bench\/profile\//.test(u)],
   ['JSON', (u, n) => !u && /^(parse|stringify|JSONParse|JSONStringify)$/.test(n)],
+  // Native stream bindings: the time is the system call (a socket write; on loopback it also wakes the reader).
+  ['socket writes (system calls)', (u, n) => !u && /^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String|shutdown)$/.test(n)],
   ['Node core: net/stream/http', (u) => /^node:(net|stream|_http|http|internal\/(stream|streams|http|net|js_stream|child_process|dgram|tls))/.test(u) || /internal\/(streams|http|net)/.test(u)],
+  ['AsyncLocalStorage (promise hooks)', (u) => /^node:(internal\/async_hooks|async_hooks|internal\/async_local_storage)/.test(u)],
   ['Node core: timers/async/events', (u) => /^node:(internal\/(timers|process|async_hooks|event_target|perf)|events|timers)/.test(u)],
   ['Node core: other', (u) => /^node:/.test(u)],
-  ['V8 builtins (RegExp, Array, ...)', (u) => !u],
+  ['V8 builtins and other native code', (u) => !u],
 ];
 
 export function componentOf(url, name) {
@@ -43,7 +46,12 @@ export function componentOf(url, name) {
   return 'other';
 }
 
-const short = (url) => url.replace(/^file:\/\//, '').replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/');
+/** A dependency's path from its package name (`pg-protocol/dist/parser.js`); the service's own from `dist/`. */
+const short = (url) => {
+  const u = url.replace(/^file:\/\//, '');
+  if (u.includes('node_modules/')) return u.replace(/^.*node_modules\//, '');
+  return u.replace(/^.*\/dist\//, 'dist/');
+};
 
 export function summarize(profile) {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
