@@ -1,5 +1,6 @@
 // The systems under test, behind one shape so every workload runs the same
-// way against each (W1-W5, W7 on all three; W6 and W8 on the service only):
+// way against each (W1-W5 on all three, W7 on the service and nchan, W6 and W8
+// on the service only):
 //
 //   name, label, transport      'sse' today; a Socket.IO system (a later issue:
 //                               this service's Socket.IO path and plain
@@ -19,7 +20,8 @@
 //   createPublisher(prefix)             W7: agent creations through REST, on the writing replica
 //   busTap()                            W7: when each seq crossed Redis (a subscriber of the bus channel)
 //   heap()                              V8 heap of the measured replica, from its /metrics
-//   writeScaling(n), writeTargets(), replicaPids(), postgresCpu(), floorUrl(), resetWrites(), statements()   W6
+//   writeScaling(n), writeTargets(), replicaPids(), postgresCpu(), floorUrl(),
+//   resetWrites(prefix), statements(db), sampleActivity(db)   W6 (and bench/profile/)
 //   resumeTarget(behind, pool)          W8: n events behind, inside the replica's window
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
