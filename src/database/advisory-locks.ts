@@ -16,14 +16,3 @@ export const SEQUENCER_LOCK = 7_346_110_002;
 
 /** Transaction lock: replicas that start together register the bootstrap admin key once (src/auth/api-key.repository.ts). */
 export const BOOTSTRAP_LOCK = 7_346_110_003;
-
-/**
- * Transaction locks, one per capped registry table: creates of one kind
- * serialize on it, so concurrent creates cannot overshoot the cap together
- * (src/registry/registry-limits.ts).
- */
-export const REGISTRY_CAP_LOCKS = {
-  agents: 7_346_110_101,
-  mcp_servers: 7_346_110_102,
-  trust_rules: 7_346_110_103,
-} as const;

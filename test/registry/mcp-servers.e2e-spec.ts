@@ -23,7 +23,8 @@ describe('MCP servers REST', () => {
     api(t.baseUrl, 'PATCH', `/api/v1/mcp-servers/${id}`, { key, body, headers });
 
   beforeAll(async () => {
-    t = await startTestApp();
+    // The registry REST is under test, not probing: no health events between the marks below.
+    t = await startTestApp({ env: { HEALTH_PROBES: 'false' } });
     db = new pg.Client({ connectionString: t.databaseUrl });
     await db.connect();
     editor = await createKey(t, 'editor');
@@ -190,7 +191,7 @@ describe('MCP servers REST', () => {
 
   it('shares the stored key with another replica, and uses SECRET_KEY when configured', async () => {
     expect((await create(server('shared', { headers: { Authorization: TOKEN } }))).status).toBe(201);
-    const replica = await startTestApp({ databaseUrl: t.databaseUrl, adminKey: t.adminKey });
+    const replica = await startTestApp({ databaseUrl: t.databaseUrl, adminKey: t.adminKey, env: { HEALTH_PROBES: 'false' } });
     try {
       await expect(replica.app.get(McpServerService).getHeaders('shared')).resolves.toEqual({ Authorization: TOKEN });
     } finally {

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
-import { assertBelowCap } from '../registry-limits.js';
+import { assertWithinCap } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { type Agent, AgentRepository } from './agent.repository.js';
@@ -22,8 +22,8 @@ export class AgentService {
   async create(input: CreateAgent, actor: string): Promise<Agent> {
     try {
       return await this.writer.write(async ({ m, append }) => {
-        await assertBelowCap(m, 'agents', this.config.registryLimits.agents, 'MAX_AGENTS', 'agents');
         const agent = await this.agents.insert(m, input);
+        await assertWithinCap(m, 'agents', this.config.registryLimits.agents, 'MAX_AGENTS', 'agents');
         await append({ type: 'agent.created', id: agent.id, version: agent.version, actor });
         return agent;
       });

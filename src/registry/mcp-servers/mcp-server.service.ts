@@ -4,7 +4,7 @@ import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { EgressClient } from '../../egress/egress.module.js';
-import { assertBelowCap } from '../registry-limits.js';
+import { assertWithinCap } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { HeaderSecrets } from './header-secrets.js';
@@ -81,9 +81,8 @@ export class McpServerService implements OnApplicationBootstrap {
     const url = sealUrl(box, input.id, input.url);
     try {
       return await this.writer.write(async ({ m, append }) => {
-        const limit = this.config.registryLimits.mcpServers;
-        await assertBelowCap(m, 'mcp_servers', limit, 'MAX_MCP_SERVERS', 'MCP servers');
         const server = await this.servers.insert(m, { ...fields, url: url.masked }, seal(box, input.id, headers), url.secret);
+        await assertWithinCap(m, 'mcp_servers', this.config.registryLimits.mcpServers, 'MAX_MCP_SERVERS', 'MCP servers');
         await append({ type: 'mcp_server.created', id: server.id, version: server.version, actor });
         return server;
       });

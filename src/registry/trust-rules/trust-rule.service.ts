@@ -3,7 +3,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError, type FieldError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { PG, pgCode, pgConstraint } from '../../database/sql.js';
-import { assertBelowCap } from '../registry-limits.js';
+import { assertWithinCap } from '../registry-limits.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { type TrustRule, type TrustRuleCursor, type TrustRuleFilter, TrustRuleRepository } from './trust-rule.repository.js';
@@ -45,8 +45,8 @@ export class TrustRuleService {
     try {
       return await this.writer.write(async ({ m, append }) => {
         await this.checkReferences(m, input.agentId, input.mcpServerId);
-        await assertBelowCap(m, 'trust_rules', this.config.registryLimits.trustRules, 'MAX_TRUST_RULES', 'trust rules');
         const rule = await this.rules.insert(m, input);
+        await assertWithinCap(m, 'trust_rules', this.config.registryLimits.trustRules, 'MAX_TRUST_RULES', 'trust rules');
         await append({
           type: 'trust_rule.created',
           id: rule.id,
