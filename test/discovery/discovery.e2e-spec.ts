@@ -9,7 +9,8 @@ describe('discovery', () => {
   let viewer: string;
 
   beforeAll(async () => {
-    t = await startTestApp();
+    // Not about probing: no health events among the changes this suite counts.
+    t = await startTestApp({ env: { HEALTH_PROBES: 'false' } });
     editor = await createKey(t, 'editor');
     viewer = await createKey(t, 'viewer');
     for (const id of ['d1', 'd2', 'd3']) expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent(id) })).status).toBe(201);

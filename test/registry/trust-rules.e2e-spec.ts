@@ -20,7 +20,8 @@ describe('trust rules REST', () => {
     api(t.baseUrl, 'PATCH', `/api/v1/trust-rules/${id}`, { key, body, headers });
 
   beforeAll(async () => {
-    t = await startTestApp();
+    // Not about probing: no health events among the changes this suite counts.
+    t = await startTestApp({ env: { HEALTH_PROBES: 'false' } });
     db = new pg.Client({ connectionString: t.databaseUrl });
     await db.connect();
     admin = await createKey(t, 'admin');
