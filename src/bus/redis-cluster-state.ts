@@ -5,6 +5,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import { ClusterState, type SlotResult } from './event-bus.js';
 import { RedisConnections } from './redis.connections.js';
+import { withTimeout } from '../common/with-timeout.js';
 
 // Sums a hash's fields whose replica is still alive, dropping dead replicas' shares.
 const LIVE_SUM = `
@@ -126,6 +127,7 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
       result = await withTimeout(
         this.redis.registryAcquire(this.userKey(userId), this.totalKey, this.config.replicaId, perUser, total, this.alivePrefix, this.config.limits.leaseMs),
         ACQUIRE_TIMEOUT_MS,
+        'no answer from redis',
       );
     } catch (error) {
       this.bump(userId, -1);
@@ -210,14 +212,4 @@ export class RedisClusterState extends ClusterState implements OnApplicationShut
     // Give our share back at once rather than waiting for the alive key to expire.
     await this.redis.del(this.alivePrefix + this.config.replicaId).catch(() => undefined);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from redis in ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

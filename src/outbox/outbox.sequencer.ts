@@ -7,6 +7,7 @@ import { toWire, type WireEvent } from '../bus/wire-event.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DATABASE_URL } from '../database/database.module.js';
 import { NO_LIMIT } from '../database/sql.js';
+import { withTimeout } from '../common/with-timeout.js';
 import { MetricsService } from '../ops/metrics.service.js';
 import { OUTBOX_COLUMNS, OutboxRepository, type OutboxRow, toChangeEvent } from './outbox.repository.js';
 import { underSequencerLock } from './sequencer-lock.js';
@@ -251,18 +252,10 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
 
   /** Bounded: a Redis outage must not hold the sequencer lock; replicas back-fill what is lost. */
   private async publish(events: readonly WireEvent[]): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        this.bus.publish(events),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('publish timed out')), PUBLISH_TIMEOUT_MS);
-        }),
-      ]);
+      await withTimeout(this.bus.publish(events), PUBLISH_TIMEOUT_MS, 'publish timed out');
     } catch (error) {
       this.logger.warn(`publish of seq ${events[0]!.seq}..${events.at(-1)!.seq} failed (${(error as Error).message}); replicas will back-fill`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { DATABASE_URL } from '../database/database.module.js';
+import { withTimeout } from '../common/with-timeout.js';
 
 export interface LeadershipListener {
   /** This replica is the sequencer now (term increases with every change of holder). */
@@ -144,14 +145,4 @@ export class SequencerLeadership {
     if (wasLeading) await withTimeout(client.query(RELEASE, [this.config.replicaId]), 1000).catch(() => undefined);
     await client.end().catch(() => undefined);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
