@@ -1,6 +1,7 @@
 // NestJS 12 is ESM-only, so jest runs in ESM mode (NODE_OPTIONS=--experimental-vm-modules,
 // set by scripts/run.mjs). ts-jest only transpiles (isolatedModules); `npm run typecheck` type-checks.
-const transform = {
+/** Also used by the chaos suite's config (test/chaos/jest.config.mjs). */
+export const transform = {
   '^.+\\.ts$': [
     'ts-jest',
     {

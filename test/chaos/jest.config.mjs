@@ -2,6 +2,7 @@
 // it starts its own PostgreSQL, Redis, replicas and nginx, and takes ~2 minutes.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { transform } from '../../jest.config.mjs';
 
 const rootDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -10,23 +11,7 @@ export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  transform: {
-    '^.+\\.ts$': [
-      'ts-jest',
-      {
-        useESM: true,
-        tsconfig: {
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'es2023',
-          experimentalDecorators: true,
-          emitDecoratorMetadata: true,
-          isolatedModules: true,
-          types: ['node', 'jest'],
-        },
-      },
-    ],
-  },
+  transform,
   testMatch: ['<rootDir>/test/chaos/**/*.chaos.ts'],
   // Setup (~15 s) + writes (60 s) + quiescence (<= 40 s) + teardown, with room.
   testTimeout: 240_000,

@@ -1,17 +1,12 @@
 import { EventSource } from 'eventsource';
 import { io, type Socket } from 'socket.io-client';
 import { SOCKET_PATH } from '../../src/events/socket-protocol.js';
-import { Cluster, type Replica } from '../support/replicas.js';
+import { Cluster, type Replica, replicaMetric as metric } from '../support/replicas.js';
 import { TcpBalancer } from '../support/tcp-balancer.js';
 import { api, createTestDatabase, recordFigure, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
-async function metric(replica: Replica, name: string): Promise<number> {
-  const text = (await api(replica.url, 'GET', '/metrics')).text;
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.split(' ').pop());
-}
 
 /**
  * The drain Kubernetes relies on, step by step, with real clients behind a

@@ -1,14 +1,9 @@
-import { Cluster, type Replica } from '../support/replicas.js';
+import { Cluster, type Replica, replicaMetric as metric } from '../support/replicas.js';
 import { expectContiguous, SseClient } from '../support/sse-client.js';
 import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
-async function metric(replica: Replica, name: string): Promise<number> {
-  const text = (await api(replica.url, 'GET', '/metrics')).text;
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.split(' ').pop());
-}
 
 describe('one sequencing replica (real processes)', () => {
   let db: { url: string; drop(): Promise<void> };

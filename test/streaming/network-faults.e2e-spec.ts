@@ -1,7 +1,7 @@
 import net from 'node:net';
 import pg from 'pg';
 import { FaultProxy } from '../support/fault-proxy.js';
-import { Cluster, type Replica } from '../support/replicas.js';
+import { Cluster, type Replica, replicaMetric as metric } from '../support/replicas.js';
 import { SseClient } from '../support/sse-client.js';
 import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
@@ -12,11 +12,6 @@ import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/te
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 const redisPort = () => Number(new URL(redisUrl()).port);
 
-async function metric(replica: Replica, name: string): Promise<number | undefined> {
-  const text = (await api(replica.url, 'GET', '/metrics')).text;
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? undefined : Number(line.split(' ').pop());
-}
 
 /** Sends a stream request on a raw socket and closes it `afterMs` later, before any answer can come. */
 function abandonedStreamRequest(replica: Replica, key: string, afterMs: number): Promise<void> {

@@ -94,3 +94,10 @@ export class Cluster {
     );
   }
 }
+
+/** A replica's first sample of `name` (plain or labelled) from /metrics; NaN when it is not there. */
+export async function replicaMetric(replica: Replica, name: string): Promise<number> {
+  const text = await (await fetch(`${replica.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? Number.NaN : Number(line.split(' ').pop());
+}

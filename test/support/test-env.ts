@@ -126,19 +126,8 @@ export async function createKey(t: TestApp, role: 'viewer' | 'editor' | 'admin',
   return res.body.key;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as T;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+// One implementation of waiting for every test tool (timing.ts imports nothing from src/).
+export { sleep, waitFor } from './timing.js';
 
 /** Where tests write the figures they measure (latencies, counts): one line per figure, with the test's name. */
 export const FIGURES_FILE = '.cache/test-figures.log';
