@@ -31,7 +31,7 @@ import { MetricsService } from '../ops/metrics.service.js';
 import { EventFilter } from '../streaming/event-filter.js';
 import { StreamHub } from '../streaming/stream.hub.js';
 import { ConnectionRegistry, type PresenceListener } from './connection-registry.js';
-import { SOCKET_CODEC, SocketSubscriber } from './socket.subscriber.js';
+import { closeTransport, SOCKET_CODEC, SocketSubscriber } from './socket.subscriber.js';
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketState>;
@@ -262,7 +262,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     this.endSubscription(socket);
     const sub = new SocketSubscriber(socket, filter, this.config.stream.maxBufferBytes, (slow) => {
       this.disconnects.inc({ reason: 'slow consumer' });
-      slow.close('slow consumer');
+      slow.drop();
     });
     socket.data.sub = sub;
     await this.hub.follow(sub, SOCKET_CODEC, cursor);
@@ -281,8 +281,8 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
   private kick(socket: IoSocket, reason: string, reconnect: boolean): void {
     if (socket.disconnected) return;
     socket.emit('closing', { reason, reconnect });
-    if (reconnect) socket.conn.close();
-    else socket.disconnect(true);
+    if (!reconnect) socket.disconnect(true); // "io server disconnect": the client stays away
+    closeTransport(socket); // and the transport goes even if the client stopped reading
   }
 
   /** Drops `principalId`'s sockets on this replica (the control message reaches every replica). */

@@ -1,6 +1,7 @@
 import type { Socket } from 'socket.io';
 import type { HubEvent } from '../streaming/event-window.js';
 import type { EventFilter } from '../streaming/event-filter.js';
+import { CLOSE_TIMEOUT_MS } from '../streaming/sse.connection.js';
 import type { Codec, Subscriber } from '../streaming/subscriber.js';
 
 /**
@@ -35,6 +36,25 @@ interface EngineConnection {
   write(data: string, options?: object): void;
   once(event: 'drain' | 'close', listener: () => void): void;
   removeListener(event: 'drain' | 'close', listener: () => void): void;
+}
+
+/**
+ * Closes a socket's transport so that the client reconnects (it sees "transport
+ * close"). engine.io's close waits for its write buffer to drain, which a
+ * client that stopped reading never lets happen: the close is cut after
+ * CLOSE_TIMEOUT_MS (as an SSE close is), and at once with `now` (a slow
+ * consumer, whose backlog is the reason it goes).
+ */
+export function closeTransport(socket: Socket, now = false): void {
+  const conn = socket.conn as unknown as { close(discard?: boolean): void; once(event: 'close', listener: () => void): void; readyState: string };
+  if (now) {
+    conn.close(true);
+    return;
+  }
+  const timer = setTimeout(() => conn.close(true), CLOSE_TIMEOUT_MS);
+  timer.unref();
+  conn.once('close', () => clearTimeout(timer));
+  conn.close();
 }
 
 /** Events written per replay slice before waiting for the transport to drain. */
@@ -109,6 +129,12 @@ export class SocketSubscriber implements Subscriber<Packets> {
   close(reason: string): void {
     if (this.closed) return;
     this.socket.emit('closing', { reason, reconnect: true });
-    this.socket.conn.close();
+    closeTransport(this.socket);
+  }
+
+  /** Its backlog passed the bound: the transport goes now (nothing more is queued for it); the client resumes from its cursor. */
+  drop(): void {
+    if (this.closed) return;
+    closeTransport(this.socket, true);
   }
 }
