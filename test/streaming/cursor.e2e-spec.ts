@@ -18,8 +18,14 @@ describe('the client cursor is always the server cursor', () => {
   const head = async () => (await api(t.baseUrl, 'GET', '/api/v1/events?after=999999999&limit=1', { key: editor })).body.head as number;
 
   it('gives a fresh connection its position at once, so a drop before any event loses nothing (unmodified eventsource client)', async () => {
+    const before = await head();
     await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent('before-fresh') });
-    const start = await head();
+    // A commit is numbered by the sequencer a moment after the write returns: wait for the
+    // number, or the event would (correctly) arrive after a cursor taken before it.
+    const start = await waitFor(async () => {
+      const h = await head();
+      return h > before ? h : false;
+    }, 5000, 'before-fresh numbered');
     const received: string[] = [];
     const opened: string[] = [];
     let source = new EventSource(`${t.baseUrl}/api/v1/stream/changes`, {
