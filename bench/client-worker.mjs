@@ -323,7 +323,12 @@ function resume({ target, count, expect, localAddress, timeoutMs = 60_000 }) {
     };
     for (let i = 0; i < count; i++) {
       const conn = { socket: null, lastNl: false, head: null, frames: 0, open: false, done: false };
-      const socket = net.connect({ port: target.port, host: '127.0.0.1', localAddress, onread: { buffer: READ_BUFFER, callback: (n, buf) => onRead(buf.subarray(0, n)) } });
+      const socket = net.connect({
+        port: target.port,
+        host: '127.0.0.1',
+        localAddress,
+        onread: { buffer: READ_BUFFER, callback: (n, buf) => onRead(buf.subarray(0, n)) },
+      });
       conn.socket = socket;
       let settled = false;
       const settle = (r) => {
@@ -468,7 +473,9 @@ const WRITE_VARIANTS = {
     await c.query('SELECT pg_advisory_xact_lock($1)', [7_346_110_101]);
     await c.query('SELECT count(*)::int AS n FROM agents');
     await c.query(INSERT_AGENT, agentParams(id));
-    await c.query('SELECT a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version FROM agents a WHERE a.id = $1', [id]);
+    await c.query('SELECT a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version FROM agents a WHERE a.id = $1', [
+      id,
+    ]);
     await c.query(INSERT_OUTBOX, outboxParams(id));
     await c.query('COMMIT');
   },

@@ -63,9 +63,18 @@ const WORKLOADS = {
   W3: { run: idle, title: `W3 idle: ${sizes.W3.connections} connections on one server (memory)`, fresh: true },
   W4: { run: cluster, title: `W4 cluster: ${sizes.W4.subscribers} subscribers over 3 nodes, ${sizes.W4.rate} mutations/s` },
   W5: { run: replay, title: `W5 replay: one client resuming ${sizes.W5.behind} events behind` },
-  W6: { run: writes, title: `W6 writes: ${sizes.W6.concurrency} clients creating agents for ${sizes.W6.seconds} s (raw pg floor, 1 and 3 replicas)`, only: ['service'] },
+  W6: {
+    run: writes,
+    title: `W6 writes: ${sizes.W6.concurrency} clients creating agents for ${sizes.W6.seconds} s (raw pg floor, 1 and 3 replicas)`,
+    only: ['service'],
+  },
   // W7 against nchan (what issue 10 compares with); the raw Node server is left out to keep the run under 10 minutes.
-  W7: { run: fanoutHttp, title: `W7 fan-out to ordinary http clients: ${sizes.W7.subscribers} subscribers, ${sizes.W7.events} events at ${sizes.W7.rate}/s`, fresh: true, only: ['service', 'nchan'] },
+  W7: {
+    run: fanoutHttp,
+    title: `W7 fan-out to ordinary http clients: ${sizes.W7.subscribers} subscribers, ${sizes.W7.events} events at ${sizes.W7.rate}/s`,
+    fresh: true,
+    only: ['service', 'nchan'],
+  },
   W8: { run: resumeStorm, title: `W8 resume storm: ${sizes.W8.clients} clients resuming ${sizes.W8.behind} events behind at once`, only: ['service'] },
 };
 
@@ -200,7 +209,9 @@ async function main() {
     fdHardLimit: Number.isFinite(HARD_FD_LIMIT) ? HARD_FD_LIMIT : 'unlimited',
     totalSeconds: (now() - started) / 1000,
     workers,
-    build: existsSync(path.join(dist, 'COMMIT')) ? `commit ${readFileSync(path.join(dist, 'COMMIT'), 'utf8').trim().slice(0, 12)}` : 'dist/ of the working tree',
+    build: existsSync(path.join(dist, 'COMMIT'))
+      ? `commit ${readFileSync(path.join(dist, 'COMMIT'), 'utf8').trim().slice(0, 12)}`
+      : 'dist/ of the working tree',
     loadAverage: { start: loadAtStart, end: os.loadavg() },
   };
   let report = { meta, results };
@@ -217,9 +228,24 @@ async function main() {
       prev.results[w] = { ...prev.results[w], ...bySystem };
     }
     const reason = arg('reason', undefined);
-    prev.meta.reruns = [...(prev.meta.reruns ?? []), { date: meta.date, workloads: Object.keys(results), systems: systemNames, loadAverage: meta.loadAverage, totalSeconds: meta.totalSeconds, reason: typeof reason === 'string' ? reason : undefined, replaced }];
+    prev.meta.reruns = [
+      ...(prev.meta.reruns ?? []),
+      {
+        date: meta.date,
+        workloads: Object.keys(results),
+        systems: systemNames,
+        loadAverage: meta.loadAverage,
+        totalSeconds: meta.totalSeconds,
+        reason: typeof reason === 'string' ? reason : undefined,
+        replaced,
+      },
+    ];
     report = prev;
-    complete = !quick && ALL_WORKLOADS.split(',').every((w) => ['service', 'nchan', 'raw'].every((k) => WORKLOADS[w].only && !WORKLOADS[w].only.includes(k) ? true : report.results[w]?.[k]));
+    complete =
+      !quick &&
+      ALL_WORKLOADS.split(',').every((w) =>
+        ['service', 'nchan', 'raw'].every((k) => (WORKLOADS[w].only && !WORKLOADS[w].only.includes(k) ? true : report.results[w]?.[k])),
+      );
   }
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(latest, JSON.stringify(report, null, 2));

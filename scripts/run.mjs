@@ -48,7 +48,14 @@ function buildGui() {
     statSync(path.join(root, 'src', 'events', 'socket-protocol.ts')).mtimeMs,
   );
   if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const status = run(process.execPath, [path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'gui/vite.config.ts', '--logLevel', 'warn']);
+  const status = run(process.execPath, [
+    path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'),
+    'build',
+    '--config',
+    'gui/vite.config.ts',
+    '--logLevel',
+    'warn',
+  ]);
   if (status !== 0) process.exit(status);
 }
 
@@ -75,7 +82,9 @@ function ensureNginx() {
     const own = !existsSync(policy);
     if (own) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
     try {
-      run('sh', ['-c', 'apt-get install -y -qq nginx >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nginx)'], { DEBIAN_FRONTEND: 'noninteractive' });
+      run('sh', ['-c', 'apt-get install -y -qq nginx >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nginx)'], {
+        DEBIAN_FRONTEND: 'noninteractive',
+      });
     } finally {
       if (own) unlinkSync(policy);
     }
@@ -115,7 +124,11 @@ switch (command) {
     ensureNginx();
     build();
     process.exit(
-      run(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '-c', path.join(root, 'test', 'chaos', 'jest.config.mjs'), '--runInBand', ...rest], jestOptions),
+      run(
+        process.execPath,
+        [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '-c', path.join(root, 'test', 'chaos', 'jest.config.mjs'), '--runInBand', ...rest],
+        jestOptions,
+      ),
     );
     break;
   case 'bench':

@@ -69,7 +69,13 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
   fastify.addHook('onRequest', (request, _reply, done) => requestContext.run({ requestId: String(request.id) }, done));
   // One access line per answered request (no query string).
   fastify.addHook('onResponse', (request, reply, done) => {
-    jsonLogger.access({ method: request.method, path: request.url.split('?')[0]!.slice(0, 256), status: reply.statusCode, ms: Math.round(reply.elapsedTime), requestId: String(request.id) });
+    jsonLogger.access({
+      method: request.method,
+      path: request.url.split('?')[0]!.slice(0, 256),
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+      requestId: String(request.id),
+    });
     done();
   });
   // Authentication before the body is read (401/403 without parsing it).

@@ -102,7 +102,13 @@ export class ClientPool {
   async stats() {
     const replies = await this.all({ op: 'stats' });
     return replies.reduce(
-      (s, r) => ({ frames: s.frames + r.frames, bytes: s.bytes + r.bytes, reads: s.reads + r.reads, open: s.open + r.open, closed: s.closed + r.closedAfterOpen }),
+      (s, r) => ({
+        frames: s.frames + r.frames,
+        bytes: s.bytes + r.bytes,
+        reads: s.reads + r.reads,
+        open: s.open + r.open,
+        closed: s.closed + r.closedAfterOpen,
+      }),
       { frames: 0, bytes: 0, reads: 0, open: 0, closed: 0 },
     );
   }
@@ -133,7 +139,14 @@ export class ClientPool {
       this.workers.map((w) =>
         this.call(
           w,
-          { op: 'resume', target, count: Math.max(0, Math.min(per, count - w.index * per)), expect, timeoutMs, localAddress: `127.0.${this.round}.${10 + w.index}` },
+          {
+            op: 'resume',
+            target,
+            count: Math.max(0, Math.min(per, count - w.index * per)),
+            expect,
+            timeoutMs,
+            localAddress: `127.0.${this.round}.${10 + w.index}`,
+          },
           timeoutMs + 10_000,
         ),
       ),
@@ -161,7 +174,11 @@ export class ClientPool {
     const per = Math.ceil(concurrency / this.size);
     const replies = await Promise.all(
       this.workers.map((w) =>
-        this.call(w, { ...msg, op, seconds, concurrency: Math.max(0, Math.min(per, concurrency - w.index * per)), prefix: `${msg.prefix}-${w.index}` }, seconds * 1000 + 60_000),
+        this.call(
+          w,
+          { ...msg, op, seconds, concurrency: Math.max(0, Math.min(per, concurrency - w.index * per)), prefix: `${msg.prefix}-${w.index}` },
+          seconds * 1000 + 60_000,
+        ),
       ),
     );
     const statuses = {};

@@ -77,11 +77,18 @@ function rows(report) {
   }
   if (R.W7) {
     const sz = report.meta.sizes.W7;
-    out.push([`**W7** ${fmtInt(sz.subscribers)} ordinary \`http\` subscribers × ${sz.events} events at ${sz.rate}/s (service: agent creations through REST)`, '', '', '']);
+    out.push([
+      `**W7** ${fmtInt(sz.subscribers)} ordinary \`http\` subscribers × ${sz.events} events at ${sz.rate}/s (service: agent creations through REST)`,
+      '',
+      '',
+      '',
+    ]);
     row('W7', 'RSS per idle connection, fresh server (KB)', (r) => fmt(r.rssPerConnKB, 2));
     row('W7', 'RSS before → after (MB)', (r) => `${fmt(r.rssBeforeMB, 0)} → ${fmt(r.rssAfterMB, 0)}`);
     row('W7', 'V8 heap used / committed, growth per connection (KB)', (r) =>
-      r.heapBefore ? `${fmt((r.heapAfter.heapUsed - r.heapBefore.heapUsed) / 1024 / Math.max(1, r.subscribers - 1), 2)} / ${fmt((r.heapAfter.heapTotal - r.heapBefore.heapTotal) / 1024 / Math.max(1, r.subscribers - 1), 2)}` : '–',
+      r.heapBefore
+        ? `${fmt((r.heapAfter.heapUsed - r.heapBefore.heapUsed) / 1024 / Math.max(1, r.subscribers - 1), 2)} / ${fmt((r.heapAfter.heapTotal - r.heapBefore.heapTotal) / 1024 / Math.max(1, r.subscribers - 1), 2)}`
+        : '–',
     );
     row('W7', 'time to open all (s)', (r) => fmt(r.openMs / 1000, 1));
     row('W7', 'CPU µs per delivered event', (r) => fmt(r.cpuPerEvent, 2));
@@ -151,7 +158,14 @@ function resumeRows(w8) {
 }
 
 function simpleTable(header, body) {
-  return [`| ${header.join(' | ')} |`, `| --- |${header.slice(1).map(() => ' ---: |').join('')}`, ...body.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `| --- |${header
+      .slice(1)
+      .map(() => ' ---: |')
+      .join('')}`,
+    ...body.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 /** The targets of the issue, judged from this run. */
@@ -178,7 +192,12 @@ export function targets(report) {
   if (w3?.rssPerConnKB !== undefined) {
     t.push(['RSS ≤ 10 KB per idle SSE connection (W3, raw sockets)', `${fmt(w3.rssPerConnKB, 2)} KB at ${fmtInt(w3.opened)}`, w3.rssPerConnKB <= 10, '']);
     if (w3.mid) {
-      t.push([`RSS ≤ 10 KB per idle connection at ${fmtInt(w3.mid.connections)}, fresh replica, raw sockets (W3)`, `${fmt(w3.mid.rssPerConnKB, 2)} KB`, w3.mid.rssPerConnKB <= 10, '']);
+      t.push([
+        `RSS ≤ 10 KB per idle connection at ${fmtInt(w3.mid.connections)}, fresh replica, raw sockets (W3)`,
+        `${fmt(w3.mid.rssPerConnKB, 2)} KB`,
+        w3.mid.rssPerConnKB <= 10,
+        '',
+      ]);
     }
     const want = report.meta.w3Requested ?? report.meta.sizes.W3.connections;
     const ran = report.meta.sizes.W3.connections;
@@ -187,7 +206,9 @@ export function targets(report) {
       `W3 holds ${fmtInt(want)} connections`,
       `${fmtInt(w3.held)} held, ${fmtInt(w3.reachedByEvent)} reached${note}`,
       w3.held >= want && w3.reachedByEvent >= want,
-      ran < want ? `the hard descriptor limit here is ${fmtInt(report.meta.fdHardLimit)} per process and cannot be raised (no CAP_SYS_RESOURCE); every connection asked for was held and reached` : '',
+      ran < want
+        ? `the hard descriptor limit here is ${fmtInt(report.meta.fdHardLimit)} per process and cannot be raised (no CAP_SYS_RESOURCE); every connection asked for was held and reached`
+        : '',
     ]);
   }
   const w4 = svc('W4');
@@ -286,10 +307,13 @@ const W6_HEADER = ['figure', 'raw pg floor', 'service, 1 replica', 'service, 3 r
 export function renderTable(report) {
   const out = textTable(['figure', ...SYSTEMS.map(([, l]) => l)], rows(report));
   const w6 = report.results.W6?.service;
-  if (w6?.floor) out.push(`W6 ${report.meta.sizes.W6.concurrency} clients creating agents for ${report.meta.sizes.W6.seconds} s`, ...textTable(W6_HEADER, writeRows(w6)));
+  if (w6?.floor)
+    out.push(`W6 ${report.meta.sizes.W6.concurrency} clients creating agents for ${report.meta.sizes.W6.seconds} s`, ...textTable(W6_HEADER, writeRows(w6)));
   const w8 = report.results.W8?.service;
-  if (w8?.clients) out.push(`W8 ${fmtInt(w8.clients)} clients resuming ${fmtInt(w8.behind)} events behind at once`, ...textTable(['figure', 'service'], resumeRows(w8)));
-  for (const [what, value, ok, why] of targets(report)) out.push(`${ok ? 'MET    ' : 'NOT MET'}  ${what}: ${value}${ok || !why ? '' : `\n         because ${why}`}`);
+  if (w8?.clients)
+    out.push(`W8 ${fmtInt(w8.clients)} clients resuming ${fmtInt(w8.behind)} events behind at once`, ...textTable(['figure', 'service'], resumeRows(w8)));
+  for (const [what, value, ok, why] of targets(report))
+    out.push(`${ok ? 'MET    ' : 'NOT MET'}  ${what}: ${value}${ok || !why ? '' : `\n         because ${why}`}`);
   out.push(`total run time ${fmt(report.meta.totalSeconds, 0)} s`);
   return out.join('\n');
 }
@@ -376,7 +400,12 @@ export function renderSvg(report) {
   if (R.W7) {
     const nchanP99 = val('W7', 'nchan', (r) => r.publish?.p99);
     const ran = (v) => v.key !== 'raw' || R.W7.raw;
-    panels.push(['W7 p99 publish→delivery', `ms, ${fmtInt(report.meta.sizes.W7.subscribers)} http clients`, sys('W7', (r) => r.publish?.p99).filter(ran), { target: Number.isFinite(nchanP99) ? nchanP99 : undefined }]);
+    panels.push([
+      'W7 p99 publish→delivery',
+      `ms, ${fmtInt(report.meta.sizes.W7.subscribers)} http clients`,
+      sys('W7', (r) => r.publish?.p99).filter(ran),
+      { target: Number.isFinite(nchanP99) ? nchanP99 : undefined },
+    ]);
     panels.push(['W7 RSS per idle connection', 'KB, fresh server, http clients', sys('W7', (r) => r.rssPerConnKB).filter(ran), { target: 10 }]);
   }
   const pw = 270;
@@ -401,7 +430,10 @@ export function renderSvg(report) {
     'target lines: the issues’ targets (W1, W7: nchan;',
     'W6: half the floor)',
   ];
-  const legend = SYSTEMS.map(([k], i) => `<rect x="${nx + i * 80}" y="${ny - 22}" width="10" height="10" fill="${COLORS[k]}"/><text x="${nx + 14 + i * 80}" y="${ny - 13}" class="n">${esc(short[k])}</text>`).join('');
+  const legend = SYSTEMS.map(
+    ([k], i) =>
+      `<rect x="${nx + i * 80}" y="${ny - 22}" width="10" height="10" fill="${COLORS[k]}"/><text x="${nx + 14 + i * 80}" y="${ny - 13}" class="n">${esc(short[k])}</text>`,
+  ).join('');
   const noteText = notes.map((t, i) => `<text x="${nx}" y="${ny + 6 + i * 15}" class="n">${esc(t)}</text>`).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">
 <style>
@@ -449,29 +481,45 @@ export function renderMarkdown(report) {
   const para = [];
   if (s1 && n1 && r1) {
     const perWrite = r1.cpuPerEvent;
-    para.push(`**Fan-out cost is a system call per write.** The raw Node server writes one pre-serialized buffer per event per connection and spends ${us(r1.userPerEvent)} of user time and ${us(r1.sysPerEvent)} in the kernel per delivered event in W1; nchan, in C, spends ${us(n1.userPerEvent)} + ${us(n1.sysPerEvent)}. On loopback the kernel part includes the receiving side's TCP work and the wake-up of the reader, which no server code avoids: one write per event and connection costs about ${fmt(Math.min(n1.cpuPerEvent, r1.cpuPerEvent), 0)} µs on this machine whatever writes it. W1 asks for ${fmtInt(writesPerSec)} writes per second: at ~${fmt(perWrite, 0)} µs each that is ${fmt((writesPerSec * perWrite) / 1e6, 1)} cores, more than a single-threaded server has, so in this run nchan and the raw server fall behind (publish→delivery p50 ${fmt(n1.publish?.p50 / 1000, 1)} s and ${fmt(r1.publish?.p50 / 1000, 1)} s) while delivering every event eventually.`);
-    para.push(`**The service writes several events per system call under load and none late when idle.** Its hub writes an event that finds it idle at once, from the bus callback; events that arrive while the last flush was recent wait for the next flush, at most the duration of the last one (capped at 10 ms), and then go out as one chunk per connection. In W1 that gave ${fmt(s1.framesPerRead, 1)} events per write and ${us(s1.cpuPerEvent)} per delivered event, ${fmt(s1.cpuPerEvent / n1.cpuPerEvent, 2)}× nchan and ${fmt(s1.cpuPerEvent / r1.cpuPerEvent, 2)}× the raw server, at a publish→delivery p50 of ${fmt(s1.publish?.p50, 0)} ms (p99 ${fmt(s1.publish?.p99, 0)} ms): with ${fmtInt(sz.W1.subscribers)} sockets a flush is ${fmtInt(sz.W1.subscribers)} system calls, so the latency of the last subscriber of a flush is bounded by the flush itself. The measured replica is not the elected sequencer (the writing replica is), so what an event costs it before any fan-out is receiving it from Redis, building its frame once and keeping it in the window, plus its background work (timers, polls, heartbeats: 20–25 ms of CPU per second at rest, see profiles/write-path.md) spread over the events: ${fmt(s1.fixedCostPerEvent, 0)} µs of CPU per event with no subscriber at all (${fmt((100 * s1.fixedCostPerEvent * sz.W1.events) / (s1.cpuPerEvent * s1.delivered), 0)}% of its W1 CPU; /proc counts in 10 ms ticks, so this small figure is coarse).`);
+    para.push(
+      `**Fan-out cost is a system call per write.** The raw Node server writes one pre-serialized buffer per event per connection and spends ${us(r1.userPerEvent)} of user time and ${us(r1.sysPerEvent)} in the kernel per delivered event in W1; nchan, in C, spends ${us(n1.userPerEvent)} + ${us(n1.sysPerEvent)}. On loopback the kernel part includes the receiving side's TCP work and the wake-up of the reader, which no server code avoids: one write per event and connection costs about ${fmt(Math.min(n1.cpuPerEvent, r1.cpuPerEvent), 0)} µs on this machine whatever writes it. W1 asks for ${fmtInt(writesPerSec)} writes per second: at ~${fmt(perWrite, 0)} µs each that is ${fmt((writesPerSec * perWrite) / 1e6, 1)} cores, more than a single-threaded server has, so in this run nchan and the raw server fall behind (publish→delivery p50 ${fmt(n1.publish?.p50 / 1000, 1)} s and ${fmt(r1.publish?.p50 / 1000, 1)} s) while delivering every event eventually.`,
+    );
+    para.push(
+      `**The service writes several events per system call under load and none late when idle.** Its hub writes an event that finds it idle at once, from the bus callback; events that arrive while the last flush was recent wait for the next flush, at most the duration of the last one (capped at 10 ms), and then go out as one chunk per connection. In W1 that gave ${fmt(s1.framesPerRead, 1)} events per write and ${us(s1.cpuPerEvent)} per delivered event, ${fmt(s1.cpuPerEvent / n1.cpuPerEvent, 2)}× nchan and ${fmt(s1.cpuPerEvent / r1.cpuPerEvent, 2)}× the raw server, at a publish→delivery p50 of ${fmt(s1.publish?.p50, 0)} ms (p99 ${fmt(s1.publish?.p99, 0)} ms): with ${fmtInt(sz.W1.subscribers)} sockets a flush is ${fmtInt(sz.W1.subscribers)} system calls, so the latency of the last subscriber of a flush is bounded by the flush itself. The measured replica is not the elected sequencer (the writing replica is), so what an event costs it before any fan-out is receiving it from Redis, building its frame once and keeping it in the window, plus its background work (timers, polls, heartbeats: 20–25 ms of CPU per second at rest, see profiles/write-path.md) spread over the events: ${fmt(s1.fixedCostPerEvent, 0)} µs of CPU per event with no subscriber at all (${fmt((100 * s1.fixedCostPerEvent * sz.W1.events) / (s1.cpuPerEvent * s1.delivered), 0)}% of its W1 CPU; /proc counts in 10 ms ticks, so this small figure is coarse).`,
+    );
   }
   if (s3 && n3 && r3) {
-    para.push(`**Memory per idle connection.** After the hijack the service hands the socket back from Node's HTTP server the way Node does for an \`upgrade\`: the server's per-connection listeners go, the HTTP parser returns to its pool, and with them the request, the response and the framework's request/reply become garbage. Filters are shared by key and a connection holds no closures of its own. What stays is the socket and one small object: ${fmt(s3.rssPerConnKB, 1)} KB of RSS per connection in W3 at ${fmtInt(s3.opened)} raw-socket connections${s3.mid ? ` (${fmt(s3.mid.rssPerConnKB, 1)} KB over the first ${fmtInt(s3.mid.connections)})` : ''}, against ${fmt(n3.rssPerConnKB, 1)} KB for nchan and ${fmt(r3.rssPerConnKB, 1)} KB for the raw Node server, which keeps its parser, request and response per connection. Kernel socket buffers are not in RSS for any of them.`);
+    para.push(
+      `**Memory per idle connection.** After the hijack the service hands the socket back from Node's HTTP server the way Node does for an \`upgrade\`: the server's per-connection listeners go, the HTTP parser returns to its pool, and with them the request, the response and the framework's request/reply become garbage. Filters are shared by key and a connection holds no closures of its own. What stays is the socket and one small object: ${fmt(s3.rssPerConnKB, 1)} KB of RSS per connection in W3 at ${fmtInt(s3.opened)} raw-socket connections${s3.mid ? ` (${fmt(s3.mid.rssPerConnKB, 1)} KB over the first ${fmtInt(s3.mid.connections)})` : ''}, against ${fmt(n3.rssPerConnKB, 1)} KB for nchan and ${fmt(r3.rssPerConnKB, 1)} KB for the raw Node server, which keeps its parser, request and response per connection. Kernel socket buffers are not in RSS for any of them.`,
+    );
   }
   if (capped) {
-    para.push(`**${fmtInt(m.w3Requested)} connections on one process cannot be reached on this machine.** The hard descriptor limit of this sandbox is ${fmtInt(m.fdHardLimit)} and cannot be raised even as root (no CAP_SYS_RESOURCE), and a server needs a few descriptors of its own (listening socket, database pool, Redis, epoll, stdio). W3 therefore ran ${fmtInt(sz.W3.connections)} connections here, for all three systems alike${allHeld ? ', and each of them held all of them and delivered an event to every one' : ''}; where \`ulimit -n 200000\` works the benchmark runs the full ${fmtInt(m.w3Requested)}.`);
+    para.push(
+      `**${fmtInt(m.w3Requested)} connections on one process cannot be reached on this machine.** The hard descriptor limit of this sandbox is ${fmtInt(m.fdHardLimit)} and cannot be raised even as root (no CAP_SYS_RESOURCE), and a server needs a few descriptors of its own (listening socket, database pool, Redis, epoll, stdio). W3 therefore ran ${fmtInt(sz.W3.connections)} connections here, for all three systems alike${allHeld ? ', and each of them held all of them and delivered an event to every one' : ''}; where \`ulimit -n 200000\` works the benchmark runs the full ${fmtInt(m.w3Requested)}.`,
+    );
   }
   if (s4 && r4) {
     const bd = s4.breakdown;
-    para.push(`**End-to-end latency (W4).** A mutation's commit reaches the sequencer (NOTIFY, lock, numbering) after ${fmt(bd?.commitToSequenced?.p50, 1)} ms at p50 (${fmt(bd?.commitToSequenced?.p99, 1)} ms p99); numbering, commit, Redis and fan-out to the last of ${fmtInt(sz.W4.subscribers)} subscribers take ${fmt(bd?.sequencedToDelivery?.p50, 1)} ms p50 (${fmt(bd?.sequencedToDelivery?.p99, 1)} ms p99). The tail is the fan-out itself: to a reader that is asleep a loopback write costs several µs more than to a busy one (the wake-up is charged to the writer), and the three replicas, PostgreSQL, Redis and the load client share two cores. The raw Node server, with no database or bus in the path and all ${fmtInt(sz.W4.subscribers)} subscribers in one process, shows a publish→delivery p99 of ${fmt(r4.publish?.p99, 1)} ms in the same run${n4 ? ` and nchan (three nginx sharing a Redis) ${fmt(n4.publish?.p99, 1)} ms` : ''}: that is what this machine allowed a fan-out to 1,000 sockets in this run (the whole machine was ${fmt(s4.machineBusyCores, 2)} of 2 cores busy during the service's part), and a p99 moves by several ms between runs on a machine shared with other work. Only the elected sequencer (the writing replica here) is woken by commits; the two others pay nothing per commit.`);
+    para.push(
+      `**End-to-end latency (W4).** A mutation's commit reaches the sequencer (NOTIFY, lock, numbering) after ${fmt(bd?.commitToSequenced?.p50, 1)} ms at p50 (${fmt(bd?.commitToSequenced?.p99, 1)} ms p99); numbering, commit, Redis and fan-out to the last of ${fmtInt(sz.W4.subscribers)} subscribers take ${fmt(bd?.sequencedToDelivery?.p50, 1)} ms p50 (${fmt(bd?.sequencedToDelivery?.p99, 1)} ms p99). The tail is the fan-out itself: to a reader that is asleep a loopback write costs several µs more than to a busy one (the wake-up is charged to the writer), and the three replicas, PostgreSQL, Redis and the load client share two cores. The raw Node server, with no database or bus in the path and all ${fmtInt(sz.W4.subscribers)} subscribers in one process, shows a publish→delivery p99 of ${fmt(r4.publish?.p99, 1)} ms in the same run${n4 ? ` and nchan (three nginx sharing a Redis) ${fmt(n4.publish?.p99, 1)} ms` : ''}: that is what this machine allowed a fan-out to 1,000 sockets in this run (the whole machine was ${fmt(s4.machineBusyCores, 2)} of 2 cores busy during the service's part), and a p99 moves by several ms between runs on a machine shared with other work. Only the elected sequencer (the writing replica here) is woken by commits; the two others pay nothing per commit.`,
+    );
   }
   if (s5) {
-    para.push(`**Replay.** A resume inside the replica's window (the last 10,000 events, kept as encoded frames) is a few large writes: ${fmtInt(s5.window?.rate)} events/s. Older cursors are read from the outbox in pages of 5,000 (shared between concurrent resumes) and encoded once: ${fmtInt(s5.outbox?.rate)} events/s.${n5 ? ` nchan (Redis mode) delivers a resuming subscriber's backlog at ${fmtInt(n5.window?.rate)} events/s.` : ''}`);
+    para.push(
+      `**Replay.** A resume inside the replica's window (the last 10,000 events, kept as encoded frames) is a few large writes: ${fmtInt(s5.window?.rate)} events/s. Older cursors are read from the outbox in pages of 5,000 (shared between concurrent resumes) and encoded once: ${fmtInt(s5.outbox?.rate)} events/s.${n5 ? ` nchan (Redis mode) delivers a resuming subscriber's backlog at ${fmtInt(n5.window?.rate)} events/s.` : ''}`,
+    );
   }
   if (s6?.floor && s6.one && s6.three) {
     const lock = (c) => c.top?.find((x) => x.query.startsWith('SELECT pg_advisory_xact_lock'));
     const numbering = (c) => c.top?.find((x) => x.query.startsWith('UPDATE outbox o SET seq'));
     if (lock(s6.three) !== undefined) {
-      para.push(`**Writes serialize on one lock (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}× the floor). Each create runs ${fmt(s6.one.statementsPerWrite, 1)} statements, and inside its transaction it first takes the registry cap's advisory lock (\`MAX_AGENTS\`: \`pg_advisory_xact_lock\`, then \`count(*)\`) and keeps it through five more round trips (\`count(*)\`, INSERT, SELECT of the row, INSERT into the outbox, COMMIT), so creates are one at a time cluster-wide: ${pct(share(s6.one, 'active Lock:advisory'))} (1 replica) and ${pct(share(s6.three, 'active Lock:advisory'))} (3 replicas) of the sampled PostgreSQL backends were waiting for that lock, ${fmt(lock(s6.one)?.msPerCall, 1)} and ${fmt(lock(s6.three)?.msPerCall, 1)} ms per write on average. Throughput is then one over the lock's hold time, which is round trips × the time a replica takes to send the next statement; more replicas only add processes to the same two cores, so three are not faster than one. The CPU is per round trip too: ${fmt(s6.one.serviceCpuPerWrite, 2)} ms per write with one replica (${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three), PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms; the sequencer ran a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} writes with one replica and every ${fmt(1 / numbering(s6.three)?.perWrite, 1)} with three. The CPU profile and the same SQL without the service (variants with fewer round trips and no lock, measured) are in [profiles/write-path.md](profiles/write-path.md).`);
+      para.push(
+        `**Writes serialize on one lock (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}× the floor). Each create runs ${fmt(s6.one.statementsPerWrite, 1)} statements, and inside its transaction it first takes the registry cap's advisory lock (\`MAX_AGENTS\`: \`pg_advisory_xact_lock\`, then \`count(*)\`) and keeps it through five more round trips (\`count(*)\`, INSERT, SELECT of the row, INSERT into the outbox, COMMIT), so creates are one at a time cluster-wide: ${pct(share(s6.one, 'active Lock:advisory'))} (1 replica) and ${pct(share(s6.three, 'active Lock:advisory'))} (3 replicas) of the sampled PostgreSQL backends were waiting for that lock, ${fmt(lock(s6.one)?.msPerCall, 1)} and ${fmt(lock(s6.three)?.msPerCall, 1)} ms per write on average. Throughput is then one over the lock's hold time, which is round trips × the time a replica takes to send the next statement; more replicas only add processes to the same two cores, so three are not faster than one. The CPU is per round trip too: ${fmt(s6.one.serviceCpuPerWrite, 2)} ms per write with one replica (${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three), PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms; the sequencer ran a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} writes with one replica and every ${fmt(1 / numbering(s6.three)?.perWrite, 1)} with three. The CPU profile and the same SQL without the service (variants with fewer round trips and no lock, measured) are in [profiles/write-path.md](profiles/write-path.md).`,
+      );
     } else {
-      para.push(`**Writes are CPU-bound (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}× the floor). The registry cap no longer takes a lock (a trigger-kept counter row, checked after the INSERT), and no sampled backend waited on one. What remains is per-write work on two shared cores: ${fmt(s6.one.statementsPerWrite, 1)} statements per create, each a round trip, ${fmt(s6.one.serviceCpuPerWrite, 2)} ms of service CPU per write with one replica (${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three) and PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms; the sequencer ran a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} writes with one replica and every ${fmt(1 / numbering(s6.three)?.perWrite, 1)} with three. Extra replicas on the same machine add their per-write work, not capacity. The CPU profile and the ranked fixes (fewer round trips, no ORM on the write path, an API-key cache) are in [profiles/write-path.md](profiles/write-path.md) and [profiles/README.md](profiles/README.md).`);
+      para.push(
+        `**Writes are CPU-bound (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}× the floor). The registry cap no longer takes a lock (a trigger-kept counter row, checked after the INSERT), and no sampled backend waited on one. What remains is per-write work on two shared cores: ${fmt(s6.one.statementsPerWrite, 1)} statements per create, each a round trip, ${fmt(s6.one.serviceCpuPerWrite, 2)} ms of service CPU per write with one replica (${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three) and PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms; the sequencer ran a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} writes with one replica and every ${fmt(1 / numbering(s6.three)?.perWrite, 1)} with three. Extra replicas on the same machine add their per-write work, not capacity. The CPU profile and the ranked fixes (fewer round trips, no ORM on the write path, an API-key cache) are in [profiles/write-path.md](profiles/write-path.md) and [profiles/README.md](profiles/README.md).`,
+      );
     }
   }
   if (s7 && n7) {
@@ -479,17 +527,26 @@ export function renderMarkdown(report) {
     const grown = s7.heapBefore ? (s7.heapAfter.heapTotal - s7.heapBefore.heapTotal) / 1024 / Math.max(1, s7.subscribers - 1) : NaN;
     const used = s7.heapBefore ? (s7.heapAfter.heapUsed - s7.heapBefore.heapUsed) / 1024 / Math.max(1, s7.subscribers - 1) : NaN;
     const nchanWrites = n7.subscribers * sz.W7.rate;
-    const behind = n7.publish?.p50 > 1000
-      ? ` It falls behind here: one write per event and socket is ${fmtInt(nchanWrites)} writes/s, at ${us(n7.cpuPerEvent)} each ${fmt((nchanWrites * n7.cpuPerEvent) / 1e6, 1)} cores, and its one worker got ${fmt(n7.cpuCores, 2)} cores of a machine that was ${fmt(n7.machineBusyCores, 2)} of 2 busy. That makes the p99 target "met" in this run without saying much: the reviewer's nchan (p99 233–288 ms on another machine) kept up, and the service's own p99 here is ${fmt(s7.publish?.p99, 0)} ms.`
-      : '';
-    para.push(`**10,000 ordinary HTTP subscribers (W7).** With \`http.get\` clients every delivery also costs the client Node's HTTP parser and a 'data' event, so the load client matters more than with raw sockets. nchan writes every event to every socket as it comes: ${fmt(n7.framesPerRead, 2)} events per client read, ${us(n7.cpuPerEvent)} per delivered event, publish→delivery p50 ${fmt(n7.publish?.p50, 0)} ms and p99 ${fmt(n7.publish?.p99, 0)} ms.${behind} The service coalesces (${fmt(s7.framesPerRead, 1)} events per read) at ${us(s7.cpuPerEvent)} per delivered event (${fmt(s7.cpuPerEvent / n7.cpuPerEvent, 2)}× nchan), with p50 ${fmt(s7.publish?.p50, 0)} ms and p99 ${fmt(s7.publish?.p99, 0)} ms from the REST request. Where that goes, per event (p50 / p99, ms): REST request to commit ${pair(b.sendToCommit, 0)}; commit to numbered by the sequencer ${pair(b.commitToSequenced, 0)}; numbered to on Redis ${pair(b.sequencedToBus, 0)}; on Redis to the first sampled delivery ${pair(b.busToFirst, 0)}; first to last sampled delivery ${pair(b.firstToLast, 0)}. The last two are the hub: a flush writes all ${fmtInt(s7.subscribers)} sockets in one synchronous loop (the first→last spread is its length), and an event that arrives during a flush waits in the socket buffer until the loop is free, then for the next flush; so an event's latency is up to one flush of waiting plus its own position in the next. Measured inside the replica ([profiles/fanout.md](profiles/fanout.md)): nearly all of a flush is the \`write\` system calls, and the event loop is blocked for the whole of each flush. Memory: ${fmt(s7.rssPerConnKB, 1)} KB of RSS per idle connection at ${fmtInt(s7.subscribers)} on a fresh replica with these clients (nchan ${fmt(n7.rssPerConnKB, 1)} KB${r7 ? `, raw Node ${fmt(r7.rssPerConnKB, 1)} KB` : ''}); over the same opening the V8 heap committed ${fmt(grown, 1)} KB more per connection and its used part grew ${fmt(used, 1)} KB per connection. Most of that is not the connections: each opening allocates ~70 KB, and what is still referenced at two scavenges is promoted to the old space; a full GC frees it but V8 keeps the pages, while what a connection keeps is ~1.6 KB of heap and ~0.9 KB native (measured with forced GCs, heap snapshots and the allocation profiler in profiles/fanout.md).`);
+    const behind =
+      n7.publish?.p50 > 1000
+        ? ` It falls behind here: one write per event and socket is ${fmtInt(nchanWrites)} writes/s, at ${us(n7.cpuPerEvent)} each ${fmt((nchanWrites * n7.cpuPerEvent) / 1e6, 1)} cores, and its one worker got ${fmt(n7.cpuCores, 2)} cores of a machine that was ${fmt(n7.machineBusyCores, 2)} of 2 busy. That makes the p99 target "met" in this run without saying much: the reviewer's nchan (p99 233–288 ms on another machine) kept up, and the service's own p99 here is ${fmt(s7.publish?.p99, 0)} ms.`
+        : '';
+    para.push(
+      `**10,000 ordinary HTTP subscribers (W7).** With \`http.get\` clients every delivery also costs the client Node's HTTP parser and a 'data' event, so the load client matters more than with raw sockets. nchan writes every event to every socket as it comes: ${fmt(n7.framesPerRead, 2)} events per client read, ${us(n7.cpuPerEvent)} per delivered event, publish→delivery p50 ${fmt(n7.publish?.p50, 0)} ms and p99 ${fmt(n7.publish?.p99, 0)} ms.${behind} The service coalesces (${fmt(s7.framesPerRead, 1)} events per read) at ${us(s7.cpuPerEvent)} per delivered event (${fmt(s7.cpuPerEvent / n7.cpuPerEvent, 2)}× nchan), with p50 ${fmt(s7.publish?.p50, 0)} ms and p99 ${fmt(s7.publish?.p99, 0)} ms from the REST request. Where that goes, per event (p50 / p99, ms): REST request to commit ${pair(b.sendToCommit, 0)}; commit to numbered by the sequencer ${pair(b.commitToSequenced, 0)}; numbered to on Redis ${pair(b.sequencedToBus, 0)}; on Redis to the first sampled delivery ${pair(b.busToFirst, 0)}; first to last sampled delivery ${pair(b.firstToLast, 0)}. The last two are the hub: a flush writes all ${fmtInt(s7.subscribers)} sockets in one synchronous loop (the first→last spread is its length), and an event that arrives during a flush waits in the socket buffer until the loop is free, then for the next flush; so an event's latency is up to one flush of waiting plus its own position in the next. Measured inside the replica ([profiles/fanout.md](profiles/fanout.md)): nearly all of a flush is the \`write\` system calls, and the event loop is blocked for the whole of each flush. Memory: ${fmt(s7.rssPerConnKB, 1)} KB of RSS per idle connection at ${fmtInt(s7.subscribers)} on a fresh replica with these clients (nchan ${fmt(n7.rssPerConnKB, 1)} KB${r7 ? `, raw Node ${fmt(r7.rssPerConnKB, 1)} KB` : ''}); over the same opening the V8 heap committed ${fmt(grown, 1)} KB more per connection and its used part grew ${fmt(used, 1)} KB per connection. Most of that is not the connections: each opening allocates ~70 KB, and what is still referenced at two scavenges is promoted to the old space; a full GC frees it but V8 keeps the pages, while what a connection keeps is ~1.6 KB of heap and ~0.9 KB native (measured with forced GCs, heap snapshots and the allocation profiler in profiles/fanout.md).`,
+    );
   }
   if (s8) {
-    para.push(`**A resume storm (W8).** ${fmtInt(s8.clients)} clients resuming ${fmtInt(s8.behind)} events behind at once, all from the replica's window: every client had all ${fmtInt(s8.behind)} events after ${fmt(s8.allDoneMs / 1000, 2)} s (${fmtInt(s8.eventsPerSec)} events/s in all). Replay writes the window's shared, already-encoded frames with cork/writev and queues at most one slice per connection, so the serving replica's RSS rose from ${fmt(s8.rssBaseMB, 0)} to a peak of ${fmt(s8.rssPeakMB, 0)} MB: ${fmt(s8.rssPerClientKB, 1)} KB per resuming client${s8.heapBefore ? `; over the same time the V8 heap's committed size went from ${fmt(s8.heapBefore.heapTotal / 2 ** 20, 0)} to ${fmt(s8.heapAfter.heapTotal / 2 ** 20, 0)} MB (used ${fmt(s8.heapBefore.heapUsed / 2 ** 20, 0)} → ${fmt(s8.heapAfter.heapUsed / 2 ** 20, 0)} MB), so most of the peak is the JavaScript heap (the 2,000 connections' own state, and the replay's garbage: per-slice write requests and buffer lists), not socket buffers, which the kernel holds outside RSS` : ''}. The server spent ${fmtInt(s8.cpuMs)} ms of CPU on it.`);
+    para.push(
+      `**A resume storm (W8).** ${fmtInt(s8.clients)} clients resuming ${fmtInt(s8.behind)} events behind at once, all from the replica's window: every client had all ${fmtInt(s8.behind)} events after ${fmt(s8.allDoneMs / 1000, 2)} s (${fmtInt(s8.eventsPerSec)} events/s in all). Replay writes the window's shared, already-encoded frames with cork/writev and queues at most one slice per connection, so the serving replica's RSS rose from ${fmt(s8.rssBaseMB, 0)} to a peak of ${fmt(s8.rssPeakMB, 0)} MB: ${fmt(s8.rssPerClientKB, 1)} KB per resuming client${s8.heapBefore ? `; over the same time the V8 heap's committed size went from ${fmt(s8.heapBefore.heapTotal / 2 ** 20, 0)} to ${fmt(s8.heapAfter.heapTotal / 2 ** 20, 0)} MB (used ${fmt(s8.heapBefore.heapUsed / 2 ** 20, 0)} → ${fmt(s8.heapAfter.heapUsed / 2 ** 20, 0)} MB), so most of the peak is the JavaScript heap (the 2,000 connections' own state, and the replay's garbage: per-slice write requests and buffer lists), not socket buffers, which the kernel holds outside RSS` : ''}. The server spent ${fmtInt(s8.cpuMs)} ms of CPU on it.`,
+    );
   }
 
-  const w6 = s6?.floor ? `\n### W6: ${sz.W6.concurrency} clients creating agents for ${sz.W6.seconds} s (service only)\n\n${simpleTable(W6_HEADER, writeRows(s6))}\n` : '';
-  const w8 = s8 ? `\n### W8: ${fmtInt(s8.clients)} clients resuming ${fmtInt(s8.behind)} events behind at once (service only)\n\n${simpleTable(['figure', 'service'], resumeRows(s8))}\n` : '';
+  const w6 = s6?.floor
+    ? `\n### W6: ${sz.W6.concurrency} clients creating agents for ${sz.W6.seconds} s (service only)\n\n${simpleTable(W6_HEADER, writeRows(s6))}\n`
+    : '';
+  const w8 = s8
+    ? `\n### W8: ${fmtInt(s8.clients)} clients resuming ${fmtInt(s8.behind)} events behind at once (service only)\n\n${simpleTable(['figure', 'service'], resumeRows(s8))}\n`
+    : '';
 
   return `# Benchmarks
 

@@ -83,14 +83,11 @@ function httpPublisher(post) {
 
 function httpRequest(agent, port, method, urlPath, body, headers = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path: urlPath, agent, headers: { 'content-type': 'application/json', ...headers } },
-      (res) => {
-        const parts = [];
-        res.on('data', (d) => parts.push(d));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
-      },
-    );
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
+    });
     req.on('error', reject);
     req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${urlPath} timed out`)));
     req.end(body);
@@ -261,10 +258,7 @@ export class ServiceSystem {
     const xids = [...new Set(res.rows.map(xidOf).filter(Boolean))];
     const committed = new Map();
     if (xids.length > 0) {
-      const c = await this.db.query(
-        'SELECT x, extract(epoch from pg_xact_commit_timestamp(x::xid)) * 1000 AS ms FROM unnest($1::text[]) x',
-        [xids],
-      );
+      const c = await this.db.query('SELECT x, extract(epoch from pg_xact_commit_timestamp(x::xid)) * 1000 AS ms FROM unnest($1::text[]) x', [xids]);
       for (const r of c.rows) if (r.ms !== null) committed.set(r.x, Number(r.ms));
     }
     const out = new Map();

@@ -287,7 +287,11 @@ function perWrite(ok, cpu, statements) {
 /** What the client backends were doing, as shares of all sampled backends (pg_stat_activity). */
 function activityShares({ samples, counts }) {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const shares = Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / Math.max(1, total)]));
+  const shares = Object.fromEntries(
+    Object.entries(counts)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => [k, v / Math.max(1, total)]),
+  );
   return { samples, backendsPerSample: total / Math.max(1, samples), shares };
 }
 
@@ -316,7 +320,10 @@ export async function writes(name, sys, pool, { seconds, concurrency }, log) {
     const act = activityShares(await activity.stop());
     // The sequencer numbers and publishes the last writes after the clients stop: wait for it, so its CPU counts.
     if (op !== 'pgwrites') {
-      await waitUntil(async () => !(await sys.db.query('SELECT EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS p')).rows[0].p, { timeoutMs: 15_000, everyMs: 50 });
+      await waitUntil(async () => !(await sys.db.query('SELECT EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS p')).rows[0].p, {
+        timeoutMs: 15_000,
+        everyMs: 50,
+      });
     }
     const svc1 = sumCpuSplit(pids);
     const pg1 = sys.postgresCpu();
@@ -330,12 +337,16 @@ export async function writes(name, sys, pool, { seconds, concurrency }, log) {
       seconds: r.ms / 1000,
       writesPerSec: ok / (r.ms / 1000),
       latency: lat,
-      ...perWrite(ok, {
-        serviceCpuPerWrite: pids.length ? (svc1.user + svc1.sys - svc0.user - svc0.sys) / 1000 / Math.max(1, ok) : undefined,
-        serviceUserPerWrite: pids.length ? (svc1.user - svc0.user) / 1000 / Math.max(1, ok) : undefined,
-        postgresCpuPerWrite: (pg1 - pg0) / 1000 / Math.max(1, ok),
-        clientCpuPerWrite: (client1 - client0) / 1000 / Math.max(1, ok),
-      }, statements),
+      ...perWrite(
+        ok,
+        {
+          serviceCpuPerWrite: pids.length ? (svc1.user + svc1.sys - svc0.user - svc0.sys) / 1000 / Math.max(1, ok) : undefined,
+          serviceUserPerWrite: pids.length ? (svc1.user - svc0.user) / 1000 / Math.max(1, ok) : undefined,
+          postgresCpuPerWrite: (pg1 - pg0) / 1000 / Math.max(1, ok),
+          clientCpuPerWrite: (client1 - client0) / 1000 / Math.max(1, ok),
+        },
+        statements,
+      ),
       activity: act,
     };
     log(
@@ -382,7 +393,9 @@ export async function fanoutHttp(name, sys, pool, { subscribers, events, rate, s
   const { rss: rss1, readings } = await settledRss(pids);
   const heap1 = sys.heap ? await sys.heap() : undefined;
   const held = (await pool.stats()).open;
-  log(`  ${sys.name}: RSS ${(rss0 / 2 ** 20).toFixed(0)} → ${(rss1 / 2 ** 20).toFixed(0)} MB, ${((rss1 - rss0) / Math.max(1, opened.opened) / 1024).toFixed(2)} KB per connection`);
+  log(
+    `  ${sys.name}: RSS ${(rss0 / 2 ** 20).toFixed(0)} → ${(rss1 / 2 ** 20).toFixed(0)} MB, ${((rss1 - rss0) / Math.max(1, opened.opened) / 1024).toFixed(2)} KB per connection`,
+  );
 
   await sleep(500);
   await pool.samples();

@@ -139,7 +139,8 @@ async function main() {
   await phase(writer, 1);
   const held = (await pool.stats()).open;
 
-  if (process.argv.includes('--memory-only')) return memoryOnly({ p0, p1, rss0, rss1, n: opened.opened, opened, cpuOpen: cpuOpen1 - cpuOpen0, subArgs, openConcurrency: OPEN_CONCURRENCY });
+  if (process.argv.includes('--memory-only'))
+    return memoryOnly({ p0, p1, rss0, rss1, n: opened.opened, opened, cpuOpen: cpuOpen1 - cpuOpen0, subArgs, openConcurrency: OPEN_CONCURRENCY });
 
   // ---- the fan-out window --------------------------------------------------------------
   await sleep(1000);
@@ -173,7 +174,8 @@ async function main() {
   const subProfile = await profileOf(sub, 2);
   const writerProfile = await profileOf(writer, 2);
   if (keep) {
-    for (const f of readdirSync(tmp).filter((x) => /\.(cpuprofile|heapprofile|heapsnapshot)$/.test(x))) copyFileSync(path.join(tmp, f), path.join(keep, `fanout-${f}`));
+    for (const f of readdirSync(tmp).filter((x) => /\.(cpuprofile|heapprofile|heapsnapshot)$/.test(x)))
+      copyFileSync(path.join(tmp, f), path.join(keep, `fanout-${f}`));
   }
   log(`${wait.frames}/${held * EVENTS} frames in ${(elapsed / 1000).toFixed(1)} s`);
 
@@ -216,10 +218,16 @@ async function main() {
 
   print(`## Setup`);
   print();
-  print(`${held.toLocaleString('en-US')} SSE subscribers on replica "sub", each an ordinary \`http.get\` (\`agent: false\`) in 2 client worker processes, ${SAMPLE_EVERY === 1 ? 'every one' : `every ${SAMPLE_EVERY}th`} decoding its frames; ${EVENTS} agent creations at ${RATE}/s through \`POST /api/v1/agents\` on replica "writer" (the elected sequencer). One PostgreSQL, one Redis. Both replicas ran with \`--import bench/profile/probe.mjs\`.`);
+  print(
+    `${held.toLocaleString('en-US')} SSE subscribers on replica "sub", each an ordinary \`http.get\` (\`agent: false\`) in 2 client worker processes, ${SAMPLE_EVERY === 1 ? 'every one' : `every ${SAMPLE_EVERY}th`} decoding its frames; ${EVENTS} agent creations at ${RATE}/s through \`POST /api/v1/agents\` on replica "writer" (the elected sequencer). One PostgreSQL, one Redis. Both replicas ran with \`--import bench/profile/probe.mjs\`.`,
+  );
   print();
-  print(`Delivered ${wait.frames.toLocaleString('en-US')} / ${(held * EVENTS).toLocaleString('en-US')} frames in ${(elapsed / 1000).toFixed(1)} s (publishing took ${((EVENTS - 1) / RATE).toFixed(1)} s); ${(after.frames - before.frames) / Math.max(1, after.reads - before.reads) > 0 ? ((after.frames - before.frames) / Math.max(1, after.reads - before.reads)).toFixed(2) : '–'} frames per client read.`);
-  print(`CPU (from /proc) during the window: sub ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1000).toFixed(0)} ms (user ${((cpu1.user - cpu0.user) / 1000).toFixed(0)}, kernel ${((cpu1.sys - cpu0.sys) / 1000).toFixed(0)}) = ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / Math.max(1, wait.frames)).toFixed(2)} µs per delivered event; writer ${((wcpu1.user + wcpu1.sys - wcpu0.user - wcpu0.sys) / 1000).toFixed(0)} ms; load clients ${((cl1 - cl0) / 1000).toFixed(0)} ms (${((cl1 - cl0) / 1000 / elapsed).toFixed(2)} cores).`);
+  print(
+    `Delivered ${wait.frames.toLocaleString('en-US')} / ${(held * EVENTS).toLocaleString('en-US')} frames in ${(elapsed / 1000).toFixed(1)} s (publishing took ${((EVENTS - 1) / RATE).toFixed(1)} s); ${(after.frames - before.frames) / Math.max(1, after.reads - before.reads) > 0 ? ((after.frames - before.frames) / Math.max(1, after.reads - before.reads)).toFixed(2) : '–'} frames per client read.`,
+  );
+  print(
+    `CPU (from /proc) during the window: sub ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / 1000).toFixed(0)} ms (user ${((cpu1.user - cpu0.user) / 1000).toFixed(0)}, kernel ${((cpu1.sys - cpu0.sys) / 1000).toFixed(0)}) = ${((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) / Math.max(1, wait.frames)).toFixed(2)} µs per delivered event; writer ${((wcpu1.user + wcpu1.sys - wcpu0.user - wcpu0.sys) / 1000).toFixed(0)} ms; load clients ${((cl1 - cl0) / 1000).toFixed(0)} ms (${((cl1 - cl0) / 1000 / elapsed).toFixed(2)} cores).`,
+  );
   print();
   print(`## Where publish→delivery goes (ms; per event, ${ev.length} events, ${samples.length.toLocaleString('en-US')} samples)`);
   print();
@@ -228,8 +236,8 @@ async function main() {
   row('send → commit (writer: HTTP, auth, transaction)', seg('sent', 'commit'), 'publisher clock, `pg_xact_commit_timestamp`');
   row('commit → numbered (NOTIFY, sequencer wake-up, lock, UPDATE)', seg('commit', 'sequenced'), '`outbox.sequenced_at` (clock_timestamp in the UPDATE)');
   row('numbered → on Redis (commit of numbering, PUBLISH)', seg('sequenced', 'published'), 'own Redis subscriber');
-  row('on Redis → in sub\'s JS (ioredis `message`)', seg('published', 'arrived'), 'probe on ioredis emit');
-  row('in sub\'s JS → flush starts (coalescing wait, loop busy)', seg('arrived', 'flushStart'), 'probe: first `socket.write` of the chunk');
+  row("on Redis → in sub's JS (ioredis `message`)", seg('published', 'arrived'), 'probe on ioredis emit');
+  row("in sub's JS → flush starts (coalescing wait, loop busy)", seg('arrived', 'flushStart'), 'probe: first `socket.write` of the chunk');
   row('flush starts → flush ends (one write per socket)', seg('flushStart', 'flushEnd'), 'probe: last `socket.write` of the chunk');
   row('flush start → first sampled client has it', seg('flushStart', 'firstRecv'), 'client clock');
   row('flush end → last sampled client has it', seg('flushEnd', 'lastRecv'), 'client clock');
@@ -239,17 +247,27 @@ async function main() {
   const fd = stats(flushes.map((f) => f.last - f.first));
   const fe = stats(flushes.map((f) => f.lastId - f.firstId + 1));
   const gap = stats(flushes.slice(1).map((f, k) => f.first - flushes[k].last));
-  print(`**Flushes** (sub): ${flushes.length} for ${EVENTS} events; events per flush p50 ${fe.p50} (max ${fe.max}); sockets per flush ${stats(flushes.map((f) => f.count)).p50}; duration p50 ${f1(fd.p50)} ms, p99 ${f1(fd.p99)} ms, max ${f1(fd.max)} ms (= ${f1((fd.p50 * 1000) / Math.max(1, held))} µs per socket at p50); gap between the end of one flush and the start of the next p50 ${f1(gap.p50)} ms.`);
+  print(
+    `**Flushes** (sub): ${flushes.length} for ${EVENTS} events; events per flush p50 ${fe.p50} (max ${fe.max}); sockets per flush ${stats(flushes.map((f) => f.count)).p50}; duration p50 ${f1(fd.p50)} ms, p99 ${f1(fd.p99)} ms, max ${f1(fd.max)} ms (= ${f1((fd.p50 * 1000) / Math.max(1, held))} µs per socket at p50); gap between the end of one flush and the start of the next p50 ${f1(gap.p50)} ms.`,
+  );
   print();
   const stallsSub = p2.stalls;
   const stallMs = stallsSub.reduce((a, s) => a + s[1], 0);
   const gcMs = p2.gcs.reduce((a, g) => a + g[1], 0);
   const gcByKind = {};
   for (const g of p2.gcs) gcByKind[g[2]] = (gcByKind[g[2]] ?? 0) + g[1];
-  print(`**Event loop** of sub during the window: delay p50 ${p2.eld.p50} ms, p99 ${p2.eld.p99} ms, max ${p2.eld.max} ms; ${stallsSub.length} stalls over 15 ms totalling ${stallMs.toFixed(0)} ms of ${((p2.end - p2.start) / 1000).toFixed(1)} s; GC ${p2.gcs.length} pauses, ${gcMs.toFixed(0)} ms (${Object.entries(gcByKind).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')}). Writer: delay p50 ${w2.eld.p50} ms, p99 ${w2.eld.p99} ms, max ${w2.eld.max} ms; GC ${w2.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms.`);
+  print(
+    `**Event loop** of sub during the window: delay p50 ${p2.eld.p50} ms, p99 ${p2.eld.p99} ms, max ${p2.eld.max} ms; ${stallsSub.length} stalls over 15 ms totalling ${stallMs.toFixed(0)} ms of ${((p2.end - p2.start) / 1000).toFixed(1)} s; GC ${p2.gcs.length} pauses, ${gcMs.toFixed(0)} ms (${Object.entries(
+      gcByKind,
+    )
+      .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
+      .join(', ')}). Writer: delay p50 ${w2.eld.p50} ms, p99 ${w2.eld.p99} ms, max ${w2.eld.max} ms; GC ${w2.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms.`,
+  );
   print();
   const handler = stats(p2.bus.map((b) => b[3]));
-  print(`Bus messages received by sub: ${p2.bus.length} (time in their listeners p50 ${f1(handler.p50)} ms, max ${f1(handler.max)} ms: a message that finds the hub idle is flushed synchronously inside it).`);
+  print(
+    `Bus messages received by sub: ${p2.bus.length} (time in their listeners p50 ${f1(handler.p50)} ms, max ${f1(handler.max)} ms: a message that finds the hub idle is flushed synchronously inside it).`,
+  );
   print();
 
   // ---- memory ------------------------------------------------------------------------------
@@ -259,18 +277,33 @@ async function main() {
   const sp = (p, k) => (p.afterGc?.heapSpaces ?? p.heapSpaces)[k]?.size ?? 0;
   print(`## Memory of sub: 1 → ${(n + 1).toLocaleString('en-US')} connections (fresh replica)`);
   print();
-  if (env.PROBE_HEAP || env.PROBE_SNAPSHOT) print(`(This run had the ${[env.PROBE_HEAP && 'allocation profiler', env.PROBE_SNAPSHOT && 'heap snapshots'].filter(Boolean).join(' and ')} on: they take native memory of their own, so its RSS figures are not the replica's.)\n`);
+  if (env.PROBE_HEAP || env.PROBE_SNAPSHOT)
+    print(
+      `(This run had the ${[env.PROBE_HEAP && 'allocation profiler', env.PROBE_SNAPSHOT && 'heap snapshots'].filter(Boolean).join(' and ')} on: they take native memory of their own, so its RSS figures are not the replica's.)\n`,
+    );
   print('| | 1 connection | after opening, settled 8 s | per connection |');
   print('| --- | ---: | ---: | ---: |');
   print(`| RSS (MB) | ${MB(rss0)} | ${MB(rss1)} | ${KB((rss1 - rss0) / n)} KB |`);
-  print(`| V8 heap used before a full GC (MB) | ${MB(p0.memory.heapUsed)} | ${MB(p1.memory.heapUsed)} | ${KB((p1.memory.heapUsed - p0.memory.heapUsed) / n)} KB |`);
+  print(
+    `| V8 heap used before a full GC (MB) | ${MB(p0.memory.heapUsed)} | ${MB(p1.memory.heapUsed)} | ${KB((p1.memory.heapUsed - p0.memory.heapUsed) / n)} KB |`,
+  );
   print(`| V8 heap used after a full GC: retained (MB) | ${MB(m0.heapUsed)} | ${MB(m1.heapUsed)} | ${KB((m1.heapUsed - m0.heapUsed) / n)} KB |`);
-  print(`| V8 heap committed, before GC (MB) | ${MB(p0.memory.heapTotal)} | ${MB(p1.memory.heapTotal)} | ${KB((p1.memory.heapTotal - p0.memory.heapTotal) / n)} KB |`);
-  print(`| … new space (young generation) (MB) | ${MB(p0.heapSpaces.new_space?.size ?? 0)} | ${MB(p1.heapSpaces.new_space?.size ?? 0)} | ${KB(((p1.heapSpaces.new_space?.size ?? 0) - (p0.heapSpaces.new_space?.size ?? 0)) / n)} KB |`);
-  print(`| … old space (MB) | ${MB(p0.heapSpaces.old_space?.size ?? 0)} | ${MB(p1.heapSpaces.old_space?.size ?? 0)} | ${KB(((p1.heapSpaces.old_space?.size ?? 0) - (p0.heapSpaces.old_space?.size ?? 0)) / n)} KB |`);
+  print(
+    `| V8 heap committed, before GC (MB) | ${MB(p0.memory.heapTotal)} | ${MB(p1.memory.heapTotal)} | ${KB((p1.memory.heapTotal - p0.memory.heapTotal) / n)} KB |`,
+  );
+  print(
+    `| … new space (young generation) (MB) | ${MB(p0.heapSpaces.new_space?.size ?? 0)} | ${MB(p1.heapSpaces.new_space?.size ?? 0)} | ${KB(((p1.heapSpaces.new_space?.size ?? 0) - (p0.heapSpaces.new_space?.size ?? 0)) / n)} KB |`,
+  );
+  print(
+    `| … old space (MB) | ${MB(p0.heapSpaces.old_space?.size ?? 0)} | ${MB(p1.heapSpaces.old_space?.size ?? 0)} | ${KB(((p1.heapSpaces.old_space?.size ?? 0) - (p0.heapSpaces.old_space?.size ?? 0)) / n)} KB |`,
+  );
   print(`| V8 heap committed after the GC (MB) | ${MB(m0.heapTotal)} | ${MB(m1.heapTotal)} | ${KB((m1.heapTotal - m0.heapTotal) / n)} KB |`);
-  print(`| external + array buffers (MB) | ${MB(m0.external + m0.arrayBuffers)} | ${MB(m1.external + m1.arrayBuffers)} | ${KB((m1.external + m1.arrayBuffers - m0.external - m0.arrayBuffers) / n)} KB |`);
-  print(`| RSS not in the V8 heap or external (native: libuv handles, malloc arenas, code) (MB) | ${MB(rss0 - p0.memory.heapTotal - p0.memory.external)} | ${MB(rss1 - p1.memory.heapTotal - p1.memory.external)} | ${KB((rss1 - p1.memory.heapTotal - p1.memory.external - (rss0 - p0.memory.heapTotal - p0.memory.external)) / n)} KB |`);
+  print(
+    `| external + array buffers (MB) | ${MB(m0.external + m0.arrayBuffers)} | ${MB(m1.external + m1.arrayBuffers)} | ${KB((m1.external + m1.arrayBuffers - m0.external - m0.arrayBuffers) / n)} KB |`,
+  );
+  print(
+    `| RSS not in the V8 heap or external (native: libuv handles, malloc arenas, code) (MB) | ${MB(rss0 - p0.memory.heapTotal - p0.memory.external)} | ${MB(rss1 - p1.memory.heapTotal - p1.memory.external)} | ${KB((rss1 - p1.memory.heapTotal - p1.memory.external - (rss0 - p0.memory.heapTotal - p0.memory.external)) / n)} KB |`,
+  );
   print(`| RSS right after the forced GC (MB) | ${MB(m0.rss)} | ${MB(m1.rss)} | ${KB((m1.rss - m0.rss) / n)} KB |`);
   print();
   const heapFile = path.join(tmp, `probe-${sub.proc.pid}.1.heapprofile`);
@@ -284,7 +317,9 @@ async function main() {
   }
   if (heapProfile) {
     const h = summarizeHeap(heapProfile);
-    print(`Allocated while the connections opened (V8 sampling heap profiler, collected objects included): ${MB(h.totalBytes)} MB, ${KB(h.totalBytes / n)} KB per connection, by component:`);
+    print(
+      `Allocated while the connections opened (V8 sampling heap profiler, collected objects included): ${MB(h.totalBytes)} MB, ${KB(h.totalBytes / n)} KB per connection, by component:`,
+    );
     print();
     print('| component | KB per connection | share |');
     print('| --- | ---: | ---: |');
@@ -305,16 +340,23 @@ async function main() {
       .filter((d) => d.size > 0)
       .sort((x, y) => y.size - x.size);
     const total = delta.reduce((t, d) => t + d.size, 0);
-    print(`Retained after a full GC (heap snapshots at 1 and ${(n + 1).toLocaleString('en-US')} connections, difference by constructor; ${KB(total / n)} KB per connection in all):`);
+    print(
+      `Retained after a full GC (heap snapshots at 1 and ${(n + 1).toLocaleString('en-US')} connections, difference by constructor; ${KB(total / n)} KB per connection in all):`,
+    );
     print();
     print('| object | more objects | per connection | bytes per connection |');
     print('| --- | ---: | ---: | ---: |');
-    for (const d of delta.slice(0, 18)) print(`| \`${d.k.slice(0, 60).replace(/\|/g, '\\|')}\` | ${d.count.toLocaleString('en-US')} | ${(d.count / n).toFixed(2)} | ${(d.size / n).toFixed(0)} |`);
+    for (const d of delta.slice(0, 18))
+      print(
+        `| \`${d.k.slice(0, 60).replace(/\|/g, '\\|')}\` | ${d.count.toLocaleString('en-US')} | ${(d.count / n).toFixed(2)} | ${(d.size / n).toFixed(0)} |`,
+      );
     print();
   } catch (error) {
     log(`no heap snapshots: ${error.message}`);
   }
-  print(`Opening the ${n.toLocaleString('en-US')} connections took ${(opened.ms / 1000).toFixed(1)} s and ${((cpuOpen1 - cpuOpen0) / 1000).toFixed(0)} ms of sub's CPU (${((cpuOpen1 - cpuOpen0) / n).toFixed(0)} µs per connection: HTTP parse, auth query, Redis slot, head, hub join); GC during the opening: ${p1.gcs.length} pauses, ${p1.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms.`);
+  print(
+    `Opening the ${n.toLocaleString('en-US')} connections took ${(opened.ms / 1000).toFixed(1)} s and ${((cpuOpen1 - cpuOpen0) / 1000).toFixed(0)} ms of sub's CPU (${((cpuOpen1 - cpuOpen0) / n).toFixed(0)} µs per connection: HTTP parse, auth query, Redis slot, head, hub join); GC during the opening: ${p1.gcs.length} pauses, ${p1.gcs.reduce((a, g) => a + g[1], 0).toFixed(0)} ms.`,
+  );
   print();
 
   // ---- CPU profiles --------------------------------------------------------------------------
@@ -330,7 +372,12 @@ async function main() {
     print(toMarkdown(summarize(writerProfile), { top: 15, per: EVENTS, unit: 'write' }));
     print();
   }
-  print(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; service build: ${sys.main}.`);
+  print(
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; service build: ${sys.main}.`,
+  );
   if (arg('dump')) {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(arg('dump'), JSON.stringify({ ev, flushes, stalls: p2.stalls, gcs: p2.gcs, bus: p2.bus, eld: p2.eld }, null, 1));

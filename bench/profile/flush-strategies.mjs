@@ -61,7 +61,10 @@ async function main() {
   try {
     for (const strategy of STRATEGIES) {
       const port = await freePort();
-      const proc = spawnLimited(process.execPath, [path.join(here, 'fanout-server.mjs')], { name: `fanout-${strategy}`, env: { ...process.env, PORT: String(port), STRATEGY: strategy } });
+      const proc = spawnLimited(process.execPath, [path.join(here, 'fanout-server.mjs')], {
+        name: `fanout-${strategy}`,
+        env: { ...process.env, PORT: String(port), STRATEGY: strategy },
+      });
       await waitForPort(port, 10_000, proc);
       const target = [{ port, path: '/sub', headers: {} }];
       const opened = await pool.open(target, SUBSCRIBERS, { client: 'http', sampleEvery: 100, concurrency: 64, timeoutMs: 120_000 });
@@ -77,7 +80,12 @@ async function main() {
         const wait = t0 + (i * 1000) / RATE - now();
         if (wait > 0.5) await sleep(wait);
         const bt = now();
-        pending.push(post(port, `{"seq":${i + 1},"type":"agent.updated","resource":"agent","id":"bench-1","action":"updated","ts":"${new Date().toISOString()}","version":${i + 1},"actor":"bench","data":{"bt":${bt.toFixed(3)}}}`));
+        pending.push(
+          post(
+            port,
+            `{"seq":${i + 1},"type":"agent.updated","resource":"agent","id":"bench-1","action":"updated","ts":"${new Date().toISOString()}","version":${i + 1},"actor":"bench","data":{"bt":${bt.toFixed(3)}}}`,
+          ),
+        );
       }
       await Promise.all(pending);
       const done = await pool.waitFrames(before.frames, opened.opened * EVENTS, { timeoutMs: 90_000, stallMs: 8000 });
@@ -122,7 +130,9 @@ async function main() {
     agent.destroy();
   }
   const out = [];
-  out.push(`| strategy | publish→delivery p50 / p90 / p99 / max (ms) | first→last delivery of an event p50 / p99 (ms) | server flush (pass) duration p50 / p99 (ms) | server CPU µs per delivered event (kernel) | writes per socket for ${EVENTS} events | events per client read | load client cores | delivered |`);
+  out.push(
+    `| strategy | publish→delivery p50 / p90 / p99 / max (ms) | first→last delivery of an event p50 / p99 (ms) | server flush (pass) duration p50 / p99 (ms) | server CPU µs per delivered event (kernel) | writes per socket for ${EVENTS} events | events per client read | load client cores | delivered |`,
+  );
   out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     out.push(

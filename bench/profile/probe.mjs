@@ -34,7 +34,15 @@ import v8 from 'node:v8';
 
 const OUT = process.env.PROBE_OUT ?? path.join(process.env.PROBE_DIR ?? '/tmp', `probe-${process.pid}`);
 // PROBE_CPU=1: profile every phase after the first; PROBE_CPU=2,3: only those phases.
-const CPU_PHASES = process.env.PROBE_CPU === '1' ? undefined : new Set(String(process.env.PROBE_CPU ?? '').split(',').filter(Boolean).map(Number));
+const CPU_PHASES =
+  process.env.PROBE_CPU === '1'
+    ? undefined
+    : new Set(
+        String(process.env.PROBE_CPU ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map(Number),
+      );
 const CPU = process.env.PROBE_CPU === '1' || CPU_PHASES.size > 0;
 const cpuIn = (p) => CPU && p > 0 && (CPU_PHASES === undefined || CPU_PHASES.has(p));
 const CPU_INTERVAL_US = Number(process.env.PROBE_CPU_INTERVAL_US ?? 500);
@@ -71,7 +79,12 @@ const GC_KINDS = {
   [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
 };
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcs.push([Math.round(performance.timeOrigin + e.startTime), Math.round(e.duration * 100) / 100, GC_KINDS[e.detail?.kind ?? e.kind] ?? String(e.detail?.kind)]);
+  for (const e of list.getEntries())
+    gcs.push([
+      Math.round(performance.timeOrigin + e.startTime),
+      Math.round(e.duration * 100) / 100,
+      GC_KINDS[e.detail?.kind ?? e.kind] ?? String(e.detail?.kind),
+    ]);
 }).observe({ entryTypes: ['gc'] });
 
 // ---- bus arrivals (ioredis 'message') ------------------------------------------------
@@ -139,9 +152,7 @@ function startCpu() {
   } catch {
     /* already connected */
   }
-  session.post('Profiler.enable', () =>
-    session.post('Profiler.setSamplingInterval', { interval: CPU_INTERVAL_US }, () => session.post('Profiler.start')),
-  );
+  session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: CPU_INTERVAL_US }, () => session.post('Profiler.start')));
 }
 function stopCpu(file) {
   if (!cpuRunning || !session) return;
@@ -193,7 +204,15 @@ function dump() {
     phase,
     start: phaseStart,
     end,
-    eld: { min: ms(eld.min), mean: ms(eld.mean), p50: ms(eld.percentile(50)), p90: ms(eld.percentile(90)), p99: ms(eld.percentile(99)), max: ms(eld.max), count: eld.count },
+    eld: {
+      min: ms(eld.min),
+      mean: ms(eld.mean),
+      p50: ms(eld.percentile(50)),
+      p90: ms(eld.percentile(90)),
+      p99: ms(eld.percentile(99)),
+      max: ms(eld.max),
+      count: eld.count,
+    },
     stalls,
     gcs,
     bus,

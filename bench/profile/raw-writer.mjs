@@ -45,7 +45,10 @@ async function create(a) {
     await c.query('SELECT pg_advisory_xact_lock($1)', [7_346_110_101]);
     await c.query('SELECT count(*)::int AS n FROM agents');
     await c.query('INSERT INTO agents (id, name, description, model, tags, metadata) VALUES ($1, $2, $3, $4, $5, $6)', params);
-    const r = await c.query('SELECT a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version FROM agents a WHERE a.id = $1', [a.id]);
+    const r = await c.query(
+      'SELECT a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version FROM agents a WHERE a.id = $1',
+      [a.id],
+    );
     await c.query('INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)', ['agent.created', a.id, 1, 'bench', null]);
     await c.query('COMMIT');
     return r.rows[0];

@@ -20,7 +20,13 @@ export const COMPONENTS = [
   ['TypeORM', (u) => /node_modules\/typeorm\//.test(u)],
   ['pg protocol', (u) => /node_modules\/(pg|pg-protocol|pg-pool|pg-types|pg-connection-string|postgres-[a-z]+|pgpass|buffer-writer|packet-reader)\//.test(u)],
   ['Redis (ioredis)', (u) => /node_modules\/(ioredis|redis-parser|denque|@ioredis|cluster-key-slot|standard-as-callback)\//.test(u)],
-  ['Fastify', (u) => /node_modules\/(fastify|@fastify|find-my-way|avvio|light-my-request|fast-json-stringify|fast-querystring|fast-content-type-parse|secure-json-parse|toad-cache|process-warning|abstract-logging|pino|thread-stream|sonic-boom|rfdc|fast-decode-uri-component|ret|safe-regex2|content-type|on-exit-leak-free|atomic-sleep|quick-format-unescaped|real-require|fastq|reusify)\//.test(u)],
+  [
+    'Fastify',
+    (u) =>
+      /node_modules\/(fastify|@fastify|find-my-way|avvio|light-my-request|fast-json-stringify|fast-querystring|fast-content-type-parse|secure-json-parse|toad-cache|process-warning|abstract-logging|pino|thread-stream|sonic-boom|rfdc|fast-decode-uri-component|ret|safe-regex2|content-type|on-exit-leak-free|atomic-sleep|quick-format-unescaped|real-require|fastq|reusify)\//.test(
+        u,
+      ),
+  ],
   ['Nest', (u) => /node_modules\/(@nestjs|rxjs|reflect-metadata|tslib|iterare|uid|path-to-regexp|load-esm|file-type)\//.test(u)],
   ['prom-client', (u) => /node_modules\/(prom-client|tdigest|bintrees)\//.test(u)],
   ['other dependencies', (u) => /node_modules\//.test(u)],
@@ -33,8 +39,15 @@ export const COMPONENTS = [
   ['bench probe', (u) => /bench\/profile\//.test(u)],
   ['JSON', (u, n) => !u && /^(parse|stringify|JSONParse|JSONStringify)$/.test(n)],
   // Native stream bindings: the time is the system call (a socket write; on loopback it also wakes the reader).
-  ['socket writes (system calls)', (u, n) => !u && /^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String|shutdown)$/.test(n)],
-  ['Node core: net/stream/http', (u) => /^node:(net|stream|_http|http|internal\/(stream|streams|http|net|js_stream|child_process|dgram|tls))/.test(u) || /internal\/(streams|http|net)/.test(u)],
+  [
+    'socket writes (system calls)',
+    (u, n) => !u && /^(writev|writeBuffer|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String|shutdown)$/.test(n),
+  ],
+  [
+    'Node core: net/stream/http',
+    (u) =>
+      /^node:(net|stream|_http|http|internal\/(stream|streams|http|net|js_stream|child_process|dgram|tls))/.test(u) || /internal\/(streams|http|net)/.test(u),
+  ],
   ['AsyncLocalStorage (promise hooks)', (u) => /^node:(internal\/async_hooks|async_hooks|internal\/async_local_storage)/.test(u)],
   ['Node core: timers/async/events', (u) => /^node:(internal\/(timers|process|async_hooks|event_target|perf)|events|timers)/.test(u)],
   ['Node core: other', (u) => /^node:/.test(u)],
@@ -103,7 +116,15 @@ export function summarize(profile) {
     }
   }
   const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
-  return { totalMs: total, idleMs: idle, busyMs: total - idle, selfFn: sorted(selfFn), inclFn: sorted(inclFn), selfComp: sorted(selfComp), inclComp: sorted(inclComp) };
+  return {
+    totalMs: total,
+    idleMs: idle,
+    busyMs: total - idle,
+    selfFn: sorted(selfFn),
+    inclFn: sorted(inclFn),
+    selfComp: sorted(selfComp),
+    inclComp: sorted(inclComp),
+  };
 }
 
 /** A sampling heap profile (`HeapProfiler.stopSampling`): bytes allocated by component and by function (self). */
@@ -155,7 +176,9 @@ export function toMarkdown(s, { top = 25, per, unit = 'op' } = {}) {
   const perHead = per ? ` | µs per ${unit}` : '';
   const perSep = per ? ' | ---:' : '';
   const out = [];
-  out.push(`Profiled ${(s.totalMs / 1000).toFixed(1)} s, of which on-CPU (not idle) ${(s.busyMs / 1000).toFixed(2)} s${per ? ` for ${per.toLocaleString('en-US')} ${unit}s: ${((s.busyMs * 1000) / per).toFixed(0)} µs per ${unit} in JS, GC and V8 (kernel time spent inside system calls is charged to the caller)` : ''}.`);
+  out.push(
+    `Profiled ${(s.totalMs / 1000).toFixed(1)} s, of which on-CPU (not idle) ${(s.busyMs / 1000).toFixed(2)} s${per ? ` for ${per.toLocaleString('en-US')} ${unit}s: ${((s.busyMs * 1000) / per).toFixed(0)} µs per ${unit} in JS, GC and V8 (kernel time spent inside system calls is charged to the caller)` : ''}.`,
+  );
   out.push('');
   out.push(`| component | self | inclusive${perHead} (self) |`);
   out.push(`| --- | ---: | ---:${perSep} |`);

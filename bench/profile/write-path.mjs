@@ -124,7 +124,9 @@ async function main() {
 
   print(`## Load`);
   print();
-  print(`${CONCURRENCY} clients (2 worker processes, keep-alive \`node:http\`) creating agents through \`POST /api/v1/agents\` on one replica for ${SECONDS} s, after a 3 s warm-up.`);
+  print(
+    `${CONCURRENCY} clients (2 worker processes, keep-alive \`node:http\`) creating agents through \`POST /api/v1/agents\` on one replica for ${SECONDS} s, after a 3 s warm-up.`,
+  );
   print();
   print('| figure | value |');
   print('| --- | ---: |');
@@ -132,7 +134,9 @@ async function main() {
   print(`| writes/s | ${(ok / (r.ms / 1000)).toFixed(0)} |`);
   print(`| latency p50 / p99 (ms) | ${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} |`);
   print(`| replica CPU per write (ms, /proc: user + kernel) | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) |`);
-  print(`| … of which the replica's idle background (timers, lease, polls: ${idleMsPerSec.toFixed(1)} ms/s) | ${((idleMsPerSec * (r.ms / 1000)) / ok).toFixed(3)} |`);
+  print(
+    `| … of which the replica's idle background (timers, lease, polls: ${idleMsPerSec.toFixed(1)} ms/s) | ${((idleMsPerSec * (r.ms / 1000)) / ok).toFixed(3)} |`,
+  );
   print(`| PostgreSQL CPU per write (ms, all backends) | ${((pg1 - pg0) / 1000 / ok).toFixed(3)} |`);
   print(`| load client CPU per write (ms) | ${((cl1 - cl0) / 1000 / ok).toFixed(3)} |`);
   print(`| event-loop delay p50 / p99 / max (ms) | ${probe.eld.p50} / ${probe.eld.p99} / ${probe.eld.max} |`);
@@ -145,7 +149,8 @@ async function main() {
   print('| per write | mean ms | statement |');
   print('| ---: | ---: | --- |');
   const calls = statements.reduce((a, s) => a + s.calls, 0);
-  for (const s of statements.slice(0, 16)) print(`| ${(s.calls / ok).toFixed(3)} | ${(s.ms / Math.max(1, s.calls)).toFixed(3)} | \`${s.query.slice(0, 110).replace(/\|/g, '\\|')}\` |`);
+  for (const s of statements.slice(0, 16))
+    print(`| ${(s.calls / ok).toFixed(3)} | ${(s.ms / Math.max(1, s.calls)).toFixed(3)} | \`${s.query.slice(0, 110).replace(/\|/g, '\\|')}\` |`);
   print(`| **${(calls / ok).toFixed(2)}** | | all statements |`);
   print();
   print(`## CPU profile of the replica during the load`);
@@ -180,8 +185,12 @@ async function main() {
   print('| variant | round trips | writes/s | p50 / p99 ms | PostgreSQL CPU ms/write | backends waiting (sampled) |');
   print('| --- | ---: | ---: | ---: | ---: | --- |');
   const VARIANTS = [
-    ['floor', 4, 'BEGIN; INSERT agent; INSERT outbox (trigger: NOTIFY); COMMIT — the issue\'s floor'],
-    ['service-sql', 8, 'the service\'s statements in its order: API-key SELECT; BEGIN; advisory xact lock; count(*); INSERT; SELECT agent; INSERT outbox; COMMIT'],
+    ['floor', 4, "BEGIN; INSERT agent; INSERT outbox (trigger: NOTIFY); COMMIT — the issue's floor"],
+    [
+      'service-sql',
+      8,
+      "the service's statements in its order: API-key SELECT; BEGIN; advisory xact lock; count(*); INSERT; SELECT agent; INSERT outbox; COMMIT",
+    ],
     ['cap-last', 5, 'API-key SELECT; BEGIN; INSERT … RETURNING; INSERT outbox; cap counter UPDATE … WHERE n < cap (last); COMMIT'],
     ['single', 1, 'one statement (CTE: cap counter, agent, outbox row), API key cached'],
   ];
@@ -194,19 +203,26 @@ async function main() {
     const va = await a.stop();
     const vl = stats(v.latencies);
     log(`${variant}: ${(v.ok / (v.ms / 1000)).toFixed(0)}/s ${JSON.stringify(v.statuses)}`);
-    print(`| \`${variant}\`: ${what} | ${trips} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${((p1 - p0) / 1000 / Math.max(1, v.ok)).toFixed(3)} | ${shares(va.counts)} |`);
+    print(
+      `| \`${variant}\`: ${what} | ${trips} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${((p1 - p0) / 1000 / Math.max(1, v.ok)).toFixed(3)} | ${shares(va.counts)} |`,
+    );
   }
   print();
 
   // ---- the same REST write in bare Node (node:http + pg), no framework ------------------
-  print(`## The same REST write in bare Node (\`bench/profile/raw-writer.mjs\`: \`node:http\` + \`pg\`, no Nest/Fastify/TypeORM/zod; ${CONCURRENCY} clients, ${VARIANT_SECONDS} s each)`);
+  print(
+    `## The same REST write in bare Node (\`bench/profile/raw-writer.mjs\`: \`node:http\` + \`pg\`, no Nest/Fastify/TypeORM/zod; ${CONCURRENCY} clients, ${VARIANT_SECONDS} s each)`,
+  );
   print();
   print('| server | writes/s | p50 / p99 ms | server CPU ms/write (user + kernel) | PostgreSQL CPU ms/write |');
   print('| --- | ---: | ---: | ---: | ---: |');
   for (const mode of ['service-sql', 'single']) {
     await resetFloor();
     const port = await freePort();
-    const proc = spawnLimited(process.execPath, [path.join(here, 'raw-writer.mjs')], { name: `raw-writer-${mode}`, env: { ...process.env, PORT: String(port), DATABASE_URL: floorUrl, MODE: mode } });
+    const proc = spawnLimited(process.execPath, [path.join(here, 'raw-writer.mjs')], {
+      name: `raw-writer-${mode}`,
+      env: { ...process.env, PORT: String(port), DATABASE_URL: floorUrl, MODE: mode },
+    });
     await waitForPort(port, 10_000, proc);
     const tgt = [{ port, headers: { authorization: `Bearer ${sys.adminKey}` } }];
     await pool.writes('httpwrites', { targets: tgt, prefix: `${prefix}-rw-warm-${mode}` }, CONCURRENCY, 2);
@@ -220,11 +236,20 @@ async function main() {
     const vl = stats(v.latencies);
     log(`raw writer ${mode}: ${(v.ok / (v.ms / 1000)).toFixed(0)}/s ${JSON.stringify(v.statuses)}`);
     const per = (x) => (x / 1000 / Math.max(1, v.ok)).toFixed(3);
-    print(`| bare Node, ${mode === 'single' ? 'API key cached, 1 statement' : "the service's 8 statements"} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${per(s1.user + s1.sys - s0.user - s0.sys)} (${per(s1.user - s0.user)} + ${per(s1.sys - s0.sys)}) | ${per(q1 - q0)} |`);
+    print(
+      `| bare Node, ${mode === 'single' ? 'API key cached, 1 statement' : "the service's 8 statements"} | ${(v.ok / (v.ms / 1000)).toFixed(0)} | ${vl.p50.toFixed(1)} / ${vl.p99.toFixed(1)} | ${per(s1.user + s1.sys - s0.user - s0.sys)} (${per(s1.user - s0.user)} + ${per(s1.sys - s0.sys)}) | ${per(q1 - q0)} |`,
+    );
   }
-  print(`| the service (above), for comparison | ${(ok / (r.ms / 1000)).toFixed(0)} | ${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) | ${((pg1 - pg0) / 1000 / ok).toFixed(3)} |`);
+  print(
+    `| the service (above), for comparison | ${(ok / (r.ms / 1000)).toFixed(0)} | ${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) | ${((pg1 - pg0) / 1000 / ok).toFixed(3)} |`,
+  );
   print();
-  print(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; service build: ${sys.main}.`);
+  print(
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; service build: ${sys.main}.`,
+  );
 }
 
 main()

@@ -82,15 +82,7 @@ export function App() {
       />
     );
   }
-  return (
-    <Console
-      key={session.me.name}
-      api={session.api}
-      me={session.me}
-      onSignOut={onSignOut}
-      onSessionEnded={onSessionEnded}
-    />
-  );
+  return <Console key={session.me.name} api={session.api} me={session.me} onSignOut={onSignOut} onSessionEnded={onSessionEnded} />;
 }
 
 function hasHint(): boolean {
@@ -126,7 +118,8 @@ function Login(props: { message?: string; onPassword: (u: string, p: string) => 
       if (mode === 'password') await props.onPassword(username.trim(), password);
       else await props.onKey(key.trim());
     } catch (err) {
-      if (err instanceof ApiError && err.status === 401) setError(mode === 'password' ? 'Wrong username or password.' : 'This API key is invalid, expired or revoked.');
+      if (err instanceof ApiError && err.status === 401)
+        setError(mode === 'password' ? 'Wrong username or password.' : 'This API key is invalid, expired or revoked.');
       else if (err instanceof ApiError && err.status === 429) setError(`Too many attempts: try again in ${err.retryAfterS ?? 'a few'} seconds.`);
       else setError(describeError(err));
       setBusy(false);
@@ -159,13 +152,31 @@ function Login(props: { message?: string; onPassword: (u: string, p: string) => 
             </div>
             <div className="field">
               <label htmlFor="password">Password</label>
-              <input id="password" name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+              <input
+                id="password"
+                name="password"
+                type="password"
+                autoComplete="current-password"
+                value={password}
+                onChange={(e) => setPassword(e.target.value)}
+                required
+              />
             </div>
           </>
         ) : (
           <div className="field">
             <label htmlFor="apikey">API key</label>
-            <input id="apikey" name="apikey" type="password" autoComplete="off" spellCheck={false} value={key} onChange={(e) => setKey(e.target.value)} required autoFocus />
+            <input
+              id="apikey"
+              name="apikey"
+              type="password"
+              autoComplete="off"
+              spellCheck={false}
+              value={key}
+              onChange={(e) => setKey(e.target.value)}
+              required
+              autoFocus
+            />
             <small className="hint">Kept in this tab's memory only: reloading the page signs you out.</small>
           </div>
         )}

@@ -47,13 +47,13 @@ export function actorOf(me: Me): string {
   return me.kind === 'api_key' ? `api_key:${me.name}` : `user:${me.name}`;
 }
 
-
 const RESOURCE_LABEL: Record<string, string> = { agent: 'agent', prompt: 'prompt', mcp_server: 'MCP server', trust_rule: 'trust rule' };
 
 function describeChange(c: ChangeMessage): string {
   const what = RESOURCE_LABEL[c.resource] ?? c.resource;
   const changed = Array.isArray(c.data?.changed) ? ` (${(c.data.changed as string[]).join(', ')})` : '';
-  if (c.resource === 'prompt' && c.action === 'activated') return `activated prompt v${String(c.data?.version ?? c.id.split('/').pop())} of ${String(c.data?.agentId ?? c.id.split('/')[0])}`;
+  if (c.resource === 'prompt' && c.action === 'activated')
+    return `activated prompt v${String(c.data?.version ?? c.id.split('/').pop())} of ${String(c.data?.agentId ?? c.id.split('/')[0])}`;
   if (c.action === 'health_changed') return `${what} ${c.id} is now ${String(c.data?.to ?? c.data?.status ?? 'changed')}`;
   if (c.action === 'circuit_changed') return `${what} ${c.id}: circuit ${String(c.data?.to ?? c.data?.state ?? 'changed')}`;
   return `${c.action} ${what} ${c.resource === 'trust_rule' ? c.id.slice(0, 8) : c.id}${changed}`;
@@ -145,7 +145,10 @@ export function Console(props: { api: Api; me: Me; onSignOut: () => void; onSess
           if (c.actor && !mine && /^(user|api_key):/.test(c.actor)) toast(`${actorLabel(c.actor)} ${describeChange(c)}`);
         },
         reset: () => {
-          void store.load().then(() => setLastRefresh(new Date()), () => undefined);
+          void store.load().then(
+            () => setLastRefresh(new Date()),
+            () => undefined,
+          );
         },
         presence: setPresence,
         unauthorized: (why) => onSessionEnded(why),
@@ -295,13 +298,7 @@ export function Console(props: { api: Api; me: Me; onSignOut: () => void; onSess
 
 function ConnectionIndicator(props: { status: LiveStatus; lastSeq: number; lastRefresh?: Date }) {
   const label =
-    props.status === 'live'
-      ? 'Live'
-      : props.status === 'connecting'
-        ? 'Connecting…'
-        : props.status === 'paused'
-          ? 'Live updates paused'
-          : 'Disconnected';
+    props.status === 'live' ? 'Live' : props.status === 'connecting' ? 'Connecting…' : props.status === 'paused' ? 'Live updates paused' : 'Disconnected';
   return (
     <div className={`conn ${props.status}`} role="status" data-testid="connection" data-status={props.status} data-last-seq={props.lastSeq}>
       <span className="dot" aria-hidden="true" />

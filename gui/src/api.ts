@@ -80,7 +80,9 @@ export class Api {
   async notices(): Promise<Notice[]> {
     try {
       const body = await this.get<unknown>('/notices');
-      const items = Array.isArray(body) ? body : ((body as { items?: unknown[]; notices?: unknown[] } | undefined)?.items ?? (body as { notices?: unknown[] })?.notices ?? []);
+      const items = Array.isArray(body)
+        ? body
+        : ((body as { items?: unknown[]; notices?: unknown[] } | undefined)?.items ?? (body as { notices?: unknown[] })?.notices ?? []);
       return items.map((item) => toNotice(item)).filter((n): n is Notice => n !== undefined);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return [];

@@ -283,7 +283,14 @@ export function TrustRuleForm({ api, store, current, onClose, agents, servers }:
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     void submit.run(async () => {
-      const fields = { agentId: v.agentId, mcpServerId: v.mcpServerId, toolPattern: v.toolPattern.trim(), effect: v.effect, priority: Number(v.priority), description: v.description };
+      const fields = {
+        agentId: v.agentId,
+        mcpServerId: v.mcpServerId,
+        toolPattern: v.toolPattern.trim(),
+        effect: v.effect,
+        priority: Number(v.priority),
+        description: v.description,
+      };
       if (!editing) {
         const { body } = await api.request<TrustRule>('POST', '/trust-rules', { body: fields });
         store.put('trust_rule', body.id, body);
@@ -359,7 +366,19 @@ export function TrustRuleForm({ api, store, current, onClose, agents, servers }:
 
 // ---------------------------------------------------------------- prompts
 
-export function PromptForm({ api, store, agentId, latest, onClose }: { api: Api; store: RegistryStore; agentId: string; latest?: Prompt; onClose: () => void }) {
+export function PromptForm({
+  api,
+  store,
+  agentId,
+  latest,
+  onClose,
+}: {
+  api: Api;
+  store: RegistryStore;
+  agentId: string;
+  latest?: Prompt;
+  onClose: () => void;
+}) {
   const [template, setTemplate] = useState(latest?.template ?? '');
   const [description, setDescription] = useState('');
   const [variables, setVariables] = useState(latest?.variables.join(', ') ?? '');
@@ -380,7 +399,18 @@ export function PromptForm({ api, store, agentId, latest, onClose }: { api: Api;
       <form onSubmit={onSubmit} noValidate>
         {submit.message && <ErrorNotice message={submit.message} />}
         <Field label="Template" error={submit.fieldErrors.template} hint={latest ? `starts from version ${latest.version}` : undefined}>
-          {(id, d) => <textarea id={id} aria-describedby={d} className="mono" rows={10} value={template} onChange={(e) => setTemplate(e.target.value)} data-autofocus spellCheck={false} />}
+          {(id, d) => (
+            <textarea
+              id={id}
+              aria-describedby={d}
+              className="mono"
+              rows={10}
+              value={template}
+              onChange={(e) => setTemplate(e.target.value)}
+              data-autofocus
+              spellCheck={false}
+            />
+          )}
         </Field>
         <div className="row2">
           <Field label="Variables" error={submit.fieldErrors.variables} hint="comma-separated identifiers">

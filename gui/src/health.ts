@@ -32,7 +32,11 @@ function field(value: unknown, ...names: string[]): string | undefined {
  */
 export function healthOf(server: McpServer, events: HealthState | undefined): HealthView {
   const status = events?.status ?? field(server.health, 'status', 'state') ?? field(server.status, 'status');
-  const circuit = events?.circuit ?? field(server.circuit, 'state', 'status') ?? field(server.health, 'circuit', 'circuitState') ?? field((server.health as { circuit?: unknown } | undefined)?.circuit, 'state');
+  const circuit =
+    events?.circuit ??
+    field(server.circuit, 'state', 'status') ??
+    field(server.health, 'circuit', 'circuitState') ??
+    field((server.health as { circuit?: unknown } | undefined)?.circuit, 'state');
   const s = status?.toLowerCase();
   let badge: Badge = 'unknown';
   if (s && GREEN.has(s)) badge = 'green';

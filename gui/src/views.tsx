@@ -40,7 +40,11 @@ function Empty(props: { what: string; cols: number }) {
 }
 
 function ReadOnlyNote(props: { role: Role; needs: string }) {
-  return <p className="readonly-note">Read-only: your role is {props.role}; changes need {props.needs}.</p>;
+  return (
+    <p className="readonly-note">
+      Read-only: your role is {props.role}; changes need {props.needs}.
+    </p>
+  );
 }
 
 // ---------------------------------------------------------------- agents
@@ -117,7 +121,16 @@ export function AgentsView({ api, store, state, role, navigate }: ViewProps) {
                       <button
                         type="button"
                         className="danger"
-                        onClick={() => setModal({ type: 'delete', key: a.id, version: a.version, label: `agent ${a.id}`, path: `/agents/${encodeURIComponent(a.id)}`, kind: 'agent' })}
+                        onClick={() =>
+                          setModal({
+                            type: 'delete',
+                            key: a.id,
+                            version: a.version,
+                            label: `agent ${a.id}`,
+                            path: `/agents/${encodeURIComponent(a.id)}`,
+                            kind: 'agent',
+                          })
+                        }
                         aria-label={`Delete ${a.id}`}
                       >
                         Delete
@@ -133,7 +146,14 @@ export function AgentsView({ api, store, state, role, navigate }: ViewProps) {
       {modal.type === 'create' && <AgentForm api={api} store={store} onClose={close} />}
       {modal.type === 'edit' && state.agents.get(modal.key) && <AgentForm api={api} store={store} current={state.agents.get(modal.key)} onClose={close} />}
       {modal.type === 'delete' && (
-        <ConfirmDelete {...modal} api={api} store={store} rowKey={modal.key} latestVersion={() => store.getState().agents.get(modal.key)?.version} onClose={close} />
+        <ConfirmDelete
+          {...modal}
+          api={api}
+          store={store}
+          rowKey={modal.key}
+          latestVersion={() => store.getState().agents.get(modal.key)?.version}
+          onClose={close}
+        />
       )}
     </section>
   );
@@ -211,7 +231,14 @@ export function McpServersView({ api, store, state, role }: ViewProps) {
                           type="button"
                           className="danger"
                           onClick={() =>
-                            setModal({ type: 'delete', key: s.id, version: s.version, label: `MCP server ${s.id}`, path: `/mcp-servers/${encodeURIComponent(s.id)}`, kind: 'mcp_server' })
+                            setModal({
+                              type: 'delete',
+                              key: s.id,
+                              version: s.version,
+                              label: `MCP server ${s.id}`,
+                              path: `/mcp-servers/${encodeURIComponent(s.id)}`,
+                              kind: 'mcp_server',
+                            })
                           }
                           aria-label={`Delete ${s.id}`}
                         >
@@ -227,9 +254,18 @@ export function McpServersView({ api, store, state, role }: ViewProps) {
         </table>
       </div>
       {modal.type === 'create' && <McpServerForm api={api} store={store} onClose={close} />}
-      {modal.type === 'edit' && state.mcpServers.get(modal.key) && <McpServerForm api={api} store={store} current={state.mcpServers.get(modal.key)} onClose={close} />}
+      {modal.type === 'edit' && state.mcpServers.get(modal.key) && (
+        <McpServerForm api={api} store={store} current={state.mcpServers.get(modal.key)} onClose={close} />
+      )}
       {modal.type === 'delete' && (
-        <ConfirmDelete {...modal} api={api} store={store} rowKey={modal.key} latestVersion={() => store.getState().mcpServers.get(modal.key)?.version} onClose={close} />
+        <ConfirmDelete
+          {...modal}
+          api={api}
+          store={store}
+          rowKey={modal.key}
+          latestVersion={() => store.getState().mcpServers.get(modal.key)?.version}
+          onClose={close}
+        />
       )}
     </section>
   );
@@ -239,7 +275,10 @@ export function McpServersView({ api, store, state, role }: ViewProps) {
 
 export function TrustRulesView({ api, store, state, role }: ViewProps) {
   const [modal, setModal] = useState<Modal>({ type: 'none' });
-  const rules = sorted(state.trustRules, (r: TrustRule) => `${r.agentId}\u0000${r.mcpServerId}\u0000${String(1e7 - r.priority).padStart(8, '0')}\u0000${r.toolPattern}`);
+  const rules = sorted(
+    state.trustRules,
+    (r: TrustRule) => `${r.agentId}\u0000${r.mcpServerId}\u0000${String(1e7 - r.priority).padStart(8, '0')}\u0000${r.toolPattern}`,
+  );
   const editable = role === 'admin';
   const close = () => setModal({ type: 'none' });
   if (!state.trustRulesReadable) {
@@ -299,13 +338,26 @@ export function TrustRulesView({ api, store, state, role }: ViewProps) {
                 <td className="row-actions">
                   {editable && (
                     <>
-                      <button type="button" onClick={() => setModal({ type: 'edit', key: r.id })} aria-label={`Edit rule ${r.agentId} → ${r.mcpServerId} ${r.toolPattern}`}>
+                      <button
+                        type="button"
+                        onClick={() => setModal({ type: 'edit', key: r.id })}
+                        aria-label={`Edit rule ${r.agentId} → ${r.mcpServerId} ${r.toolPattern}`}
+                      >
                         Edit
                       </button>
                       <button
                         type="button"
                         className="danger"
-                        onClick={() => setModal({ type: 'delete', key: r.id, version: r.version, label: `trust rule ${r.agentId} → ${r.mcpServerId} (${r.toolPattern})`, path: `/trust-rules/${r.id}`, kind: 'trust_rule' })}
+                        onClick={() =>
+                          setModal({
+                            type: 'delete',
+                            key: r.id,
+                            version: r.version,
+                            label: `trust rule ${r.agentId} → ${r.mcpServerId} (${r.toolPattern})`,
+                            path: `/trust-rules/${r.id}`,
+                            kind: 'trust_rule',
+                          })
+                        }
                         aria-label={`Delete rule ${r.agentId} → ${r.mcpServerId} ${r.toolPattern}`}
                       >
                         Delete
@@ -329,7 +381,14 @@ export function TrustRulesView({ api, store, state, role }: ViewProps) {
         />
       )}
       {modal.type === 'delete' && (
-        <ConfirmDelete {...modal} api={api} store={store} rowKey={modal.key} latestVersion={() => store.getState().trustRules.get(modal.key)?.version} onClose={close} />
+        <ConfirmDelete
+          {...modal}
+          api={api}
+          store={store}
+          rowKey={modal.key}
+          latestVersion={() => store.getState().trustRules.get(modal.key)?.version}
+          onClose={close}
+        />
       )}
     </section>
   );
@@ -437,7 +496,12 @@ export function PromptsView({ api, store, state, role, navigate, agentId }: View
                       {p.createdBy && <span className="muted"> by {actorLabel(p.createdBy)}</span>}
                     </td>
                     <td className="row-actions">
-                      <button type="button" onClick={() => setViewing(viewing === p.version ? undefined : p.version)} aria-pressed={viewing === p.version} aria-label={`View v${p.version}`}>
+                      <button
+                        type="button"
+                        onClick={() => setViewing(viewing === p.version ? undefined : p.version)}
+                        aria-pressed={viewing === p.version}
+                        aria-label={`View v${p.version}`}
+                      >
                         View
                       </button>
                       {editable && !p.active && (
@@ -448,7 +512,15 @@ export function PromptsView({ api, store, state, role, navigate, agentId }: View
                           <button
                             type="button"
                             className="danger"
-                            onClick={() => setModal({ type: 'delete', key: promptKey(p.agentId, p.version), label: `prompt v${p.version} of ${p.agentId}`, path: `/agents/${encodeURIComponent(p.agentId)}/prompts/${p.version}`, kind: 'prompt' })}
+                            onClick={() =>
+                              setModal({
+                                type: 'delete',
+                                key: promptKey(p.agentId, p.version),
+                                label: `prompt v${p.version} of ${p.agentId}`,
+                                path: `/agents/${encodeURIComponent(p.agentId)}/prompts/${p.version}`,
+                                kind: 'prompt',
+                              })
+                            }
                             aria-label={`Delete v${p.version}`}
                           >
                             Delete

@@ -78,11 +78,9 @@ export class ApiKeyRepository {
 
   /** The key with this hash if it may be used now: not revoked, not expired. */
   async findUsable(m: EntityManager, keyHash: string): Promise<ApiKeyRecord | undefined> {
-    const row = await one<ApiKeyRow>(
-      m,
-      'SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())',
-      [keyHash],
-    );
+    const row = await one<ApiKeyRow>(m, 'SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())', [
+      keyHash,
+    ]);
     return row ? toRecord(row) : undefined;
   }
 

@@ -37,7 +37,14 @@ export class ApiKeyService {
   }
 
   /** Stores a key as its hash (plus a short prefix to recognise it by). */
-  private insert(manager: EntityManager, name: string, key: string, role: Role, createdBy: string | null, expiresAt: Date | null = null): Promise<ApiKeyRecord> {
+  private insert(
+    manager: EntityManager,
+    name: string,
+    key: string,
+    role: Role,
+    createdBy: string | null,
+    expiresAt: Date | null = null,
+  ): Promise<ApiKeyRecord> {
     return this.keys.insert(manager, { name, keyHash: sha256(key), prefix: key.slice(0, 11), role, createdBy, expiresAt });
   }
 

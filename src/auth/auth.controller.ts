@@ -28,9 +28,7 @@ export class AuthController {
     // request.ip: the client address, through proxies trusted by TRUST_PROXY only.
     const session = await this.users.login(body.username, body.password, request.ip);
     if (!session) throw new DomainError('unauthorized', 'wrong username or password');
-    reply
-      .header('set-cookie', sessionCookie(session.token, this.config.session.ttlMs, this.config.session.cookieSecure))
-      .header('cache-control', 'no-store');
+    reply.header('set-cookie', sessionCookie(session.token, this.config.session.ttlMs, this.config.session.cookieSecure)).header('cache-control', 'no-store');
     return { user: session.user, expiresAt: session.expiresAt.toISOString() };
   }
 

@@ -69,7 +69,12 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
       labelNames: ['reason'],
       registers: [metrics.registry],
     });
-    this.checks = new Counter({ name: 'registry_credential_checks_total', help: 'Credential checks by result', labelNames: ['result'], registers: [metrics.registry] });
+    this.checks = new Counter({
+      name: 'registry_credential_checks_total',
+      help: 'Credential checks by result',
+      labelNames: ['result'],
+      registers: [metrics.registry],
+    });
   }
 
   onModuleInit(): void {

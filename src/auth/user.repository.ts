@@ -49,11 +49,11 @@ export class UserRepository {
 
   /** Sets what is given (role, password hash); undefined when there is no such user. */
   async update(m: EntityManager, id: string, patch: { role?: Role; passwordHash?: string }): Promise<UserRecord | undefined> {
-    const row = await one<UserRow>(
-      m,
-      'UPDATE users SET role = coalesce($2, role), password_hash = coalesce($3, password_hash) WHERE id = $1 RETURNING *',
-      [id, patch.role ?? null, patch.passwordHash ?? null],
-    );
+    const row = await one<UserRow>(m, 'UPDATE users SET role = coalesce($2, role), password_hash = coalesce($3, password_hash) WHERE id = $1 RETURNING *', [
+      id,
+      patch.role ?? null,
+      patch.passwordHash ?? null,
+    ]);
     return row ? toRecord(row) : undefined;
   }
 
@@ -85,11 +85,9 @@ export class UserRepository {
 
   /** The user a session token (by hash) belongs to, if the session has not expired. */
   async findBySession(m: EntityManager, tokenHash: string): Promise<UserRecord | undefined> {
-    const row = await one<UserRow>(
-      m,
-      `SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()`,
-      [tokenHash],
-    );
+    const row = await one<UserRow>(m, `SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()`, [
+      tokenHash,
+    ]);
     return row ? toRecord(row) : undefined;
   }
 

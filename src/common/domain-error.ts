@@ -120,16 +120,11 @@ export class DomainError extends Error {
   }
 
   static stale(what: string, id: string, current: number): DomainError {
-    return new DomainError(
-      'precondition_failed',
-      `${what} "${id}" is at version ${current}; the If-Match version is stale`,
-    );
+    return new DomainError('precondition_failed', `${what} "${id}" is at version ${current}; the If-Match version is stale`);
   }
 }
 
 export function codeForStatus(status: number): ErrorCode {
-  const found = (Object.keys(STATUS) as ErrorCode[]).find(
-    (code) => STATUS[code] === status && code !== 'validation_failed' && code !== 'quota_exceeded',
-  );
+  const found = (Object.keys(STATUS) as ErrorCode[]).find((code) => STATUS[code] === status && code !== 'validation_failed' && code !== 'quota_exceeded');
   return found ?? (status >= 500 ? 'internal' : 'bad_request');
 }

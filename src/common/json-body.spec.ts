@@ -30,8 +30,7 @@ describe('JSON body guards', () => {
         done(e as Error);
       }
     };
-    const parse = (body: string) =>
-      new Promise<unknown>((resolve, reject) => guardedJsonParser(base)(undefined, body, (e, v) => (e ? reject(e) : resolve(v))));
+    const parse = (body: string) => new Promise<unknown>((resolve, reject) => guardedJsonParser(base)(undefined, body, (e, v) => (e ? reject(e) : resolve(v))));
     await expect(parse('')).resolves.toBeUndefined();
     await expect(parse('{"a":1}')).resolves.toEqual({ a: 1 });
     const deep = await parse('['.repeat(5000) + ']'.repeat(5000)).catch((e: unknown) => e);

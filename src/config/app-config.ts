@@ -173,7 +173,10 @@ const origins = value.pipe(
     .string()
     .transform((raw, ctx) => {
       const list: string[] = [];
-      for (const item of raw.split(',').map((o) => o.trim()).filter(Boolean)) {
+      for (const item of raw
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean)) {
         const origin = normalizeOrigin(item);
         if (origin === undefined) {
           ctx.addIssue({ code: 'custom', message: `must list origins such as https://admin.example.com (scheme and host, no path), got "${item}"` });

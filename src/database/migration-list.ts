@@ -7,4 +7,12 @@ import { Notices1764300000000 } from './migrations/1764300000000-notices.js';
 import { RegistryCounts1764400000000 } from './migrations/1764400000000-registry-counts.js';
 
 /** Every migration, oldest first. Explicit SQL; the schema is never synchronized. */
-export const MIGRATIONS = [InitialSchema1763700000000, PromptVersionCounter1763800000000, Security1764000000000, SequencerLease1764100000000, McpServerHealth1764200000000, Notices1764300000000, RegistryCounts1764400000000];
+export const MIGRATIONS = [
+  InitialSchema1763700000000,
+  PromptVersionCounter1763800000000,
+  Security1764000000000,
+  SequencerLease1764100000000,
+  McpServerHealth1764200000000,
+  Notices1764300000000,
+  RegistryCounts1764400000000,
+];

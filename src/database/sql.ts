@@ -10,11 +10,7 @@ export interface SqlResult<T> {
  * when it has one) and returns rows and affected count for every statement
  * kind alike (TypeORM's plain `query` returns a different shape for UPDATE).
  */
-export async function sql<T = Record<string, unknown>>(
-  manager: EntityManager,
-  text: string,
-  params: unknown[] = [],
-): Promise<SqlResult<T>> {
+export async function sql<T = Record<string, unknown>>(manager: EntityManager, text: string, params: unknown[] = []): Promise<SqlResult<T>> {
   const own = manager.queryRunner ? undefined : manager.connection.createQueryRunner();
   const runner = manager.queryRunner ?? own!;
   try {

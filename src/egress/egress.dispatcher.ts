@@ -24,7 +24,10 @@ export function egressLookup(policy: EgressPolicy, resolve: Resolver = systemRes
     resolve(hostname).then(
       (addresses) => {
         try {
-          policy.assertAddresses(hostname, addresses.map((a) => a.address));
+          policy.assertAddresses(
+            hostname,
+            addresses.map((a) => a.address),
+          );
         } catch (error) {
           callback(error as EgressDeniedError, options.all ? [] : '', 0);
           return;

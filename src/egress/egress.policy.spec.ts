@@ -2,7 +2,19 @@ import { classifyAddress, EgressDeniedError, EgressPolicy } from './egress.polic
 
 describe('egress policy', () => {
   it('classifies metadata, link-local and reserved addresses as forbidden', () => {
-    for (const a of ['169.254.169.254', '169.254.0.1', '100.100.100.200', '0.0.0.0', '224.0.0.1', '255.255.255.255', 'fe80::1', 'fe80::1%eth0', 'fd00:ec2::254', '::', 'ff02::1']) {
+    for (const a of [
+      '169.254.169.254',
+      '169.254.0.1',
+      '100.100.100.200',
+      '0.0.0.0',
+      '224.0.0.1',
+      '255.255.255.255',
+      'fe80::1',
+      'fe80::1%eth0',
+      'fd00:ec2::254',
+      '::',
+      'ff02::1',
+    ]) {
       expect([a, classifyAddress(a)]).toEqual([a, 'forbidden']);
     }
     // IPv4 inside IPv6 is judged as the IPv4 address.
@@ -13,7 +25,19 @@ describe('egress policy', () => {
   });
 
   it('classifies loopback and private ranges as private, the rest as public', () => {
-    for (const a of ['127.0.0.1', '127.8.9.10', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '100.64.0.1', '::1', 'fd12:3456::1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+    for (const a of [
+      '127.0.0.1',
+      '127.8.9.10',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '100.64.0.1',
+      '::1',
+      'fd12:3456::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+    ]) {
       expect([a, classifyAddress(a)]).toEqual([a, 'private']);
     }
     for (const a of ['93.184.216.34', '8.8.8.8', '172.32.0.1', '2606:4700::1111']) {

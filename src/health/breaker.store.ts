@@ -212,7 +212,14 @@ export function parseTransition(line: string): BreakerTransition | undefined {
   const parts = line.split('|');
   if (parts.length < 6) return undefined;
   const [at, from, to, failures, coolDownMs] = parts;
-  return { at: Number(at), from: from as CircuitState, to: to as CircuitState, failures: Number(failures), coolDownMs: Number(coolDownMs), reason: parts.slice(5).join('|') };
+  return {
+    at: Number(at),
+    from: from as CircuitState,
+    to: to as CircuitState,
+    failures: Number(failures),
+    coolDownMs: Number(coolDownMs),
+    reason: parts.slice(5).join('|'),
+  };
 }
 
 /** Breakers shared by every replica: one hash and one transition log per server, changed by one Lua script (atomic). */
@@ -246,7 +253,8 @@ export class RedisBreakerStore implements BreakerStore {
       BREAKER_TTL_MS,
     );
     const st = s as CircuitState;
-    const view: BreakerState = st === 'open' ? { state: st, failures: f, coolDownMs: Number(cd), retryAt: Number(until) } : { state: st, failures: f, coolDownMs: Number(cd) };
+    const view: BreakerState =
+      st === 'open' ? { state: st, failures: f, coolDownMs: Number(cd), retryAt: Number(until) } : { state: st, failures: f, coolDownMs: Number(cd) };
     return { state: view, allowed: allowed === 1, transitioned: moved === 1, lastAt: Number(last) };
   }
 

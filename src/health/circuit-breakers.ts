@@ -110,7 +110,8 @@ export class CircuitBreakers {
       )
       .then(
         () => undefined,
-        (error: Error) => this.logger.warn(`recording the circuit of ${serverId} failed (${error.message}); it is recorded at the next transition or ownership change`),
+        (error: Error) =>
+          this.logger.warn(`recording the circuit of ${serverId} failed (${error.message}); it is recorded at the next transition or ownership change`),
       );
     this.syncing.set(serverId, next);
     void next.finally(() => {

@@ -39,7 +39,11 @@ export class HealthSamples {
     if (!this.usable()) return;
     try {
       const key = this.key(result.serverId);
-      await this.redis!.multi().lpush(key, JSON.stringify(result)).ltrim(key, 0, this.size - 1).pexpire(key, SAMPLES_TTL_MS).exec();
+      await this.redis!.multi()
+        .lpush(key, JSON.stringify(result))
+        .ltrim(key, 0, this.size - 1)
+        .pexpire(key, SAMPLES_TTL_MS)
+        .exec();
       this.warned = false;
     } catch (error) {
       if (!this.warned) this.logger.warn(`keeping health samples in memory only: ${(error as Error).message}`);

@@ -29,7 +29,12 @@ const RANK: Record<HealthStatus, number> = { unknown: 0, healthy: 3, degraded: 2
  *   no established status to protect from flapping.
  * Returns the change, or undefined when the status stays (the reason may still change).
  */
-export function applyCheck(t: StatusTracker, quality: CheckQuality, detail: string, settings: Pick<HealthCheck, 'unhealthyThreshold' | 'healthyThreshold'>): StatusChange | undefined {
+export function applyCheck(
+  t: StatusTracker,
+  quality: CheckQuality,
+  detail: string,
+  settings: Pick<HealthCheck, 'unhealthyThreshold' | 'healthyThreshold'>,
+): StatusChange | undefined {
   const from = t.status;
   let to: HealthStatus;
   let reason: string;

@@ -89,8 +89,16 @@ export class HealthStream implements OnModuleInit, OnApplicationShutdown {
     runtime: HealthRuntime,
     metrics: MetricsService,
   ) {
-    this.dropped = new Counter({ name: 'registry_health_check_frames_dropped_total', help: 'health.check frames not sent to a health-stream client that was behind', registers: [metrics.registry] });
-    this.sent = new Counter({ name: 'registry_health_check_frames_sent_total', help: 'health.check frames written to health-stream clients', registers: [metrics.registry] });
+    this.dropped = new Counter({
+      name: 'registry_health_check_frames_dropped_total',
+      help: 'health.check frames not sent to a health-stream client that was behind',
+      registers: [metrics.registry],
+    });
+    this.sent = new Counter({
+      name: 'registry_health_check_frames_sent_total',
+      help: 'health.check frames written to health-stream clients',
+      registers: [metrics.registry],
+    });
     runtime.checks.onCheck((result, json) => this.broadcast(result, json));
   }
 

@@ -23,7 +23,12 @@ export class HealthMetrics implements OnModuleInit {
 
   onModuleInit(): void {
     const registers = [this.metrics.registry];
-    const probes = new Counter({ name: 'registry_health_probes_total', help: 'MCP server probes by result quality (good, slow, partial, failed), cluster-wide', labelNames: ['quality'], registers });
+    const probes = new Counter({
+      name: 'registry_health_probes_total',
+      help: 'MCP server probes by result quality (good, slow, partial, failed), cluster-wide',
+      labelNames: ['quality'],
+      registers,
+    });
     const duration = new Histogram({
       name: 'registry_health_probe_duration_seconds',
       help: 'MCP probe latency (initialize + ping [+ tools/list]), cluster-wide',
@@ -38,7 +43,9 @@ export class HealthMetrics implements OnModuleInit {
     let cached: { at: number; rows: Promise<{ status: string; circuit: string; n: number }[]> } | undefined;
     const counts = () => {
       if (!cached || Date.now() - cached.at > 1000) {
-        const query = dataSource.query('SELECT status, circuit, count(*)::int AS n FROM mcp_server_health GROUP BY status, circuit') as Promise<{ status: string; circuit: string; n: number }[]>;
+        const query = dataSource.query('SELECT status, circuit, count(*)::int AS n FROM mcp_server_health GROUP BY status, circuit') as Promise<
+          { status: string; circuit: string; n: number }[]
+        >;
         const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref());
         cached = { at: Date.now(), rows: Promise.race([query, timeout]) };
       }
@@ -52,7 +59,11 @@ export class HealthMetrics implements OnModuleInit {
       async collect() {
         const rows = await counts().catch(() => undefined);
         if (!rows) return;
-        for (const status of STATUSES) this.set({ status }, rows.filter((r) => r.status === status).reduce((a, r) => a + r.n, 0));
+        for (const status of STATUSES)
+          this.set(
+            { status },
+            rows.filter((r) => r.status === status).reduce((a, r) => a + r.n, 0),
+          );
       },
     });
     new Gauge({
@@ -63,7 +74,11 @@ export class HealthMetrics implements OnModuleInit {
       async collect() {
         const rows = await counts().catch(() => undefined);
         if (!rows) return;
-        for (const state of CIRCUITS) this.set({ state }, rows.filter((r) => r.circuit === state).reduce((a, r) => a + r.n, 0));
+        for (const state of CIRCUITS)
+          this.set(
+            { state },
+            rows.filter((r) => r.circuit === state).reduce((a, r) => a + r.n, 0),
+          );
       },
     });
   }

@@ -106,7 +106,11 @@ export class HealthRepository {
       );
       const data: Record<string, unknown> = { from: current.status, to: w.to, reason: w.reason, latencyMs: w.latencyMs };
       if (w.toolsHash !== undefined) {
-        data.tools = { count: w.toolCount, hash: w.toolsHash, ...(toolsChanged && current.toolsHash !== null ? { previousHash: current.toolsHash, changed: true } : {}) };
+        data.tools = {
+          count: w.toolCount,
+          hash: w.toolsHash,
+          ...(toolsChanged && current.toolsHash !== null ? { previousHash: current.toolsHash, changed: true } : {}),
+        };
       }
       await this.outbox.append(m, { type: 'mcp_server.health_changed', id: serverId, actor: w.actor, data });
       return true;

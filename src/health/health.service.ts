@@ -95,7 +95,14 @@ export class HealthService {
     let target = this.directory.get(id);
     if (!target) {
       const server = await this.mcpServers.get(id); // 404
-      target = { id: server.id, name: server.name, transport: server.transport, enabled: server.enabled, version: server.version, healthCheck: server.healthCheck };
+      target = {
+        id: server.id,
+        name: server.name,
+        transport: server.transport,
+        enabled: server.enabled,
+        version: server.version,
+        healthCheck: server.healthCheck,
+      };
     }
     const [health] = await this.views([target], this.runtime.samples.size, true);
     return health!;

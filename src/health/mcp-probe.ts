@@ -70,13 +70,18 @@ export async function probeMcpServer(request: ProbeRequest, fetch: EgressFetch):
   const started = performance.now();
   let step = 'connect';
   const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  const boundFetch: EgressFetch = (input, init) => fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal });
+  const boundFetch: EgressFetch = (input, init) =>
+    fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal });
   const url = new URL(request.url);
   const requestInit = { headers: request.headers };
   const transport: SdkTransport =
     request.transport === 'sse'
       ? new SSEClientTransport(url, { fetch: boundFetch as never, requestInit, eventSourceInit: { fetch: boundFetch as never } })
-      : new StreamableHTTPClientTransport(url, { fetch: boundFetch as never, requestInit, reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 } });
+      : new StreamableHTTPClientTransport(url, {
+          fetch: boundFetch as never,
+          requestInit,
+          reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+        });
   const client = new Client(PROBE_CLIENT_INFO, { capabilities: {} });
   client.onerror = () => undefined; // errors surface as the failed request below
   const options = { signal: deadline.signal, timeout: timeoutMs };

@@ -4,7 +4,10 @@ describe('rendezvous ownership', () => {
   const servers = Array.from({ length: 1000 }, (_, i) => `server-${i}`);
 
   it('spreads 1,000 servers evenly over the replicas', () => {
-    for (const members of [['a', 'b'], ['r1-x', 'r2-y', 'r3-z']]) {
+    for (const members of [
+      ['a', 'b'],
+      ['r1-x', 'r2-y', 'r3-z'],
+    ]) {
       const counts = new Map<string, number>();
       for (const s of servers) {
         const owner = rendezvousOwner(s, members)!;

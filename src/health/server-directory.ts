@@ -56,7 +56,10 @@ export class ServerDirectory implements OnApplicationBootstrap, OnApplicationShu
 
   onApplicationBootstrap(): void {
     this.loaded = this.start();
-    this.timer = setInterval(() => void this.reloadAll().catch((e: Error) => this.logger.warn(`re-reading MCP servers failed: ${e.message}`)), this.config.health.resyncMs);
+    this.timer = setInterval(
+      () => void this.reloadAll().catch((e: Error) => this.logger.warn(`re-reading MCP servers failed: ${e.message}`)),
+      this.config.health.resyncMs,
+    );
     this.timer.unref();
   }
 

@@ -37,17 +37,60 @@ export class OutboxMetrics implements OnModuleInit {
                     coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest
                FROM outbox WHERE seq IS NULL`,
           )
-          .then((rows: { last_seq: number; unnumbered: number; oldest: number }[]) => ({ lastSeq: rows[0]!.last_seq, unnumbered: rows[0]!.unnumbered, oldest: rows[0]!.oldest }));
+          .then((rows: { last_seq: number; unnumbered: number; oldest: number }[]) => ({
+            lastSeq: rows[0]!.last_seq,
+            unnumbered: rows[0]!.unnumbered,
+            oldest: rows[0]!.oldest,
+          }));
         const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref());
         cached = { at: Date.now(), value: Promise.race([query, timeout]).catch(() => undefined) };
       }
       return cached.value;
     };
-    new Gauge({ name: 'registry_outbox_last_seq', help: 'Newest seq numbered (committed and sequenced)', registers, async collect() { const l = await lag(); if (l) this.set(l.lastSeq); } });
-    new Gauge({ name: 'registry_outbox_unnumbered', help: 'Committed outbox events still waiting for their seq', registers, async collect() { const l = await lag(); if (l) this.set(l.unnumbered); } });
-    new Gauge({ name: 'registry_outbox_oldest_unnumbered_seconds', help: 'Age of the oldest committed event still waiting for its seq (0: none)', registers, async collect() { const l = await lag(); if (l) this.set(l.oldest); } });
-    new Gauge({ name: 'registry_sequencer_published_seq', help: 'Newest seq this replica published to the bus (0 unless it sequenced)', registers, collect() { this.set(sequencer.lastPublished); } });
-    new Counter({ name: 'registry_sequencer_elections_total', help: 'Times this replica became the sequencing leader', registers, collect() { this.reset(); this.inc(leadership.elections); } });
+    new Gauge({
+      name: 'registry_outbox_last_seq',
+      help: 'Newest seq numbered (committed and sequenced)',
+      registers,
+      async collect() {
+        const l = await lag();
+        if (l) this.set(l.lastSeq);
+      },
+    });
+    new Gauge({
+      name: 'registry_outbox_unnumbered',
+      help: 'Committed outbox events still waiting for their seq',
+      registers,
+      async collect() {
+        const l = await lag();
+        if (l) this.set(l.unnumbered);
+      },
+    });
+    new Gauge({
+      name: 'registry_outbox_oldest_unnumbered_seconds',
+      help: 'Age of the oldest committed event still waiting for its seq (0: none)',
+      registers,
+      async collect() {
+        const l = await lag();
+        if (l) this.set(l.oldest);
+      },
+    });
+    new Gauge({
+      name: 'registry_sequencer_published_seq',
+      help: 'Newest seq this replica published to the bus (0 unless it sequenced)',
+      registers,
+      collect() {
+        this.set(sequencer.lastPublished);
+      },
+    });
+    new Counter({
+      name: 'registry_sequencer_elections_total',
+      help: 'Times this replica became the sequencing leader',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(leadership.elections);
+      },
+    });
     new Counter({
       name: 'registry_postgres_reconnects_total',
       help: 'Losses of this replica’s dedicated PostgreSQL connections (sequencer LISTEN, leader lease)',

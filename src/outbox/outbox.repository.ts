@@ -46,10 +46,13 @@ export class OutboxRepository {
     if (!manager.queryRunner?.isTransactionActive) {
       throw new Error('outbox append must run inside the mutation transaction');
     }
-    await manager.query(
-      'INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)',
-      [event.type, event.id, event.version ?? null, event.actor ?? null, event.data === undefined ? null : JSON.stringify(event.data)],
-    );
+    await manager.query('INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)', [
+      event.type,
+      event.id,
+      event.version ?? null,
+      event.actor ?? null,
+      event.data === undefined ? null : JSON.stringify(event.data),
+    ]);
   }
 
   async head(manager: EntityManager = this.dataSource.manager): Promise<OutboxHead> {
@@ -62,11 +65,7 @@ export class OutboxRepository {
 
   /** Sequenced events with `after < seq <= upTo`, in seq order, at most `limit`. */
   async readRange(after: number, upTo: number, limit: number, manager: EntityManager = this.dataSource.manager): Promise<ChangeEvent[]> {
-    const found = await rows<OutboxRow>(
-      manager,
-      `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
-      [after, upTo, limit],
-    );
+    const found = await rows<OutboxRow>(manager, `SELECT ${COLUMNS} FROM outbox WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, [after, upTo, limit]);
     return found.map(toChangeEvent);
   }
 

@@ -22,7 +22,10 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.prune().catch((e: Error) => this.logger.warn(`prune failed: ${e.message}`)).finally(() => (this.running = undefined));
+      if (!this.running)
+        this.running = this.prune()
+          .catch((e: Error) => this.logger.warn(`prune failed: ${e.message}`))
+          .finally(() => (this.running = undefined));
     }, this.config.retention.intervalMs);
     this.timer.unref();
   }

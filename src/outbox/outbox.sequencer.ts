@@ -80,7 +80,11 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
         this.set(leading() ? 1 : 0);
       },
     });
-    this.runs = new Counter({ name: 'registry_sequencer_runs_total', help: 'Sequencing runs on this replica that numbered at least one event', registers: [metrics.registry] });
+    this.runs = new Counter({
+      name: 'registry_sequencer_runs_total',
+      help: 'Sequencing runs on this replica that numbered at least one event',
+      registers: [metrics.registry],
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -194,7 +198,13 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
    * does not see the exporter's own writes.)
    */
   async sequence<T = never>(snapshot?: (manager: EntityManager, lastSeq: number) => Promise<T>): Promise<SequenceResult<T>> {
-    if (!snapshot) return underSequencerLock(this.dataSource, 'READ COMMITTED', (runner) => this.number(runner, this.config.sequencer.batchSize), (r) => this.published(r));
+    if (!snapshot)
+      return underSequencerLock(
+        this.dataSource,
+        'READ COMMITTED',
+        (runner) => this.number(runner, this.config.sequencer.batchSize),
+        (r) => this.published(r),
+      );
     const reader = this.dataSource.createQueryRunner();
     await reader.connect();
     try {
@@ -231,7 +241,9 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
          FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn
                  FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $2) r
         WHERE o.id = r.id
-    RETURNING ${OUTBOX_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}`,
+    RETURNING ${OUTBOX_COLUMNS.split(', ')
+      .map((c) => `o.${c}`)
+      .join(', ')}`,
       [base, limit],
       true,
     );

@@ -36,7 +36,13 @@ export class AdminConnectionsController {
         for (const [userId, n] of Object.entries(r[transport])) {
           totals[transport] += n;
           const who = r.principals[userId];
-          const row = byUser.get(userId) ?? { userId, name: who?.name ?? userId, kind: who?.kind ?? (userId.startsWith('key:') ? 'api_key' : 'user'), sse: 0, socketio: 0 };
+          const row = byUser.get(userId) ?? {
+            userId,
+            name: who?.name ?? userId,
+            kind: who?.kind ?? (userId.startsWith('key:') ? 'api_key' : 'user'),
+            sse: 0,
+            socketio: 0,
+          };
           if (who) row.name = who.name;
           row[transport] += n;
           byUser.set(userId, row);

@@ -64,11 +64,12 @@ export class NoticeService {
 
   async create(input: z.infer<typeof createNoticeSchema>, actor: string): Promise<Notice> {
     return this.writer.write(async (w) => {
-      const [row] = await rows<NoticeRow>(
-        w.m,
-        'INSERT INTO notices (kind, message, created_by, expires_at) VALUES ($1, $2, $3, $4) RETURNING *',
-        [input.kind, input.message, actor, input.expiresAt ?? null],
-      );
+      const [row] = await rows<NoticeRow>(w.m, 'INSERT INTO notices (kind, message, created_by, expires_at) VALUES ($1, $2, $3, $4) RETURNING *', [
+        input.kind,
+        input.message,
+        actor,
+        input.expiresAt ?? null,
+      ]);
       const notice = toNotice(row!);
       await w.append({ type: notice.kind, id: notice.id, actor, data: { message: notice.message, expiresAt: notice.expiresAt } });
       return notice;

@@ -89,8 +89,20 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     metrics: MetricsService,
   ) {
     const sockets = this.sockets;
-    new Gauge({ name: 'registry_socketio_connections', help: 'Open Socket.IO connections on this replica', registers: [metrics.registry], collect() { this.set(sockets.size); } });
-    this.disconnects = new Counter({ name: 'registry_socketio_disconnects_total', help: 'Socket.IO disconnects by reason', labelNames: ['reason'], registers: [metrics.registry] });
+    new Gauge({
+      name: 'registry_socketio_connections',
+      help: 'Open Socket.IO connections on this replica',
+      registers: [metrics.registry],
+      collect() {
+        this.set(sockets.size);
+      },
+    });
+    this.disconnects = new Counter({
+      name: 'registry_socketio_disconnects_total',
+      help: 'Socket.IO disconnects by reason',
+      labelNames: ['reason'],
+      registers: [metrics.registry],
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -145,7 +157,9 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     if (slot !== 'ok') {
       throw new DomainError(
         'too_many_requests',
-        slot === 'user_limit' ? `you already have ${this.config.limits.connectionsPerUser} open stream connections` : 'the service is at its stream connection limit',
+        slot === 'user_limit'
+          ? `you already have ${this.config.limits.connectionsPerUser} open stream connections`
+          : 'the service is at its stream connection limit',
       );
     }
     // The client may have left while we authenticated and took the slot:

@@ -17,7 +17,13 @@ export function quotaExceeded(what: string, limit: number, setting: string): Dom
  * the end of each other's transactions), and a count over the cap rolls the
  * create back. Exact, without a table-wide lock or a count of the table.
  */
-export async function assertWithinCap(m: EntityManager, table: 'agents' | 'mcp_servers' | 'trust_rules', limit: number, setting: string, what: string): Promise<void> {
+export async function assertWithinCap(
+  m: EntityManager,
+  table: 'agents' | 'mcp_servers' | 'trust_rules',
+  limit: number,
+  setting: string,
+  what: string,
+): Promise<void> {
   const row = await one<{ n: string }>(m, 'SELECT n FROM registry_counts WHERE table_name = $1', [table]);
   if (Number(row!.n) > limit) throw quotaExceeded(what, limit, setting);
 }

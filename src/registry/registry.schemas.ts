@@ -2,15 +2,11 @@ import { z } from 'zod';
 import { DomainError } from '../common/domain-error.js';
 
 /** Lowercase slug ids such as `pmo` or `github-tools`; `__` is reserved for gateway namespacing. */
-export const slug = z
-  .string()
-  .regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'must be a lowercase slug of 1-64 letters, digits and "-", such as "pmo"');
+export const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'must be a lowercase slug of 1-64 letters, digits and "-", such as "pmo"');
 
 /** Small JSON objects (metadata, model parameters), bounded in size. */
 export const jsonObject = (maxBytes: number) =>
-  z
-    .record(z.string().max(200), z.unknown())
-    .refine((value) => JSON.stringify(value).length <= maxBytes, `must serialize to at most ${maxBytes} bytes`);
+  z.record(z.string().max(200), z.unknown()).refine((value) => JSON.stringify(value).length <= maxBytes, `must serialize to at most ${maxBytes} bytes`);
 
 export const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),

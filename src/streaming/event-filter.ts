@@ -32,7 +32,10 @@ export class EventFilter {
    */
   static parse(spec: string | undefined, role: Role, field = 'events'): EventFilter {
     const wanted = new Set<EventType>();
-    const parts = (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    const parts = (spec ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     if (parts.length === 0 || parts.includes('*')) EVENT_TYPES.forEach((t) => wanted.add(t));
     for (const part of parts) {
       if (part === '*') continue;

@@ -41,8 +41,20 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     private readonly credentials: CredentialWatcher,
   ) {
     const connections = this.connections;
-    new Gauge({ name: 'registry_sse_connections', help: 'Open SSE connections on this replica', registers: [metrics.registry], collect() { this.set(connections.size); } });
-    this.disconnects = new Counter({ name: 'registry_sse_disconnects_total', help: 'SSE disconnects by reason', labelNames: ['reason'], registers: [metrics.registry] });
+    new Gauge({
+      name: 'registry_sse_connections',
+      help: 'Open SSE connections on this replica',
+      registers: [metrics.registry],
+      collect() {
+        this.set(connections.size);
+      },
+    });
+    this.disconnects = new Counter({
+      name: 'registry_sse_disconnects_total',
+      help: 'SSE disconnects by reason',
+      labelNames: ['reason'],
+      registers: [metrics.registry],
+    });
   }
 
   onModuleInit(): void {
@@ -90,10 +102,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
       // Counted like a GET (a client over its limit gets the same 429), but a
       // HEAD has no body: the stream's headers, and the slot back at once.
       void this.cluster.releaseConnection(principal.id).catch(() => undefined);
-      void reply
-        .status(200)
-        .headers({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' })
-        .send();
+      void reply.status(200).headers({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' }).send();
       return;
     }
     const socket = request.raw.socket;

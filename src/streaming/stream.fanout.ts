@@ -51,7 +51,6 @@ class SubscriberGroup<P> {
     return written;
   }
 
-
   /** Tells members still at the unadvertised cursor where they are (one encoded frame for all). */
   advertise(): void {
     const cursor = this.unadvertised;

@@ -40,7 +40,7 @@ function subscriber(busyMs = 0, events?: string): Subscriber<Payload> & { writes
         cursors.push(payload.cursor);
         return;
       }
-      if (writes.length === 0 && busyMs > 0) for (const until = performance.now() + busyMs; performance.now() < until; );
+      if (writes.length === 0 && busyMs > 0) for (const until = performance.now() + busyMs; performance.now() < until;);
       writes.push(payload);
     },
     writeReplay: async () => undefined,
@@ -142,7 +142,14 @@ describe('StreamHub back-fill', () => {
   it('keeps the batch it was processing when a back-fill read fails, and delivers it once the outbox answers', async () => {
     let listener!: BusListener;
     const bus = { subscribe: (l: BusListener) => (listener = l) } as unknown as EventBus;
-    const committed = [1, 2, 3].map((seq) => ({ seq, type: 'agent.updated', resource: 'agent', id: `a${seq}`, action: 'updated', ts: new Date(0).toISOString() }));
+    const committed = [1, 2, 3].map((seq) => ({
+      seq,
+      type: 'agent.updated',
+      resource: 'agent',
+      id: `a${seq}`,
+      action: 'updated',
+      ts: new Date(0).toISOString(),
+    }));
     let failures = 1;
     const outbox = {
       head: async () => ({ lastSeq: 0, prunedThrough: 0 }),

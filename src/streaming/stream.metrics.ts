@@ -40,7 +40,11 @@ export class StreamMetrics implements OnModuleInit {
           this.inc(read());
         },
       });
-    counterFrom('registry_stream_events_total', 'Events taken into this replica’s stream (from the bus or back-filled), in seq order', () => hub.stats.delivered);
+    counterFrom(
+      'registry_stream_events_total',
+      'Events taken into this replica’s stream (from the bus or back-filled), in seq order',
+      () => hub.stats.delivered,
+    );
     counterFrom('registry_stream_deliveries_total', 'Events written to subscribers, summed over subscribers', () => hub.stats.deliveries);
     counterFrom('registry_stream_flushes_total', 'Fan-out flushes (one write per subscriber with something to get)', () => hub.stats.flushes);
     counterFrom('registry_stream_backfills_total', 'Back-fills from the outbox (a gap, a bus reconnect, a lost tail)', () => hub.stats.backfills);
@@ -57,8 +61,22 @@ export class StreamMetrics implements OnModuleInit {
         this.inc({ source: 'outbox' }, hub.stats.replayQueries);
       },
     });
-    new Gauge({ name: 'registry_stream_head_seq', help: 'Last seq delivered in order on this replica', registers, collect() { this.set(hub.head); } });
-    new Gauge({ name: 'registry_stream_subscribers', help: 'Live subscribers of the hub (SSE connections and Socket.IO subscriptions)', registers, collect() { this.set(hub.subscriberCount); } });
+    new Gauge({
+      name: 'registry_stream_head_seq',
+      help: 'Last seq delivered in order on this replica',
+      registers,
+      collect() {
+        this.set(hub.head);
+      },
+    });
+    new Gauge({
+      name: 'registry_stream_subscribers',
+      help: 'Live subscribers of the hub (SSE connections and Socket.IO subscriptions)',
+      registers,
+      collect() {
+        this.set(hub.subscriberCount);
+      },
+    });
     const latency = new Histogram({
       name: 'registry_stream_delivery_latency_seconds',
       help: 'From the event’s commit (its outbox row) to the end of the fan-out flush that wrote it on this replica',

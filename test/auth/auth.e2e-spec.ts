@@ -29,11 +29,18 @@ describe('auth: API keys, users, sessions', () => {
   });
 
   it('logs a user in with an HttpOnly SameSite cookie that works for REST and streams, and logs out', async () => {
-    const user = await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'alice', password: 'correct horse battery', role: 'editor' } });
+    const user = await api(t.baseUrl, 'POST', '/api/v1/users', {
+      key: t.adminKey,
+      body: { username: 'alice', password: 'correct horse battery', role: 'editor' },
+    });
     expect(user.status).toBe(201);
     expect(user.text).not.toContain('correct horse');
-    expect((await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'alice', password: 'another password', role: 'viewer' } })).status).toBe(409);
-    expect((await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'bob', password: 'short', role: 'viewer' } })).body.errors[0].field).toBe('password');
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'alice', password: 'another password', role: 'viewer' } })).status,
+    ).toBe(409);
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'bob', password: 'short', role: 'viewer' } })).body.errors[0].field,
+    ).toBe('password');
 
     const wrong = await api(t.baseUrl, 'POST', '/api/v1/auth/login', { body: { username: 'alice', password: 'wrong password!' } });
     expect(wrong.status).toBe(401);
@@ -51,7 +58,10 @@ describe('auth: API keys, users, sessions', () => {
     expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).body).toEqual({ kind: 'user', name: 'alice', role: 'editor' });
     // Unsafe cookie requests name their origin (browsers always do): here the service's own.
     const origin = t.baseUrl;
-    const created = await api(t.baseUrl, 'POST', '/api/v1/agents', { headers: { cookie, origin }, body: { id: 'by-cookie', name: 'x', model: { provider: 'p', name: 'm' } } });
+    const created = await api(t.baseUrl, 'POST', '/api/v1/agents', {
+      headers: { cookie, origin },
+      body: { id: 'by-cookie', name: 'x', model: { provider: 'p', name: 'm' } },
+    });
     expect(created.status).toBe(201);
     expect((await api(t.baseUrl, 'POST', '/api/v1/api-keys', { headers: { cookie, origin }, body: { name: 'x', role: 'viewer' } })).status).toBe(403);
 
@@ -89,6 +99,8 @@ describe('auth: API keys, users, sessions', () => {
     expect((await api(t.baseUrl, 'PATCH', `/api/v1/users/${made.body.id}`, { key: t.adminKey, body: { password: 'second password 2' } })).status).toBe(200);
     expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).status).toBe(401);
     expect((await api(t.baseUrl, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'second password 2' } })).status).toBe(200);
-    expect((await api(t.baseUrl, 'PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', { key: t.adminKey, body: { role: 'viewer' } })).status).toBe(404);
+    expect((await api(t.baseUrl, 'PATCH', '/api/v1/users/00000000-0000-4000-8000-000000000000', { key: t.adminKey, body: { role: 'viewer' } })).status).toBe(
+      404,
+    );
   });
 });

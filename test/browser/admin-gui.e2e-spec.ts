@@ -56,7 +56,11 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     await post('/agents', { id: 'pmo', name: 'Project manager', model: { provider: 'openai', name: 'gpt-5', temperature: 0.2 }, tags: ['ops', 'planning'] });
     await post('/agents', { id: 'support', name: 'Support triage', model: { provider: 'anthropic', name: 'claude-sonnet' }, tags: ['support'] });
     await post('/agents/pmo/prompts', { template: 'You are the PMO agent.\nPlan the work for {{project}}.\nBe brief.', variables: ['project'] });
-    await post('/agents/pmo/prompts', { template: 'You are the PMO agent.\nPlan and track the work for {{project}}.\nReport risks weekly.\nBe brief.', variables: ['project'], activate: true });
+    await post('/agents/pmo/prompts', {
+      template: 'You are the PMO agent.\nPlan and track the work for {{project}}.\nReport risks weekly.\nBe brief.',
+      variables: ['project'],
+      activate: true,
+    });
     await post('/mcp-servers', { id: 'github', name: 'GitHub', url: 'https://mcp.example.com/github', headers: { Authorization: 'Bearer ghp_x' } });
     await post('/trust-rules', { agentId: 'pmo', mcpServerId: 'github', toolPattern: 'issues.*', effect: 'allow', priority: 10 });
 
@@ -175,7 +179,10 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
       body: { kind: 'system.maintenance', message, expiresAt: new Date(Date.now() + 3600_000).toISOString() },
     });
     expect(res.status).toBe(201);
-    await Promise.all([alice.page.getByRole('alert').filter({ hasText: message }).waitFor({ timeout: 3000 }), bob.page.getByRole('alert').filter({ hasText: message }).waitFor({ timeout: 3000 })]);
+    await Promise.all([
+      alice.page.getByRole('alert').filter({ hasText: message }).waitFor({ timeout: 3000 }),
+      bob.page.getByRole('alert').filter({ hasText: message }).waitFor({ timeout: 3000 }),
+    ]);
     // A page opened now gets it from GET /notices.
     await bob.page.reload();
     await waitLive(bob.page);
@@ -189,7 +196,9 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     let aliceId: string | undefined;
     for (let i = 0; i < 50 && !aliceId; i++) {
       const connections = await api(r1.url, 'GET', '/api/v1/admin/connections', { key: admin });
-      aliceId = (connections.body.users as { userId: string; name: string; socketio: number }[]).find((u) => u.name === ALICE.username && u.socketio > 0)?.userId;
+      aliceId = (connections.body.users as { userId: string; name: string; socketio: number }[]).find(
+        (u) => u.name === ALICE.username && u.socketio > 0,
+      )?.userId;
       if (!aliceId) await sleep(100);
     }
     expect(aliceId).toBeDefined();
@@ -202,11 +211,20 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     const seqAtDrop = await lastSeq(a);
 
     // Changes while alice's socket is down: made by bob's replica, seen by alice through polling.
-    const patched = await api(r2.url, 'PATCH', '/api/v1/agents/support', { key: admin, body: { name: 'Support triage (gap)' }, headers: { 'if-match': '"1"' } });
+    const patched = await api(r2.url, 'PATCH', '/api/v1/agents/support', {
+      key: admin,
+      body: { name: 'Support triage (gap)' },
+      headers: { 'if-match': '"1"' },
+    });
     expect(patched.status).toBe(200);
-    const created = await api(r2.url, 'POST', '/api/v1/mcp-servers', { key: admin, body: { id: 'linear', name: 'Linear', url: 'https://mcp.example.com/linear' } });
+    const created = await api(r2.url, 'POST', '/api/v1/mcp-servers', {
+      key: admin,
+      body: { id: 'linear', name: 'Linear', url: 'https://mcp.example.com/linear' },
+    });
     expect(created.status).toBe(201);
-    await a.waitForFunction(() => document.querySelector('[data-row="agent:support"] [data-field=name]')?.textContent === 'Support triage (gap)', undefined, { timeout: 6000 });
+    await a.waitForFunction(() => document.querySelector('[data-row="agent:support"] [data-field=name]')?.textContent === 'Support triage (gap)', undefined, {
+      timeout: 6000,
+    });
     await a.getByRole('link', { name: /MCP servers/ }).click();
     await a.locator('[data-row="mcp_server:linear"]').waitFor({ timeout: 6000 });
     // Still paused, and no event came over a socket: that was the REST poll.
@@ -239,7 +257,9 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     const before = await lastSeq(a);
     await api(r2.url, 'PATCH', '/api/v1/mcp-servers/linear', { key: admin, body: { name: 'Linear (live)' } });
     await a.getByRole('link', { name: /MCP servers/ }).click();
-    await a.waitForFunction(() => document.querySelector('[data-row="mcp_server:linear"] [data-field=name]')?.textContent === 'Linear (live)', undefined, { timeout: 3000 });
+    await a.waitForFunction(() => document.querySelector('[data-row="mcp_server:linear"] [data-field=name]')?.textContent === 'Linear (live)', undefined, {
+      timeout: 3000,
+    });
     expect(await lastSeq(a)).toBeGreaterThan(before);
     // The health badge: green/yellow/red from the health module's status, grey "unknown" until it has one.
     const badges = await a.locator('[data-field=health]').evaluateAll((els) => els.map((e) => `${e.className}|${e.textContent}`));
@@ -268,12 +288,16 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     expect(await form.locator('[data-testid=conflict]').textContent()).toContain('Changed by someone else — reload');
     await screenshot(a, '05-alice-conflict');
     await form.getByRole('button', { name: 'Reload' }).click();
-    await a.waitForFunction(() => document.querySelector<HTMLTextAreaElement>('[data-testid=agent-form] textarea[name=description]')?.value === 'changed by bob');
+    await a.waitForFunction(
+      () => document.querySelector<HTMLTextAreaElement>('[data-testid=agent-form] textarea[name=description]')?.value === 'changed by bob',
+    );
     expect(await form.locator('[data-testid=conflict]').count()).toBe(0);
     await form.locator('input[name=name]').fill('Support (alice)');
     await form.getByRole('button', { name: 'Save' }).click();
     await form.waitFor({ state: 'detached' });
-    await bob.page.waitForFunction(() => document.querySelector('[data-row="agent:support"] [data-field=name]')?.textContent === 'Support (alice)', undefined, { timeout: 3000 });
+    await bob.page.waitForFunction(() => document.querySelector('[data-row="agent:support"] [data-field=name]')?.textContent === 'Support (alice)', undefined, {
+      timeout: 3000,
+    });
   });
 
   it('keyboard: New agent is reachable with Tab, the form works with keys, Escape closes a dialog', async () => {
@@ -345,7 +369,11 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     await a.locator('[data-testid=presence] [data-user=bob]').waitFor();
     // A change by bob (his session, from his page), for the toast and the highlighted row in the picture.
     const status = await bob.page.evaluate(async () => {
-      const res = await fetch('/api/v1/agents/pmo', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tags: ['ops', 'planning', 'eu'] }) });
+      const res = await fetch('/api/v1/agents/pmo', {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tags: ['ops', 'planning', 'eu'] }),
+      });
       return res.status;
     });
     expect(status).toBe(200);

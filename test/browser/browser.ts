@@ -8,7 +8,15 @@ import { type BrowserContext, chromium, type ConsoleMessage, type Page } from 'p
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.resolve('.cache/browser-artifacts');
 
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 function newest(dir: string): number {
   let t = 0;
@@ -26,7 +34,11 @@ function newest(dir: string): number {
  */
 export function ensureGuiBuilt(): void {
   const index = path.resolve('gui/dist/index.html');
-  const sources = Math.max(newest(path.resolve('gui/src')), statSync(path.resolve('gui/index.html')).mtimeMs, statSync(path.resolve('src/events/socket-protocol.ts')).mtimeMs);
+  const sources = Math.max(
+    newest(path.resolve('gui/src')),
+    statSync(path.resolve('gui/index.html')).mtimeMs,
+    statSync(path.resolve('src/events/socket-protocol.ts')).mtimeMs,
+  );
   if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
   const result = spawnSync(process.execPath, [path.resolve('node_modules/vite/bin/vite.js'), 'build', '--config', 'gui/vite.config.ts', '--logLevel', 'warn'], {
     stdio: 'inherit',

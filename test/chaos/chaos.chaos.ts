@@ -22,7 +22,10 @@ function run(): ChaosResult {
 }
 
 const examples = (items: { name: string; group: string }[], detail: (r: any) => string) =>
-  items.slice(0, 5).map((r) => `${r.name} (${r.group}): ${detail(r)}`).join('\n');
+  items
+    .slice(0, 5)
+    .map((r) => `${r.name} (${r.group}): ${detail(r)}`)
+    .join('\n');
 
 describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt while 8 writers write', () => {
   it('ran at full size: >= 200 EventSource clients, >= 50 Socket.IO clients, >= 8 writers, >= 60 s of writes, every fault injected', () => {
@@ -45,7 +48,10 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
   it('no client lost an event (each holds every committed event its filter selects after its start)', () => {
     const r = run();
     const bad = r.clients.filter((c) => c.lost > 0);
-    if (bad.length) throw new Error(`${r.totals.lost} events lost by ${bad.length} clients, e.g.\n${examples(bad, (c) => `lost ${c.lost} of ${c.expected}${c.fatal ? `; gave up: ${c.fatal}` : ''}`)}`);
+    if (bad.length)
+      throw new Error(
+        `${r.totals.lost} events lost by ${bad.length} clients, e.g.\n${examples(bad, (c) => `lost ${c.lost} of ${c.expected}${c.fatal ? `; gave up: ${c.fatal}` : ''}`)}`,
+      );
   });
 
   it('no client received an event twice', () => {
@@ -57,13 +63,15 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
   it('no client received an event out of order', () => {
     const r = run();
     const bad = r.clients.filter((c) => c.outOfOrder > 0);
-    if (bad.length) throw new Error(`${r.totals.outOfOrder} out-of-order events at ${bad.length} clients, e.g.\n${examples(bad, (c) => `${c.outOfOrder} out of order`)}`);
+    if (bad.length)
+      throw new Error(`${r.totals.outOfOrder} out-of-order events at ${bad.length} clients, e.g.\n${examples(bad, (c) => `${c.outOfOrder} out of order`)}`);
   });
 
   it('no client received an event outside its filter or range, or with the wrong type', () => {
     const r = run();
     const bad = r.clients.filter((c) => c.unexpected > 0);
-    if (bad.length) throw new Error(`${r.totals.unexpected} unexpected events at ${bad.length} clients, e.g.\n${examples(bad, (c) => `${c.unexpected} unexpected`)}`);
+    if (bad.length)
+      throw new Error(`${r.totals.unexpected} unexpected events at ${bad.length} clients, e.g.\n${examples(bad, (c) => `${c.unexpected} unexpected`)}`);
   });
 
   it('a client resumes from near the head, filtered or not: the stream tells it its position (DESIGN invariant 4)', () => {
@@ -72,7 +80,9 @@ describe('chaos: three replicas behind nginx, replicas/Redis/PostgreSQL hurt whi
     const near = 15 * r.eventsPerSecond;
     const far = r.clients.filter((c) => c.maxResumeDistance > near && c.kind !== 'slow-reader' && !/from-0|deep-resume|reopen/.test(c.group));
     if (far.length) {
-      throw new Error(`${far.length} EventSources or sockets resumed more than ${near} events behind the head, e.g.\n${examples(far, (c) => `resumed ${c.maxResumeDistance} events behind`)}`);
+      throw new Error(
+        `${far.length} EventSources or sockets resumed more than ${near} events behind the head, e.g.\n${examples(far, (c) => `resumed ${c.maxResumeDistance} events behind`)}`,
+      );
     }
   });
 
@@ -112,9 +122,21 @@ describe('chaos: socket.io-client sockets through nginx reconnect and resume on 
     const r = run();
     const io = r.totals.io;
     const bad = r.clients.filter((c) => c.kind === 'socketio' && (c.lost || c.duplicated || c.outOfOrder || c.unexpected || c.resets || c.fatal));
-    const detail = examples(bad, (c) => `lost ${c.lost}/${c.expected}, dup ${c.duplicated}, ooo ${c.outOfOrder}, unexpected ${c.unexpected}, resets ${c.resets}${c.fatal ? `, gave up: ${c.fatal}` : ''}`);
-    expect({ lost: io.lost, duplicated: io.duplicated, outOfOrder: io.outOfOrder, unexpected: io.unexpected, resets: io.resets, gaveUp: io.fatal, behindAtEnd: io.behindAtEnd, detail })
-      .toEqual({ lost: 0, duplicated: 0, outOfOrder: 0, unexpected: 0, resets: 0, gaveUp: 0, behindAtEnd: 0, detail: '' });
+    const detail = examples(
+      bad,
+      (c) =>
+        `lost ${c.lost}/${c.expected}, dup ${c.duplicated}, ooo ${c.outOfOrder}, unexpected ${c.unexpected}, resets ${c.resets}${c.fatal ? `, gave up: ${c.fatal}` : ''}`,
+    );
+    expect({
+      lost: io.lost,
+      duplicated: io.duplicated,
+      outOfOrder: io.outOfOrder,
+      unexpected: io.unexpected,
+      resets: io.resets,
+      gaveUp: io.fatal,
+      behindAtEnd: io.behindAtEnd,
+      detail,
+    }).toEqual({ lost: 0, duplicated: 0, outOfOrder: 0, unexpected: 0, resets: 0, gaveUp: 0, behindAtEnd: 0, detail: '' });
   });
 
   it('the sockets went through the faults: they reconnected (more connections than sockets) and received events', () => {

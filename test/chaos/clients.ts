@@ -6,15 +6,28 @@ import { SlowReader } from '../support/slow-reader.js';
 
 /** The event catalog (DESIGN.md): an EventSource only dispatches named events it has a listener for. */
 export const EVENT_TYPES = [
-  'agent.created', 'agent.updated', 'agent.deleted',
-  'prompt.created', 'prompt.activated', 'prompt.deleted',
-  'mcp_server.created', 'mcp_server.updated', 'mcp_server.deleted', 'mcp_server.health_changed', 'mcp_server.circuit_changed',
-  'trust_rule.created', 'trust_rule.updated', 'trust_rule.deleted',
+  'agent.created',
+  'agent.updated',
+  'agent.deleted',
+  'prompt.created',
+  'prompt.activated',
+  'prompt.deleted',
+  'mcp_server.created',
+  'mcp_server.updated',
+  'mcp_server.deleted',
+  'mcp_server.health_changed',
+  'mcp_server.circuit_changed',
+  'trust_rule.created',
+  'trust_rule.updated',
+  'trust_rule.deleted',
 ] as const;
 
 /** Same semantics as the server's `?events=`: exact names and `resource.*`; empty = everything. */
 export function filterMatcher(spec: string | undefined): (type: string) => boolean {
-  const parts = (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const parts = (spec ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (parts.length === 0 || parts.includes('*')) return () => true;
   const exact = new Set(parts.filter((p) => !p.endsWith('.*')));
   const prefixes = parts.filter((p) => p.endsWith('.*')).map((p) => p.slice(0, -1));

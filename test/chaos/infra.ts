@@ -117,8 +117,18 @@ export async function startPostgres(root: string, database: string): Promise<Pos
     persistent: false,
     createPostgresUser: true,
     initdbFlags: ['--no-sync', '--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', `listen_addresses=${HOST}`, '-c', 'max_connections=200', '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    postgresFlags: [
+      '-c',
+      `listen_addresses=${HOST}`,
+      '-c',
+      'max_connections=200',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+    ],
     onLog: () => {},
     onError: () => {},
   });
@@ -248,17 +258,22 @@ export function nginxConfig(source: string, dir: string, listenPort: number, ups
     `http {\n    client_body_temp_path ${dir}/tmp/body;\n    proxy_temp_path ${dir}/tmp/proxy;\n    fastcgi_temp_path ${dir}/tmp/fastcgi;\n    uwsgi_temp_path ${dir}/tmp/uwsgi;\n    scgi_temp_path ${dir}/tmp/scgi;`,
     'http block',
   );
-  rewrite(/server\s+registry-(\d+):3000\s+max_fails=\d+\s+fail_timeout=\S+;/g, (_m: string, n: string) => {
-    const port = upstreamPorts[Number(n) - 1];
-    if (port === undefined) throw new Error(`deploy/nginx/nginx.conf: no replica for registry-${n}`);
-    return `server ${HOST}:${port} max_fails=0;`;
-  }, 'upstream servers');
+  rewrite(
+    /server\s+registry-(\d+):3000\s+max_fails=\d+\s+fail_timeout=\S+;/g,
+    (_m: string, n: string) => {
+      const port = upstreamPorts[Number(n) - 1];
+      if (port === undefined) throw new Error(`deploy/nginx/nginx.conf: no replica for registry-${n}`);
+      return `server ${HOST}:${port} max_fails=0;`;
+    },
+    'upstream servers',
+  );
   rewrite(/listen\s+80\s+default_server;/, `listen ${HOST}:${listenPort} default_server;`, 'listen');
   // What the Socket.IO clients go through must be the shipped routing: /ws/v1 to the upstream that hashes
   // the client address (a long-polling session only works on the replica that issued it), with the upgrade headers.
   const sticky = /upstream\s+registry_sticky\s*\{[^}]*hash\s+\$remote_addr\s+consistent;[^}]*\}/.exec(conf)?.[0];
   const wsLocation = /location\s+\/ws\/v1\s*\{[^}]*\}/.exec(conf)?.[0];
-  if (!sticky || !/server\s+127\.0\.0\.1:\d+\s+max_fails=0;/.test(sticky)) throw new Error('deploy/nginx/nginx.conf changed: no registry_sticky upstream hashing $remote_addr over the replicas');
+  if (!sticky || !/server\s+127\.0\.0\.1:\d+\s+max_fails=0;/.test(sticky))
+    throw new Error('deploy/nginx/nginx.conf changed: no registry_sticky upstream hashing $remote_addr over the replicas');
   if (!wsLocation || !/proxy_pass\s+http:\/\/registry_sticky;/.test(wsLocation) || !/proxy_buffering\s+off;/.test(wsLocation)) {
     throw new Error('deploy/nginx/nginx.conf changed: location /ws/v1 no longer proxies to registry_sticky unbuffered');
   }

@@ -86,7 +86,19 @@ export interface ChaosTotals {
   eventsourceClients: number;
   socketioClients: number;
   /** The Socket.IO clients' own counts (also included in the totals above). */
-  io: { lost: number; duplicated: number; outOfOrder: number; unexpected: number; resets: number; fatal: number; behindAtEnd: number; longestGapMs: number; longestGapClient: string; resumeDistance: number; connections: number };
+  io: {
+    lost: number;
+    duplicated: number;
+    outOfOrder: number;
+    unexpected: number;
+    resets: number;
+    fatal: number;
+    behindAtEnd: number;
+    longestGapMs: number;
+    longestGapClient: string;
+    resumeDistance: number;
+    connections: number;
+  };
   lost: number;
   duplicated: number;
   outOfOrder: number;
@@ -199,7 +211,9 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i]!, proxies[i]!, main, env, logStream(config.logDir, name))));
     await replicas[0]!.start('ready', 60_000); // migrations run once, here
     await Promise.all(replicas.slice(1).map((r) => r.start('ready', 60_000)));
-    say(`PostgreSQL :${pgServer.port}, redis :${redisPort}, replicas ${replicas.map((r) => `${r.name} :${r.port} (redis via :${r.redisProxy.port})`).join(', ')}`);
+    say(
+      `PostgreSQL :${pgServer.port}, redis :${redisPort}, replicas ${replicas.map((r) => `${r.name} :${r.port} (redis via :${r.redisProxy.port})`).join(', ')}`,
+    );
 
     db = new pg.Client({ connectionString: pgServer.url, application_name: 'chaos-harness' });
     await db.connect();
@@ -300,9 +314,23 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     while ((esClients.some((x) => !x.isOpen) || ioClients.some((x) => !x.isOpen)) && Date.now() < openBy) await sleep(100);
     const notOpen = esClients.filter((x) => !x.isOpen);
     const ioNotOpen = ioClients.filter((x) => !x.isOpen);
-    say(`${esClients.length} EventSource clients (${esClients.length - notOpen.length} open), ${ioClients.length} Socket.IO clients (${ioClients.length - ioNotOpen.length} subscribed) and ${slowClients.length} slow readers from seq ${S0}`);
-    if (notOpen.length > 0) say(`not open before the writes: ${notOpen.slice(0, 5).map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`).join('; ')}`);
-    if (ioNotOpen.length > 0) say(`sockets not subscribed before the writes: ${ioNotOpen.slice(0, 5).map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`).join('; ')}`);
+    say(
+      `${esClients.length} EventSource clients (${esClients.length - notOpen.length} open), ${ioClients.length} Socket.IO clients (${ioClients.length - ioNotOpen.length} subscribed) and ${slowClients.length} slow readers from seq ${S0}`,
+    );
+    if (notOpen.length > 0)
+      say(
+        `not open before the writes: ${notOpen
+          .slice(0, 5)
+          .map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`)
+          .join('; ')}`,
+      );
+    if (ioNotOpen.length > 0)
+      say(
+        `sockets not subscribed before the writes: ${ioNotOpen
+          .slice(0, 5)
+          .map((x) => `${x.record.name} ${x.record.errors.at(-1)?.message ?? ''}`)
+          .join('; ')}`,
+      );
     syncTimer = setInterval(() => slowClients.forEach((s) => s.sync()), 250);
 
     // The cluster-wide stream connection counts (per user, per replica, live replicas only), read straight from Redis.
@@ -364,54 +392,92 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const reopen = esClients.filter((x) => x.record.group === 'es:unfiltered+reopen');
     const span = config.writeSeconds / 60; // the schedule stretches with longer runs
     const schedule: [number, string, () => Promise<void> | void][] = [
-      [3, 'slow readers: stop-then-slow ones stop reading, slow ones read 4 KB / 100 ms', () => {
-        slowOf('stop-then-slow').forEach((s) => s.reader.stop());
-        slowOf('slow').forEach((s) => s.reader.slow(4096, 100));
-      }],
-      [5, '', async () => {
-        slotsMidRun = await slotCount().catch(() => -1);
-        say(`stream connection slots counted in Redis: ${slotsMidRun}`);
-      }],
-      [8, '', () => fault('SIGKILL r1, restart 3 s later', async (rec) => {
-        r1.proc!.kill('SIGKILL');
-        await r1.proc!.exited;
-        await sleep(3000);
-        await restart(r1, rec);
-        rec.detail = `${rec.detail ? `${rec.detail}; ` : ''}r1 answering again after ${((Date.now() - rec.start) / 1000).toFixed(1)} s`;
-      })],
+      [
+        3,
+        'slow readers: stop-then-slow ones stop reading, slow ones read 4 KB / 100 ms',
+        () => {
+          slowOf('stop-then-slow').forEach((s) => s.reader.stop());
+          slowOf('slow').forEach((s) => s.reader.slow(4096, 100));
+        },
+      ],
+      [
+        5,
+        '',
+        async () => {
+          slotsMidRun = await slotCount().catch(() => -1);
+          say(`stream connection slots counted in Redis: ${slotsMidRun}`);
+        },
+      ],
+      [
+        8,
+        '',
+        () =>
+          fault('SIGKILL r1, restart 3 s later', async (rec) => {
+            r1.proc!.kill('SIGKILL');
+            await r1.proc!.exited;
+            await sleep(3000);
+            await restart(r1, rec);
+            rec.detail = `${rec.detail ? `${rec.detail}; ` : ''}r1 answering again after ${((Date.now() - rec.start) / 1000).toFixed(1)} s`;
+          }),
+      ],
       [12, `${reopen.length} EventSources closed (an app going away)`, () => reopen.forEach((x) => x.close())],
-      [17, '', () => fault('redis-server SIGKILL, restarted 2 s later', async () => {
-        await redis!.restart(2000);
-      })],
-      [26, '', () => fault("cut r2's Redis link for 5 s", async () => {
-        r2.redisProxy.cut();
-        await sleep(5000);
-        r2.redisProxy.restore();
-      })],
+      [
+        17,
+        '',
+        () =>
+          fault('redis-server SIGKILL, restarted 2 s later', async () => {
+            await redis!.restart(2000);
+          }),
+      ],
+      [
+        26,
+        '',
+        () =>
+          fault("cut r2's Redis link for 5 s", async () => {
+            r2.redisProxy.cut();
+            await sleep(5000);
+            r2.redisProxy.restore();
+          }),
+      ],
       [30, 'history-stopped readers start reading, 16 KB / 100 ms', () => slowOf('history-stopped').forEach((s) => s.reader.slow(16 * 1024, 100))],
       [35, 'stop-then-slow readers read again, 8 KB / 100 ms', () => slowOf('stop-then-slow').forEach((s) => s.reader.slow(8 * 1024, 100))],
-      [36, '', () => fault('SIGTERM r2 (drain), restart when it exits', async (rec) => {
-        drain = { start: Date.now() };
-        const took = await r2.proc!.stop('SIGTERM', 15_000);
-        drain.end = Date.now();
-        drain.exitCode = r2.proc!.exitCode;
-        r2.drains.push(took);
-        rec.detail = `exited ${r2.proc!.exitCode} after ${(took / 1000).toFixed(1)} s`;
-        await restart(r2, rec);
-      })],
+      [
+        36,
+        '',
+        () =>
+          fault('SIGTERM r2 (drain), restart when it exits', async (rec) => {
+            drain = { start: Date.now() };
+            const took = await r2.proc!.stop('SIGTERM', 15_000);
+            drain.end = Date.now();
+            drain.exitCode = r2.proc!.exitCode;
+            r2.drains.push(took);
+            rec.detail = `exited ${r2.proc!.exitCode} after ${(took / 1000).toFixed(1)} s`;
+            await restart(r2, rec);
+          }),
+      ],
       [42, `${reopen.length} EventSources reopened with ?lastEventId= of the last event they saw`, () => reopen.forEach((x) => x.open())],
-      [44, '', () => fault('pg_terminate_backend of every replica connection', async (rec) => {
-        const res = await db!.query(
-          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+      [
+        44,
+        '',
+        () =>
+          fault('pg_terminate_backend of every replica connection', async (rec) => {
+            const res = await db!.query(
+              `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
            WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-        );
-        rec.detail = `${res.rows[0].n} backends terminated`;
-      })],
-      [48, '', () => fault("stall r3's Redis link for 5 s (half-open)", async () => {
-        r3.redisProxy.stall();
-        await sleep(5000);
-        r3.redisProxy.restore();
-      })],
+            );
+            rec.detail = `${res.rows[0].n} backends terminated`;
+          }),
+      ],
+      [
+        48,
+        '',
+        () =>
+          fault("stall r3's Redis link for 5 s (half-open)", async () => {
+            r3.redisProxy.stall();
+            await sleep(5000);
+            r3.redisProxy.restore();
+          }),
+      ],
       [55, 'stopped-long readers read again', () => slowOf('stopped-long').forEach((s) => s.reader.normal())],
     ];
     for (const [at, what, run] of schedule) {
@@ -454,7 +520,14 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       if (Date.now() > quietBy) break;
       await sleep(500);
     }
-    say(lagging.length === 0 ? 'every client caught up' : `${lagging.length} clients still behind after ${config.quiesceMs / 1000} s: ${lagging.slice(0, 8).map((r) => `${r.name}(${r.group}) at ${maxSeen(r)}`).join(', ')}`);
+    say(
+      lagging.length === 0
+        ? 'every client caught up'
+        : `${lagging.length} clients still behind after ${config.quiesceMs / 1000} s: ${lagging
+            .slice(0, 8)
+            .map((r) => `${r.name}(${r.group}) at ${maxSeen(r)}`)
+            .join(', ')}`,
+    );
     await sleep(1500); // late duplicates would show up now
     eld.disable();
     clearInterval(syncTimer);
@@ -473,7 +546,10 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     // to its heartbeat. While every slot left is a socket its replica still
     // reports open, the wait goes on up to 50 s.
     const connectionsListed = async () => {
-      const res = await fetch(`${nginx!.url}/api/v1/admin/connections`, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(5000) });
+      const res = await fetch(`${nginx!.url}/api/v1/admin/connections`, {
+        headers: { authorization: `Bearer ${adminKey}` },
+        signal: AbortSignal.timeout(5000),
+      });
       if (res.status !== 200) throw new Error(`GET /admin/connections answered ${res.status}`);
       return ((await res.json()) as { replicas: { replica: string; sse: number; socketio: number }[] }).replicas;
     };
@@ -497,12 +573,17 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       say(`could not read connection counts: ${(error as Error).message}`);
     }
     const slotsAfter = ((Date.now() - closedAt) / 1000).toFixed(1);
-    say(`stream connection slots still held in Redis with no client left: ${slotsLeft} after ${slotsAfter} s (${slotsMidRun} while the clients were connected)`);
+    say(
+      `stream connection slots still held in Redis with no client left: ${slotsLeft} after ${slotsAfter} s (${slotsMidRun} while the clients were connected)`,
+    );
     // Evidence for a leak: whose share holds them, and what each replica says it still has open.
     let slotsDetail = slotsOrphaned > 0 ? `${slotsOrphaned} held by abandoned Socket.IO sessions until their ping timeout; 0 after ${slotsAfter} s` : '';
     if (slotsLeft > 0) {
       try {
-        const by = [...(await slotsByReplica()).entries()].filter(([, n]) => n !== 0).map(([k, n]) => `${k}: ${n}`).join(', ');
+        const by = [...(await slotsByReplica()).entries()]
+          .filter(([, n]) => n !== 0)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ');
         const listed = await connectionsListed();
         slotsDetail = `slots in Redis by replica: ${by || '-'}; open connections the replicas report (GET /admin/connections): ${listed.map((r) => `${r.replica} sse ${r.sse} socketio ${r.socketio}`).join(', ')}`;
       } catch (error) {
@@ -517,7 +598,14 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
               (extract(epoch FROM created_at) * 1000)::float8 AS created
        FROM outbox WHERE seq IS NOT NULL ORDER BY seq`,
     );
-    const outbox: OutboxRow[] = rows.rows.map((r) => ({ seq: r.seq, type: r.type, id: r.id, version: r.version, sequencedWall: Number(r.wall), createdWall: Number(r.created) }));
+    const outbox: OutboxRow[] = rows.rows.map((r) => ({
+      seq: r.seq,
+      type: r.type,
+      id: r.id,
+      version: r.version,
+      sequencedWall: Number(r.wall),
+      createdWall: Number(r.created),
+    }));
     const unsequenced = Number((await db.query('SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL')).rows[0].n);
     const bySeq = new Map(outbox.map((r) => [r.seq, r]));
     const records = [...esClients.map((x) => x.record), ...ioClients.map((x) => x.record), ...slowClients.map((s) => s.record)];
@@ -544,7 +632,9 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     const drainRecord: DrainRecord | undefined = drain
       ? {
           ...drain,
-          cutWrites: failed.filter((f) => (f.status === 0 || (f.status >= 500 && f.status !== 503)) && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000),
+          cutWrites: failed.filter(
+            (f) => (f.status === 0 || (f.status >= 500 && f.status !== 503)) && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000,
+          ),
           refusedWrites: failed.filter((f) => f.status === 503 && f.wall >= drain!.start && f.wall <= (drain!.end ?? writesEnd) + 1000),
         }
       : undefined;
@@ -588,8 +678,26 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       finalSequencingMedianMs: delays(writesEnd - 8000, writesEnd + 1).median,
     };
     const report = buildReport({
-      config, totals, results, faults, failed, missing, problems, T0, writesEnd, finalSeq: outbox.at(-1)?.seq ?? 0, S0, bySeq, records,
-      replicas, nginx, eldP99: eld.percentile(99) / 1e6, eldMax: eld.max / 1e6, writers: writers.length, drain: drainRecord, delays,
+      config,
+      totals,
+      results,
+      faults,
+      failed,
+      missing,
+      problems,
+      T0,
+      writesEnd,
+      finalSeq: outbox.at(-1)?.seq ?? 0,
+      S0,
+      bySeq,
+      records,
+      replicas,
+      nginx,
+      eldP99: eld.percentile(99) / 1e6,
+      eldMax: eld.max / 1e6,
+      writers: writers.length,
+      drain: drainRecord,
+      delays,
       behind: lagging.map((r) => r.name),
     });
     process.stdout.write(`\n${report}\n`);
@@ -671,20 +779,27 @@ function socketDigest(x: ReportInput): string[] {
   const t = (wall: number) => `T${wall >= x.T0 ? '+' : ''}${((wall - x.T0) / 1000).toFixed(1)}s`;
   const conns = recs.reduce((a, r) => a + r.connections, 0);
   const upgrades = recs.reduce((a, r) => a + r.upgrades, 0);
-  out.push(`Socket.IO clients: ${recs.length}, ${conns} connections (${upgrades} upgraded to WebSocket), ${recs.reduce((a, r) => a + r.acks, 0)} subscriptions acknowledged`);
+  out.push(
+    `Socket.IO clients: ${recs.length}, ${conns} connections (${upgrades} upgraded to WebSocket), ${recs.reduce((a, r) => a + r.acks, 0)} subscriptions acknowledged`,
+  );
   const disconnects = recs.flatMap((r) => r.disconnects).filter((d) => d.reason !== 'io client disconnect' && d.wall < x.writesEnd + 60_000);
   if (disconnects.length) {
     out.push('  disconnects (socket.io-client reason; the closing notice before it):');
-    for (const [k, n] of tally(disconnects, (d) => `${faultAt(x.faults, d.wall)}: ${d.reason}${d.notice ? ` after closing "${d.notice}"` : ''}`).slice(0, 12)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+    for (const [k, n] of tally(disconnects, (d) => `${faultAt(x.faults, d.wall)}: ${d.reason}${d.notice ? ` after closing "${d.notice}"` : ''}`).slice(0, 12))
+      out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
   const manual = recs.flatMap((r) => r.manualReconnects);
   if (manual.length) {
     out.push('  reconnects the app made itself (socket.io-client does not retry these):');
-    for (const [k, n] of tally(manual, (m) => `${faultAt(x.faults, m.wall)}: ${m.why.replace(/\d+/g, '#').slice(0, 100)}`).slice(0, 10)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+    for (const [k, n] of tally(manual, (m) => `${faultAt(x.faults, m.wall)}: ${m.why.replace(/\d+/g, '#').slice(0, 100)}`).slice(0, 10))
+      out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
   const abandoned = recs.flatMap((r) => r.abandonedHandshakes.map((h) => ({ r, h })));
-  out.push(`  engine.io connections opened: ${recs.reduce((a, r) => a + r.engineOpens, 0)}; closed during the Socket.IO handshake (no connect, no connect_error): ${abandoned.length}`);
-  for (const { r, h } of abandoned.slice(0, 6)) out.push(`    ${r.name} (${r.localAddress}): opened ${t(h.opened)}, closed ${t(h.closed)} (${h.reason}) [${faultAt(x.faults, h.opened)}]`);
+  out.push(
+    `  engine.io connections opened: ${recs.reduce((a, r) => a + r.engineOpens, 0)}; closed during the Socket.IO handshake (no connect, no connect_error): ${abandoned.length}`,
+  );
+  for (const { r, h } of abandoned.slice(0, 6))
+    out.push(`    ${r.name} (${r.localAddress}): opened ${t(h.opened)}, closed ${t(h.closed)} (${h.reason}) [${faultAt(x.faults, h.opened)}]`);
   const failures = recs.flatMap((r) => r.subscribeFailures.map((f) => ({ r, f })));
   if (failures.length) {
     out.push('  subscriptions answered with an error or not answered:');
@@ -699,8 +814,12 @@ function buildReport(x: ReportInput): string {
   const out: string[] = [];
   const tt = x.totals;
   out.push('==================== chaos suite: nothing lost, proven ====================');
-  out.push(`${tt.clients} stream clients (${tt.eventsourceClients} WHATWG EventSource and ${tt.socketioClients} socket.io-client through nginx, ${tt.clients - tt.eventsourceClients - tt.socketioClients} raw slow readers), ${x.writers} writers for ${s(x.writesEnd - x.T0)}; clients joined at seq ${x.S0}, outbox ends at seq ${x.finalSeq}`);
-  out.push(`writes: ${tt.acked} acknowledged (2xx), ${tt.failedWrites} failed or ambiguous; harness event-loop delay p99 ${x.eldP99.toFixed(0)} ms, max ${x.eldMax.toFixed(0)} ms`);
+  out.push(
+    `${tt.clients} stream clients (${tt.eventsourceClients} WHATWG EventSource and ${tt.socketioClients} socket.io-client through nginx, ${tt.clients - tt.eventsourceClients - tt.socketioClients} raw slow readers), ${x.writers} writers for ${s(x.writesEnd - x.T0)}; clients joined at seq ${x.S0}, outbox ends at seq ${x.finalSeq}`,
+  );
+  out.push(
+    `writes: ${tt.acked} acknowledged (2xx), ${tt.failedWrites} failed or ambiguous; harness event-loop delay p99 ${x.eldP99.toFixed(0)} ms, max ${x.eldMax.toFixed(0)} ms`,
+  );
   out.push('');
   out.push('faults:');
   for (const f of x.faults) out.push(`  ${t(f.start)}..${f.end ? t(f.end) : '?'}  ${f.label}${f.detail ? `  (${f.detail})` : ''}`);
@@ -733,7 +852,8 @@ function buildReport(x: ReportInput): string {
       `graceful drain (SIGTERM r2): exit ${x.drain.exitCode} after ${x.drain.end ? s(x.drain.end - x.drain.start) : '?'}; ` +
         `writes meanwhile cut (no answer, 500, 502, 504): ${x.drain.cutWrites.length}, refused with 503: ${x.drain.refusedWrites.length}`,
     );
-    for (const w of [...x.drain.cutWrites, ...x.drain.refusedWrites].slice(0, 5)) out.push(`    ${t(w.wall)} writer ${w.writer} ${w.op} -> ${w.status} ${w.detail.replace(/\s+/g, ' ').slice(0, 100)}`);
+    for (const w of [...x.drain.cutWrites, ...x.drain.refusedWrites].slice(0, 5))
+      out.push(`    ${t(w.wall)} writer ${w.writer} ${w.op} -> ${w.status} ${w.detail.replace(/\s+/g, ' ').slice(0, 100)}`);
   }
   out.push(`stream connection slots counted in Redis: ${tt.slotsMidRun} at T+5s, ${tt.slotsLeft} after every client closed`);
   if (tt.slotsDetail) out.push(`  ${tt.slotsDetail}`);
@@ -761,30 +881,49 @@ function buildReport(x: ReportInput): string {
     out.push('lost events, by the fault active or just past when the client last got something before them:');
     for (const [f, n] of tally(runs, (z) => z.fault)) {
       const mine = runs.filter((z) => z.fault === f);
-      out.push(`  ${String(mine.reduce((a, z) => a + z.count, 0)).padStart(8)} events in ${n} runs at ${new Set(mine.map((z) => z.client)).size} clients  ${f}`);
+      out.push(
+        `  ${String(mine.reduce((a, z) => a + z.count, 0)).padStart(8)} events in ${n} runs at ${new Set(mine.map((z) => z.client)).size} clients  ${f}`,
+      );
     }
     for (const r of x.results.filter((c) => c.lost > 0).slice(0, 8)) {
-      out.push(`    e.g. ${r.name} (${r.group}, ${r.connections} connections${r.fatal ? `, gave up: ${r.fatal}` : ''}): lost ${r.lost} of ${r.expected}: ${ranges(r.lostSeqs)}`);
+      out.push(
+        `    e.g. ${r.name} (${r.group}, ${r.connections} connections${r.fatal ? `, gave up: ${r.fatal}` : ''}): lost ${r.lost} of ${r.expected}: ${ranges(r.lostSeqs)}`,
+      );
     }
   }
-  const dupBy = tally(x.results.flatMap((r) => r.duplicateSeqs), (d) => faultAt(x.faults, d.wall));
+  const dupBy = tally(
+    x.results.flatMap((r) => r.duplicateSeqs),
+    (d) => faultAt(x.faults, d.wall),
+  );
   if (dupBy.length) {
     out.push('duplicates by the fault before they arrived:');
     for (const [f, n] of dupBy) out.push(`  ${String(n).padStart(8)}  ${f}`);
-    for (const r of x.results.filter((c) => c.duplicated > 0).slice(0, 5)) out.push(`    e.g. ${r.name} (${r.group}): ${ranges([...new Set(r.duplicateSeqs.map((d) => d.seq))].sort((a, b) => a - b))}`);
+    for (const r of x.results.filter((c) => c.duplicated > 0).slice(0, 5))
+      out.push(`    e.g. ${r.name} (${r.group}): ${ranges([...new Set(r.duplicateSeqs.map((d) => d.seq))].sort((a, b) => a - b))}`);
   }
-  const oooBy = tally(x.results.flatMap((r) => r.outOfOrderSeqs), (d) => faultAt(x.faults, d.wall));
+  const oooBy = tally(
+    x.results.flatMap((r) => r.outOfOrderSeqs),
+    (d) => faultAt(x.faults, d.wall),
+  );
   if (oooBy.length) {
     out.push('out-of-order events by the fault before they arrived:');
     for (const [f, n] of oooBy) out.push(`  ${String(n).padStart(8)}  ${f}`);
-    for (const r of x.results.filter((c) => c.outOfOrder > 0).slice(0, 5)) out.push(`    e.g. ${r.name} (${r.group}): ${r.outOfOrderSeqs.slice(0, 5).map((o) => `${o.seq} after ${o.after} at ${t(o.wall)}`).join('; ')}`);
+    for (const r of x.results.filter((c) => c.outOfOrder > 0).slice(0, 5))
+      out.push(
+        `    e.g. ${r.name} (${r.group}): ${r.outOfOrderSeqs
+          .slice(0, 5)
+          .map((o) => `${o.seq} after ${o.after} at ${t(o.wall)}`)
+          .join('; ')}`,
+      );
   }
   const behindRecs = x.records.filter((r) => x.behind.includes(r.name));
   if (behindRecs.length) {
     out.push('clients still behind when the wait ended (last event received, connections):');
     for (const r of behindRecs.slice(0, 12)) {
       const last = r.received.at(-1);
-      out.push(`    ${r.name} (${r.group}): started after ${r.startCursor}, last seq ${last?.seq ?? '-'} at ${last ? t(last.wall) : '-'}, ${r.received.length} events, ${r.connections} connections`);
+      out.push(
+        `    ${r.name} (${r.group}): started after ${r.startCursor}, last seq ${last?.seq ?? '-'} at ${last ? t(last.wall) : '-'}, ${r.received.length} events, ${r.connections} connections`,
+      );
     }
   }
   const unexpected = x.results.filter((r) => r.unexpected > 0);
@@ -806,11 +945,16 @@ function buildReport(x: ReportInput): string {
   const errors = x.records.flatMap((r) => r.errors.map((e) => ({ r, e })));
   if (errors.length) {
     out.push('stream errors seen by clients (reconnects follow unless the client gave up):');
-    for (const [k, n] of tally(errors, ({ e }) => `${faultAt(x.faults, e.wall)}: ${(e.message || '').replace(/\d+/g, '#').slice(0, 90)}`).slice(0, 14)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+    for (const [k, n] of tally(errors, ({ e }) => `${faultAt(x.faults, e.wall)}: ${(e.message || '').replace(/\d+/g, '#').slice(0, 90)}`).slice(0, 14))
+      out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
   if (x.failed.length) {
     out.push('failed or ambiguous writes (not 2xx; their outcome is not checked):');
-    for (const [k, n] of tally(x.failed, (f) => `${faultAt(x.faults, f.wall)}: ${f.op} -> ${f.status} ${f.detail.replace(/\s+/g, ' ').replace(/\d+/g, '#').slice(0, 80)}`).slice(0, 14)) out.push(`  ${String(n).padStart(8)}  ${k}`);
+    for (const [k, n] of tally(
+      x.failed,
+      (f) => `${faultAt(x.faults, f.wall)}: ${f.op} -> ${f.status} ${f.detail.replace(/\s+/g, ' ').replace(/\d+/g, '#').slice(0, 80)}`,
+    ).slice(0, 14))
+      out.push(`  ${String(n).padStart(8)}  ${k}`);
   }
   if (x.missing.length) {
     out.push('acknowledged writes missing from the outbox:');
@@ -847,16 +991,26 @@ function logDigest(logDir: string, replicas: Replica[], nginx: Nginx): string[] 
       .replace(ANSI_COLOR, '')
       .split('\n')
       .filter((l) => /\b(WARN|ERROR|error|Error)\b/.test(l) && !l.startsWith('====='));
-    const folded = tally(lines, (l) => l.replace(/^.*?(WARN|ERROR)\s*/, '$1 ').replace(/\d+/g, '#').slice(0, 150));
+    const folded = tally(lines, (l) =>
+      l
+        .replace(/^.*?(WARN|ERROR)\s*/, '$1 ')
+        .replace(/\d+/g, '#')
+        .slice(0, 150),
+    );
     out.push(`  ${r.name} (${r.starts} starts): ${lines.length} lines`);
     for (const [k, n] of folded.slice(0, 8)) out.push(`    ${String(n).padStart(6)}  ${k}`);
   }
   const access = path.join(nginx.dir, 'access.log');
   if (existsSync(access)) {
     const lines = readFileSync(access, 'utf8').split('\n').filter(Boolean);
-    const kind = (l: string) => (/"GET \/api\/v1\/stream\//.test(l) ? 'stream' : /"\w+ \/ws\/v1/.test(l) ? 'socket.io' : /"(POST|PATCH|DELETE) /.test(l) ? 'write' : 'other');
+    const kind = (l: string) =>
+      /"GET \/api\/v1\/stream\//.test(l) ? 'stream' : /"\w+ \/ws\/v1/.test(l) ? 'socket.io' : /"(POST|PATCH|DELETE) /.test(l) ? 'write' : 'other';
     const status = (l: string) => /" (\d{3}) /.exec(l)?.[1] ?? '?';
-    out.push(`nginx answers: ${tally(lines, (l) => `${kind(l)} ${status(l)}`).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+    out.push(
+      `nginx answers: ${tally(lines, (l) => `${kind(l)} ${status(l)}`)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', ')}`,
+    );
     const bad = lines.filter((l) => kind(l) === 'stream' && status(l) !== '200');
     for (const l of bad.slice(0, 4)) out.push(`    ${l.slice(0, 220)}`);
     // Socket.IO through the client-hashed upstream: where each client address went, and what was refused.
@@ -868,13 +1022,21 @@ function logDigest(logDir: string, replicas: Replica[], nginx: Nginx): string[] 
         const i = replicas.findIndex((r) => u.endsWith(`:${r.port}`));
         return i >= 0 ? replicas[i]!.name : u;
       };
-      out.push(`nginx /ws/v1 answers by replica: ${tally(io, (l) => `${port(upstream(l))} ${status(l)}`).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+      out.push(
+        `nginx /ws/v1 answers by replica: ${tally(io, (l) => `${port(upstream(l))} ${status(l)}`)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ')}`,
+      );
       const first = new Map<string, string>();
       for (const l of io) {
         const from = l.split(' ')[0]!;
         if (!first.has(from)) first.set(from, port(upstream(l)));
       }
-      out.push(`  first replica of each socket client address: ${tally([...first.values()], (v) => v).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+      out.push(
+        `  first replica of each socket client address: ${tally([...first.values()], (v) => v)
+          .map(([k, n]) => `${k}: ${n}`)
+          .join(', ')}`,
+      );
       for (const l of io.filter((z) => !/" (101|200) /.test(z)).slice(0, 4)) out.push(`    ${l.slice(0, 220)}`);
     }
   }

@@ -55,7 +55,10 @@ const CHANNEL_FILTER: Partial<Record<Channel, string>> = { agents: 'agent.*', pr
 export function socketFilter(spec: SocketSpec): string | undefined {
   if (spec.events) return spec.events;
   if (spec.channels.includes('changes')) return undefined;
-  return spec.channels.map((c) => CHANNEL_FILTER[c]).filter(Boolean).join(',');
+  return spec.channels
+    .map((c) => CHANNEL_FILTER[c])
+    .filter(Boolean)
+    .join(',');
 }
 
 /** Handshake refusals an app gives up on (the others: the server is busy or draining, try again). */
@@ -182,7 +185,10 @@ export class IoClient {
     });
     socket.on('connect_error', (error: Error & { data?: SocketError }) => {
       handshaking = undefined;
-      const entry: ClientErrorRecord = { wall: Date.now(), message: error.data ? `handshake refused: ${error.data.code}: ${error.data.detail}` : `connect_error: ${error.message}` };
+      const entry: ClientErrorRecord = {
+        wall: Date.now(),
+        message: error.data ? `handshake refused: ${error.data.code}: ${error.data.detail}` : `connect_error: ${error.message}`,
+      };
       rec.errors.push(entry);
       // socket.active: socket.io-client retries by itself (a transport error). Otherwise the server refused the handshake.
       if (this.closed || socket.active) return;
@@ -203,9 +209,12 @@ export class IoClient {
 
   private reconnectLater(why: string): void {
     this.record.manualReconnects.push({ wall: Date.now(), why });
-    setTimeout(() => {
-      if (!this.closed && !this.socket!.connected) this.socket!.connect();
-    }, 1000 + Math.random() * 1000);
+    setTimeout(
+      () => {
+        if (!this.closed && !this.socket!.connected) this.socket!.connect();
+      },
+      1000 + Math.random() * 1000,
+    );
   }
 
   private giveUp(entry: ClientErrorRecord): void {

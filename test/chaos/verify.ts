@@ -156,7 +156,8 @@ export function outboxProblems(outbox: OutboxRow[]): string[] {
   }
   const known = new Set<string>(EVENT_TYPES);
   const unknown = [...new Set(outbox.map((r) => r.type).filter((t) => !known.has(t)))];
-  if (unknown.length > 0) problems.push(`the outbox holds event types the clients do not listen for: ${unknown.join(', ')} (update EVENT_TYPES in test/chaos/clients.ts)`);
+  if (unknown.length > 0)
+    problems.push(`the outbox holds event types the clients do not listen for: ${unknown.join(', ')} (update EVENT_TYPES in test/chaos/clients.ts)`);
   return problems.slice(0, 20);
 }
 

@@ -110,7 +110,13 @@ export class Writer {
 
   /** A failed or ambiguous write: record it and stop using what it touched (its outcome is unknown). */
   private fail(op: string, res: { status: number; text: string; error?: string; json?: any }, forget: () => void): void {
-    this.failed.push({ writer: this.index, op, status: res.status, detail: res.error ?? (res.json?.code ? `${res.json.code}: ${res.json.detail ?? ''}` : res.text.slice(0, 200)), wall: Date.now() });
+    this.failed.push({
+      writer: this.index,
+      op,
+      status: res.status,
+      detail: res.error ?? (res.json?.code ? `${res.json.code}: ${res.json.detail ?? ''}` : res.text.slice(0, 200)),
+      wall: Date.now(),
+    });
     forget();
   }
 

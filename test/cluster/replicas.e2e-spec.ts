@@ -30,7 +30,8 @@ describe('three replicas behind one Redis and one PostgreSQL', () => {
     expect(res.status).toBe(201);
     return res;
   };
-  const head = async (replica: Replica) => (await api(replica.url, 'GET', '/api/v1/events?limit=1&after=999999999', { key: cluster.adminKey })).body.head as number;
+  const head = async (replica: Replica) =>
+    (await api(replica.url, 'GET', '/api/v1/events?limit=1&after=999999999', { key: cluster.adminKey })).body.head as number;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -63,8 +64,16 @@ describe('three replicas behind one Redis and one PostgreSQL', () => {
     }
     await on2.waitForEvents(N);
     await on3.waitForEvents(N);
-    expectContiguous(on2.events.map((e) => e.id), start + 1, start + N);
-    expectContiguous(on3.events.map((e) => e.id), start + 1, start + N);
+    expectContiguous(
+      on2.events.map((e) => e.id),
+      start + 1,
+      start + N,
+    );
+    expectContiguous(
+      on3.events.map((e) => e.id),
+      start + 1,
+      start + N,
+    );
     // Latency from the writer seeing its 201 (committed) to arrival on another replica.
     const latencies = [...on2.events, ...on3.events].map((e) => Math.max(0, e.at - committedAt.get(Number(e.data.id.slice(4)))!));
     const p50 = percentile(latencies, 50);
@@ -86,7 +95,11 @@ describe('three replicas behind one Redis and one PostgreSQL', () => {
     for (let i = 0; i < 3; i++) await create(r3, `resume-c${i}`);
     await second.waitForEvents(start + 13 - seen);
     await sleep(200);
-    expectContiguous(second.events.map((e) => e.id), seen + 1, start + 13);
+    expectContiguous(
+      second.events.map((e) => e.id),
+      seen + 1,
+      start + 13,
+    );
   });
 
   it('loses nothing when a replica loses its Redis connection', async () => {
@@ -120,8 +133,16 @@ describe('three replicas behind one Redis and one PostgreSQL', () => {
     await on2.waitForEvents(N, 20_000);
     await on3.waitForEvents(N, 20_000);
     await sleep(300);
-    expectContiguous(on2.events.map((e) => e.id), start + 1, start + N);
-    expectContiguous(on3.events.map((e) => e.id), start + 1, start + N);
+    expectContiguous(
+      on2.events.map((e) => e.id),
+      start + 1,
+      start + N,
+    );
+    expectContiguous(
+      on3.events.map((e) => e.id),
+      start + 1,
+      start + N,
+    );
   });
 
   it('works with the WHATWG eventsource client, unmodified', async () => {

@@ -90,9 +90,23 @@ describe('circuit breaker per MCP server (one replica on Redis)', () => {
   it('probes walk it closed → open → half_open → open (longer cool-down) → half_open → closed, each transition an event with old and new state', async () => {
     const flaky = host.add('flaky');
     const c = await stream();
-    const healthCheck = { intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 1, healthyThreshold: 1, failureThreshold: 2, coolDownMs: 1000, maxCoolDownMs: 5000 };
-    expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'flaky', name: 'Flaky', url: flaky.url, healthCheck } })).status).toBe(201);
-    await c.waitFor(() => c.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.id === 'flaky' && e.data.data.to === 'healthy'), 10_000, 'flaky healthy');
+    const healthCheck = {
+      intervalMs: 1000,
+      timeoutMs: 500,
+      unhealthyThreshold: 1,
+      healthyThreshold: 1,
+      failureThreshold: 2,
+      coolDownMs: 1000,
+      maxCoolDownMs: 5000,
+    };
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'flaky', name: 'Flaky', url: flaky.url, healthCheck } })).status,
+    ).toBe(201);
+    await c.waitFor(
+      () => c.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.id === 'flaky' && e.data.data.to === 'healthy'),
+      10_000,
+      'flaky healthy',
+    );
 
     flaky.set('fail');
     await c.waitFor(() => transitions(c, 'flaky').length >= 3, 10_000, 'open, half_open, open');
@@ -118,7 +132,10 @@ describe('circuit breaker per MCP server (one replica on Redis)', () => {
     const gw = host.add('gw');
     const c = await stream();
     const healthCheck = { intervalMs: 3_600_000, timeoutMs: 500, failureThreshold: 3, coolDownMs: 800, maxCoolDownMs: 5000 };
-    expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'gw', name: 'GW', url: gw.url, healthCheck, enabled: false } })).status).toBe(201);
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'gw', name: 'GW', url: gw.url, healthCheck, enabled: false } }))
+        .status,
+    ).toBe(201);
     const breakers = t.app.get(CircuitBreakers);
     await waitFor(async () => (await api(t.baseUrl, 'GET', '/api/v1/mcp-servers/gw/health', { key: t.adminKey })).status === 200, 5000, 'gw known');
     await sleep(300); // the directory has the server's thresholds (disabled: no probe interferes)

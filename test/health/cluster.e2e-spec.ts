@@ -106,7 +106,9 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
     await c.waitFor((x) => x.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.data.to === 'unhealthy'), 10_000, 'unhealthy');
     const event = c.events.find((e) => e.event === 'mcp_server.health_changed')!;
     const latency = event.at - down;
-    recordFigure(`down → mcp_server.health_changed on the other replica's health stream: ${latency.toFixed(0)} ms (interval ${INTERVAL} ms + timeout ${TIMEOUT} ms)`);
+    recordFigure(
+      `down → mcp_server.health_changed on the other replica's health stream: ${latency.toFixed(0)} ms (interval ${INTERVAL} ms + timeout ${TIMEOUT} ms)`,
+    );
     expect(event.data).toMatchObject({ id: target, data: { from: 'healthy', to: 'unhealthy', reason: expect.stringMatching(/no answer within 1000 ms/) } });
     expect(latency).toBeLessThan(INTERVAL + TIMEOUT + 300);
     // The failed check came over the live side channel too, from the owner.
@@ -150,13 +152,19 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
     r1.process.kill('SIGKILL');
     await r1.exited;
     await c
-      .waitFor((x) => orphans.every((id) => checks(x).some((k) => k.serverId === id && k.replica === r2.id && k.at > killed)), 4 * INTERVAL, 'r2 probing every server r1 had')
+      .waitFor(
+        (x) => orphans.every((id) => checks(x).some((k) => k.serverId === id && k.replica === r2.id && k.at > killed)),
+        4 * INTERVAL,
+        'r2 probing every server r1 had',
+      )
       .catch(async (error: Error) => {
         const missing = orphans.filter((id) => !checks(c).some((k) => k.serverId === id && k.replica === r2.id && k.at > killed));
         throw new Error(`${error.message}; missing ${missing}; owners ${JSON.stringify([...(await ownersOf(r2))])}; r2 log:\n${r2.output.slice(-3000)}`);
       });
     const firsts = orphans.map((id) => checks(c).find((k) => k.serverId === id && k.replica === r2.id && k.at > killed)!.at - killed);
-    recordFigure(`takeover after SIGKILL: first probe by the survivor after ${firsts.map((f) => f.toFixed(0)).join(', ')} ms (interval ${INTERVAL} ms, lease 1000 ms)`);
+    recordFigure(
+      `takeover after SIGKILL: first probe by the survivor after ${firsts.map((f) => f.toFixed(0)).join(', ')} ms (interval ${INTERVAL} ms, lease 1000 ms)`,
+    );
     for (const f of firsts) expect(f).toBeLessThan(2 * INTERVAL);
     const owners = await ownersOf(r2);
     for (const id of servers) expect([id, owners.get(id)]).toEqual([id, r2.id]);

@@ -23,7 +23,8 @@ describe('health probes speak MCP (one replica, no Redis)', () => {
   };
   /** Health events of one server on a change stream. */
   const eventsOf = (c: SseClient, id: string) => c.events.filter((e) => e.data.id === id);
-  const waitEvents = (c: SseClient, id: string, n: number, timeoutMs = 15_000) => c.waitFor(() => eventsOf(c, id).length >= n, timeoutMs, `${n} events of ${id}`);
+  const waitEvents = (c: SseClient, id: string, n: number, timeoutMs = 15_000) =>
+    c.waitFor(() => eventsOf(c, id).length >= n, timeoutMs, `${n} events of ${id}`);
   const changes = async () => {
     const c = await SseClient.connect(`${t.baseUrl}/api/v1/stream/changes?events=mcp_server.health_changed,mcp_server.circuit_changed`, {
       authorization: `Bearer ${t.adminKey}`,
@@ -49,15 +50,26 @@ describe('health probes speak MCP (one replica, no Redis)', () => {
     const stream = await changes();
     // server-everything's first answers (a cold process) can take a while: a roomier timeout than the fixtures'.
     await register('everything', everything.url, { healthCheck: { ...FAST, intervalMs: 1500, timeoutMs: 1400, latencyThresholdMs: 1400, listTools: true } });
-    const h = await waitFor(async () => {
-      const b = await health('everything');
-      return b.status === 'healthy' && b.samples.length >= 2 && b;
-    }, 15_000, 'server-everything healthy with 2 samples');
+    const h = await waitFor(
+      async () => {
+        const b = await health('everything');
+        return b.status === 'healthy' && b.samples.length >= 2 && b;
+      },
+      15_000,
+      'server-everything healthy with 2 samples',
+    );
     expect(h).toMatchObject({ id: 'everything', enabled: true, status: 'healthy', circuit: { state: 'closed', failures: 0 } });
     expect(h.latencyMs).toBeGreaterThan(0);
     expect(h.tools.count).toBeGreaterThan(3);
     expect(h.tools.hash).toMatch(/^[0-9a-f]{16}$/);
-    expect(h.samples[0]).toMatchObject({ serverId: 'everything', ok: true, quality: 'good', toolCount: h.tools.count, toolsHash: h.tools.hash, status: 'healthy' });
+    expect(h.samples[0]).toMatchObject({
+      serverId: 'everything',
+      ok: true,
+      quality: 'good',
+      toolCount: h.tools.count,
+      toolsHash: h.tools.hash,
+      status: 'healthy',
+    });
     expect(h.owner).toBe(t.config.replicaId);
     await waitEvents(stream, 'everything', 1);
     expect(eventsOf(stream, 'everything')[0]).toMatchObject({
@@ -95,11 +107,17 @@ describe('health probes speak MCP (one replica, no Redis)', () => {
     await register('hanging', hanging.url, { healthCheck: FAST });
     await register('garbage', garbage.url, { healthCheck: FAST });
     let by: Record<string, any> = {};
-    const settled = await waitFor(async () => {
-      const all = await api(t.baseUrl, 'GET', '/api/v1/health?servers=slow,failing,hanging,garbage', { key: t.adminKey });
-      by = Object.fromEntries(all.body.items.map((i: any) => [i.id, i]));
-      return by.slow?.status === 'degraded' && by.failing?.status === 'unhealthy' && by.hanging?.status === 'unhealthy' && by.garbage?.status === 'unhealthy' && by;
-    }, 15_000, 'statuses').catch((error: Error) => {
+    const settled = await waitFor(
+      async () => {
+        const all = await api(t.baseUrl, 'GET', '/api/v1/health?servers=slow,failing,hanging,garbage', { key: t.adminKey });
+        by = Object.fromEntries(all.body.items.map((i: any) => [i.id, i]));
+        return (
+          by.slow?.status === 'degraded' && by.failing?.status === 'unhealthy' && by.hanging?.status === 'unhealthy' && by.garbage?.status === 'unhealthy' && by
+        );
+      },
+      15_000,
+      'statuses',
+    ).catch((error: Error) => {
       throw new Error(`${error.message}: ${JSON.stringify(Object.values(by).map((v) => [v.id, v.status, v.reason]))}`);
     });
     expect(settled.slow.reason).toMatch(/over its 250 ms latency threshold/);

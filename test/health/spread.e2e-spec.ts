@@ -27,7 +27,12 @@ describe('1,000 MCP servers spread over three replicas', () => {
     db = await createTestDatabase();
     for (let i = 0; i < HOSTS; i++) hosts.push(await McpFixtureHost.start());
     // Long intervals: the test is about who owns what, not about 1,000 probes a second.
-    cluster = new Cluster(db.url, redisUrl(), { MCP_ALLOW_PRIVATE_NETWORKS: 'true', MAX_MCP_SERVERS: String(SERVERS), HEALTH_OWNER_LEASE_MS: '5000', HEALTH_MAX_CONCURRENT_PROBES: '4' });
+    cluster = new Cluster(db.url, redisUrl(), {
+      MCP_ALLOW_PRIVATE_NETWORKS: 'true',
+      MAX_MCP_SERVERS: String(SERVERS),
+      HEALTH_OWNER_LEASE_MS: '5000',
+      HEALTH_MAX_CONCURRENT_PROBES: '4',
+    });
     replicas = await Promise.all(['r1', 'r2', 'r3'].map((n) => cluster.start(n)));
     // Multiplexed: 250 fixture servers on each of 4 ports, one path each.
     let next = 0;
@@ -73,7 +78,16 @@ describe('1,000 MCP servers spread over three replicas', () => {
     const after = await waitFor(
       async () => {
         const o = await owners(survivors[0]!);
-        return ids.every((id) => o.get(id) === rendezvousOwner(id, survivors.map((r) => r.id))) && o;
+        return (
+          ids.every(
+            (id) =>
+              o.get(id) ===
+              rendezvousOwner(
+                id,
+                survivors.map((r) => r.id),
+              ),
+          ) && o
+        );
       },
       20_000,
       'the victim’s servers owned by the survivors',

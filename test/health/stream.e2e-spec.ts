@@ -24,7 +24,8 @@ describe('GET /api/v1/stream/health (one replica on Redis)', () => {
     return f ? { id: Number(f.id), data: JSON.parse(f.data) } : undefined;
   };
   const checks = (c: SseClient) => c.frames.filter((f: SseFrame) => f.event === 'health.check').map((f) => JSON.parse(f.data));
-  const changed = (c: SseClient, id: string, to: string) => c.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.id === id && e.data.data.to === to);
+  const changed = (c: SseClient, id: string, to: string) =>
+    c.events.some((e) => e.event === 'mcp_server.health_changed' && e.data.id === id && e.data.data.to === to);
 
   beforeAll(async () => {
     host = await McpFixtureHost.start();
@@ -32,12 +33,18 @@ describe('GET /api/v1/stream/health (one replica on Redis)', () => {
     viewer = await createKey(t, 'viewer');
     for (const id of ['alpha', 'beta']) {
       const f = host.add(id);
-      expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id, name: id, url: f.url, healthCheck: FAST } })).status).toBe(201);
+      expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id, name: id, url: f.url, healthCheck: FAST } })).status).toBe(
+        201,
+      );
     }
-    await waitFor(async () => {
-      const all = (await api(t.baseUrl, 'GET', '/api/v1/health', { key: viewer })).body.items;
-      return all.length === 2 && all.every((i: any) => i.status === 'healthy');
-    }, 10_000, 'both healthy');
+    await waitFor(
+      async () => {
+        const all = (await api(t.baseUrl, 'GET', '/api/v1/health', { key: viewer })).body.items;
+        return all.length === 2 && all.every((i: any) => i.status === 'healthy');
+      },
+      10_000,
+      'both healthy',
+    );
   });
   afterEach(() => {
     for (const c of clients.splice(0)) c.close();
@@ -119,10 +126,18 @@ describe('a health-stream client that does not read (real sockets)', () => {
     reader.pause(); // does not read: the kernel buffers fill, then the server's
     const socket = await accepted;
     let closed: string | undefined;
-    const conn = new SseConnection(socket, EventFilter.parse(HEALTH_EVENTS, 'viewer'), 1024 * 1024 * 64, { connectionClosed: (_c, reason) => (closed = reason) }, 'u');
+    const conn = new SseConnection(
+      socket,
+      EventFilter.parse(HEALTH_EVENTS, 'viewer'),
+      1024 * 1024 * 64,
+      { connectionClosed: (_c, reason) => (closed = reason) },
+      'u',
+    );
     let drops = 0;
     const client = new SseHealthClient(conn, socket, 1024, () => drops++);
-    const frame = HEALTH_SSE_CODEC.check(JSON.stringify({ serverId: 'a', ok: true, quality: 'good', latencyMs: 3, at: new Date().toISOString(), replica: 'r' }));
+    const frame = HEALTH_SSE_CODEC.check(
+      JSON.stringify({ serverId: 'a', ok: true, quality: 'good', latencyMs: 3, at: new Date().toISOString(), replica: 'r' }),
+    );
     try {
       // Fill the kernel's buffers with filler until the socket holds unsent bytes of its own.
       const filler = chunk(Buffer.alloc(256 * 1024, 0x3a));

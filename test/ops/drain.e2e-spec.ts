@@ -7,7 +7,6 @@ import { api, createTestDatabase, recordFigure, redisUrl, sleep, waitFor } from 
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
-
 /**
  * The drain Kubernetes relies on, step by step, with real clients behind a
  * balancer: SIGTERM → unready at once (still serving) → after
@@ -51,8 +50,17 @@ describe('drain with real clients moving to another replica', () => {
       const seqs: number[] = [];
       const closing: string[] = [];
       let last: number | undefined;
-      const socket: Socket = io(lb.url, { path: SOCKET_PATH, auth: { token: cluster.adminKey }, transports: ['websocket'], forceNew: true, reconnectionDelay: 200 });
-      socket.on('connect', () => void socket.emitWithAck('subscribe', { channels: ['agents'], events: 'agent.created', ...(last !== undefined ? { lastEventId: last } : {}) }));
+      const socket: Socket = io(lb.url, {
+        path: SOCKET_PATH,
+        auth: { token: cluster.adminKey },
+        transports: ['websocket'],
+        forceNew: true,
+        reconnectionDelay: 200,
+      });
+      socket.on(
+        'connect',
+        () => void socket.emitWithAck('subscribe', { channels: ['agents'], events: 'agent.created', ...(last !== undefined ? { lastEventId: last } : {}) }),
+      );
       socket.on('event', (e: { seq: number }) => {
         seqs.push(e.seq);
         last = e.seq;
@@ -74,7 +82,12 @@ describe('drain with real clients moving to another replica', () => {
       const writers = [0, 1].map(async (w) => {
         for (let i = 0; writing; i++) {
           const id = `drain-${w}-${i}`;
-          const res = await api(lb.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) }).catch((e: Error & { cause?: { code?: string; message?: string } }) => ({ status: 0, text: `${e.message} (${e.cause?.code ?? ''} ${e.cause?.message ?? ''}) at +${Date.now() - sigtermAt} ms` }));
+          const res = await api(lb.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) }).catch(
+            (e: Error & { cause?: { code?: string; message?: string } }) => ({
+              status: 0,
+              text: `${e.message} (${e.cause?.code ?? ''} ${e.cause?.message ?? ''}) at +${Date.now() - sigtermAt} ms`,
+            }),
+          );
           if (res.status === 201) written.push(id);
           else failed.push(`${id}: ${res.status} ${res.text.slice(0, 120)}`);
           await sleep(25);
@@ -102,15 +115,25 @@ describe('drain with real clients moving to another replica', () => {
       await Promise.all(writers);
       if (during.status === 201) written.push('written-while-unready');
 
-      const createdSeqs = await waitFor(async () => {
-        const res = await api(r2.url, 'GET', '/api/v1/events?after=0&limit=1000&events=agent.created', { key: cluster.adminKey });
-        const items = res.body.items as { seq: number; id: string }[];
-        return written.every((id) => items.some((e) => e.id === id)) ? items : false;
-      }, 10_000, 'every write in the outbox');
+      const createdSeqs = await waitFor(
+        async () => {
+          const res = await api(r2.url, 'GET', '/api/v1/events?after=0&limit=1000&events=agent.created', { key: cluster.adminKey });
+          const items = res.body.items as { seq: number; id: string }[];
+          return written.every((id) => items.some((e) => e.id === id)) ? items : false;
+        },
+        10_000,
+        'every write in the outbox',
+      );
       const expected = createdSeqs.map((e) => e.seq);
-      await waitFor(() => sse.every((c) => c.ids.length >= expected.length) && sockets.every((s) => s.seqs.length >= expected.length), 15_000, 'every client caught up');
+      await waitFor(
+        () => sse.every((c) => c.ids.length >= expected.length) && sockets.every((s) => s.seqs.length >= expected.length),
+        15_000,
+        'every client caught up',
+      );
 
-      recordFigure(`drain steps: unready after ${unreadyAt} ms, exit ${code} after ${exitedAt} ms, r2 leading after ${leaderAt} ms; ${written.length} writes, ${failed.length} failed`);
+      recordFigure(
+        `drain steps: unready after ${unreadyAt} ms, exit ${code} after ${exitedAt} ms, r2 leading after ${leaderAt} ms; ${written.length} writes, ${failed.length} failed`,
+      );
       expect(unreadyAt).toBeGreaterThan(0);
       expect(unreadyAt).toBeLessThan(500);
       expect(during.status).toBe(201);

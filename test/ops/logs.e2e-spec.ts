@@ -25,7 +25,10 @@ describe('structured logs (real process)', () => {
     await api(r.url, 'GET', '/api/v1/agents', { key: secrets.wrongKey, headers: { 'x-request-id': 'req-bad-key' } });
     secrets.password = 'correct horse battery staple 42';
     await api(r.url, 'POST', '/api/v1/users', { key: cluster.adminKey, body: { username: 'loggy', password: secrets.password, role: 'viewer' } });
-    await api(r.url, 'POST', '/api/v1/auth/login', { body: { username: 'loggy', password: 'not the password at all' }, headers: { 'x-request-id': 'req-bad-login' } });
+    await api(r.url, 'POST', '/api/v1/auth/login', {
+      body: { username: 'loggy', password: 'not the password at all' },
+      headers: { 'x-request-id': 'req-bad-login' },
+    });
     const login = await api(r.url, 'POST', '/api/v1/auth/login', { body: { username: 'loggy', password: secrets.password } });
     secrets.session = /ar_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1] ?? '';
     expect(secrets.session.length).toBeGreaterThan(10);
@@ -34,7 +37,12 @@ describe('structured logs (real process)', () => {
     secrets.urlCredential = 'url-credential-41b2e8';
     await api(r.url, 'POST', '/api/v1/mcp-servers', {
       key: cluster.adminKey,
-      body: { id: 'logged-mcp', name: 'logged', url: `http://127.0.0.1:9/mcp?api_key=${secrets.urlCredential}`, headers: { authorization: `Bearer ${secrets.header}` } },
+      body: {
+        id: 'logged-mcp',
+        name: 'logged',
+        url: `http://127.0.0.1:9/mcp?api_key=${secrets.urlCredential}`,
+        headers: { authorization: `Bearer ${secrets.header}` },
+      },
     });
     await sleep(300);
   }, 60_000);
@@ -43,10 +51,7 @@ describe('structured logs (real process)', () => {
     await db.drop();
   });
 
-  const lines = () =>
-    r.output
-      .split('\n')
-      .filter((l) => l.trim() !== '' && !l.startsWith('(node:') && !l.startsWith('(Use `node --trace-warnings'));
+  const lines = () => r.output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('(node:') && !l.startsWith('(Use `node --trace-warnings'));
 
   it('writes one JSON object per line, each with the replica id, level and time', () => {
     const all = lines();

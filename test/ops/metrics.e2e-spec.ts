@@ -37,7 +37,8 @@ describe('metrics after real traffic (two real replicas)', () => {
   let host: McpFixtureHost;
   let samples: Map<string, { labels: string; value: number }[]>;
   const value = (name: string, labels = '') => samples.get(name)?.find((s) => s.labels.includes(labels))?.value;
-  const scrape = async (r: Replica) => parse((await api(r.url, 'GET', '/metrics', { headers: { authorization: 'Bearer metrics-token-for-the-test-0123' } })).text);
+  const scrape = async (r: Replica) =>
+    parse((await api(r.url, 'GET', '/metrics', { headers: { authorization: 'Bearer metrics-token-for-the-test-0123' } })).text);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -48,7 +49,10 @@ describe('metrics after real traffic (two real replicas)', () => {
     host = await McpFixtureHost.start();
     const fixture = host.add('probed');
     const healthCheck = { intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 1, healthyThreshold: 1 };
-    expect((await api(r1.url, 'POST', '/api/v1/mcp-servers', { key: cluster.adminKey, body: { id: 'probed', name: 'probed', url: fixture.url, healthCheck } })).status).toBe(201);
+    expect(
+      (await api(r1.url, 'POST', '/api/v1/mcp-servers', { key: cluster.adminKey, body: { id: 'probed', name: 'probed', url: fixture.url, healthCheck } }))
+        .status,
+    ).toBe(201);
     // Traffic: an SSE subscriber and a Socket.IO subscriber on r2, writes through r1, a resume from the window, a reset.
     const sse = await SseClient.connect(`${r2.url}/api/v1/stream/changes`, { authorization: `Bearer ${cluster.adminKey}` });
     const socket = io(r2.url, { path: SOCKET_PATH, auth: { token: cluster.adminKey }, transports: ['websocket'], forceNew: true, reconnection: false });
@@ -56,14 +60,20 @@ describe('metrics after real traffic (two real replicas)', () => {
     await socket.emitWithAck('subscribe', { channels: ['changes'] });
     for (let i = 0; i < 20; i++) expect((await api(r1.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(`m-${i}`) })).status).toBe(201);
     await sse.waitForEvents(20);
-    const resumed = await SseClient.connect(`${r2.url}/api/v1/stream/changes?lastEventId=${sse.events[5]!.id}`, { authorization: `Bearer ${cluster.adminKey}` });
+    const resumed = await SseClient.connect(`${r2.url}/api/v1/stream/changes?lastEventId=${sse.events[5]!.id}`, {
+      authorization: `Bearer ${cluster.adminKey}`,
+    });
     await resumed.waitForEvents(14);
     const ahead = await SseClient.connect(`${r2.url}/api/v1/stream/changes?lastEventId=99999999`, { authorization: `Bearer ${cluster.adminKey}` });
     await ahead.waitFor((c) => c.frames.some((f) => f.event === 'reset'), 5000, 'a reset');
     resumed.close();
     ahead.close();
     await sleep(500);
-    await waitFor(async () => (await api(r2.url, 'GET', '/api/v1/health', { key: cluster.adminKey })).body.items?.[0]?.status === 'healthy', 10_000, 'the MCP server healthy');
+    await waitFor(
+      async () => (await api(r2.url, 'GET', '/api/v1/health', { key: cluster.adminKey })).body.items?.[0]?.status === 'healthy',
+      10_000,
+      'the MCP server healthy',
+    );
     samples = await scrape(r2);
     sse.close();
     socket.disconnect();
@@ -130,4 +140,3 @@ describe('metrics after real traffic (two real replicas)', () => {
     expect((await api(r2.url, 'GET', '/metrics')).status).toBe(401);
   });
 });
-

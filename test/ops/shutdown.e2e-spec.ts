@@ -51,7 +51,11 @@ describe('graceful shutdown (real processes)', () => {
     await direct.query(
       `INSERT INTO outbox (type, resource_id, data) SELECT 'agent.updated', 'bulk-' || g, jsonb_build_object('pad', repeat('x', 1000)) FROM generate_series(1, 15000) g`,
     );
-    await waitFor(async () => (await api(r.url, 'GET', '/api/v1/events?after=14999&limit=1', { key: cluster.adminKey })).body.head >= 15000, 20_000, 'sequenced');
+    await waitFor(
+      async () => (await api(r.url, 'GET', '/api/v1/events?after=14999&limit=1', { key: cluster.adminKey })).body.head >= 15000,
+      20_000,
+      'sequenced',
+    );
     const socket = await stalledReader(r, cluster.adminKey, 0);
     await sleep(1000);
     r.process.kill('SIGTERM');

@@ -4,7 +4,6 @@ import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/te
 
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 
-
 describe('one sequencing replica (real processes)', () => {
   let db: { url: string; drop(): Promise<void> };
   let cluster: Cluster;
@@ -27,10 +26,14 @@ describe('one sequencing replica (real processes)', () => {
   };
 
   it('elects exactly one leader, and only it does per-commit work', async () => {
-    const elected = await waitFor(async () => {
-      const found = await leaders(replicas);
-      return found.length === 1 ? found : false;
-    }, 5000, 'one leader');
+    const elected = await waitFor(
+      async () => {
+        const found = await leaders(replicas);
+        return found.length === 1 ? found : false;
+      },
+      5000,
+      'one leader',
+    );
     const before = await Promise.all(replicas.map((r) => metric(r, 'registry_sequencer_runs_total')));
     for (let i = 0; i < 20; i++) {
       const res = await api(replicas[i % 3]!.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(`one-${i}`) });
@@ -65,10 +68,14 @@ describe('one sequencing replica (real processes)', () => {
       leader!.process.kill('SIGKILL');
       killedAt = Date.now();
       await leader!.exited;
-      const next = await waitFor(async () => {
-        const found = await leaders(survivors);
-        return found.length === 1 ? found[0] : false;
-      }, 5000, 'a new leader');
+      const next = await waitFor(
+        async () => {
+          const found = await leaders(survivors);
+          return found.length === 1 ? found[0] : false;
+        },
+        5000,
+        'a new leader',
+      );
       const failoverMs = Date.now() - killedAt;
       expect(failoverMs).toBeLessThan(3000);
       await sleep(1500);

@@ -58,10 +58,10 @@ describe('outbox sequencer', () => {
         for (let i = 0; i < TX_PER_WRITER; i++) {
           const rows = 1 + ((w + i) % 3);
           await c.query('BEGIN');
-          await c.query(
-            `INSERT INTO outbox (type, resource_id, actor) SELECT 'agent.updated', $1 || '-' || g, 'writer' FROM generate_series(1, $2) g`,
-            [`w${w}-${i}`, rows],
-          );
+          await c.query(`INSERT INTO outbox (type, resource_id, actor) SELECT 'agent.updated', $1 || '-' || g, 'writer' FROM generate_series(1, $2) g`, [
+            `w${w}-${i}`,
+            rows,
+          ]);
           // Hold the transaction open a random while: commits land out of id order.
           await c.query('SELECT pg_sleep($1)', [Math.random() * 0.015]);
           await c.query('COMMIT');
@@ -82,7 +82,9 @@ describe('outbox sequencer', () => {
     const check = new pg.Client({ connectionString: db.url });
     await check.connect();
     try {
-      const { rows } = await check.query('SELECT count(*)::int AS n, count(seq)::int AS sequenced, min(seq)::int AS lo, max(seq)::int AS hi, count(DISTINCT seq)::int AS distinct_seq FROM outbox');
+      const { rows } = await check.query(
+        'SELECT count(*)::int AS n, count(seq)::int AS sequenced, min(seq)::int AS lo, max(seq)::int AS hi, count(DISTINCT seq)::int AS distinct_seq FROM outbox',
+      );
       expect(rows[0]).toEqual({ n: expectedTotal, sequenced: expectedTotal, lo: 1, hi: expectedTotal, distinct_seq: expectedTotal });
       expect((await check.query('SELECT last_seq::int FROM outbox_head')).rows[0].last_seq).toBe(expectedTotal);
     } finally {
@@ -90,7 +92,9 @@ describe('outbox sequencer', () => {
     }
     // One elected replica did all the work; the other paid nothing per commit.
     const runs = replicas.map((r) => r.app.get(OutboxSequencer).sequencedRuns);
-    recordFigure(`sequenced ${expectedTotal} events from ${WRITERS} writers; runs per replica ${runs.join('/')}; id-order reader saw ${idOrderViolations} out-of-order ids`);
+    recordFigure(
+      `sequenced ${expectedTotal} events from ${WRITERS} writers; runs per replica ${runs.join('/')}; id-order reader saw ${idOrderViolations} out-of-order ids`,
+    );
     expect(runs.filter((n) => n > 0)).toHaveLength(1);
     expect(runs.reduce((a, b) => a + b, 0)).toBeGreaterThan(1);
   });

@@ -16,8 +16,14 @@ describe('Socket.IO health channel (real MCP fixtures)', () => {
     host = await McpFixtureHost.start();
     t = await startTestApp({ redis: true, env: { MCP_ALLOW_PRIVATE_NETWORKS: 'true', HEALTH_OWNER_LEASE_MS: '600' } });
     const f = host.add('gamma');
-    expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'gamma', name: 'gamma', url: f.url, healthCheck: FAST } })).status).toBe(201);
-    await waitFor(async () => (await api(t.baseUrl, 'GET', '/api/v1/health', { key: t.adminKey })).body.items?.[0]?.status === 'healthy', 10_000, 'gamma healthy');
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'gamma', name: 'gamma', url: f.url, healthCheck: FAST } })).status,
+    ).toBe(201);
+    await waitFor(
+      async () => (await api(t.baseUrl, 'GET', '/api/v1/health', { key: t.adminKey })).body.items?.[0]?.status === 'healthy',
+      10_000,
+      'gamma healthy',
+    );
   });
   afterAll(async () => {
     socket?.disconnect();
@@ -41,7 +47,11 @@ describe('Socket.IO health channel (real MCP fixtures)', () => {
     expect(snapshots[0]!.servers.map((s) => [s.id, s.status, s.circuit.state])).toEqual([['gamma', 'healthy', 'closed']]);
     await waitFor(() => checks.some((c) => c.serverId === 'gamma' && c.ok), 5000, 'a live check');
     host.fixtures.get('gamma')!.mode = 'fail';
-    await waitFor(() => events.some((e) => e.type === 'mcp_server.health_changed' && e.id === 'gamma' && (e.data as { to?: string })?.to === 'unhealthy'), 8000, 'gamma unhealthy');
+    await waitFor(
+      () => events.some((e) => e.type === 'mcp_server.health_changed' && e.id === 'gamma' && (e.data as { to?: string })?.to === 'unhealthy'),
+      8000,
+      'gamma unhealthy',
+    );
     expect(checks.some((c) => c.serverId === 'gamma' && !c.ok)).toBe(true);
     // Only health events on this channel (and notices): no registry changes.
     expect(events.every((e) => e.type.startsWith('mcp_server.health') || e.type.startsWith('mcp_server.circuit') || e.type.startsWith('system.'))).toBe(true);

@@ -41,7 +41,9 @@ describe('a Socket.IO client that stops reading (real process, real sockets)', (
     const direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
     try {
-      await direct.query(`INSERT INTO outbox (type, resource_id, data) SELECT 'agent.updated', 'bulk-' || g, jsonb_build_object('pad', repeat('x', 1000)) FROM generate_series(1, 15000) g`);
+      await direct.query(
+        `INSERT INTO outbox (type, resource_id, data) SELECT 'agent.updated', 'bulk-' || g, jsonb_build_object('pad', repeat('x', 1000)) FROM generate_series(1, 15000) g`,
+      );
     } finally {
       await direct.end();
     }

@@ -18,7 +18,10 @@ interface Recorder {
 }
 
 /** An unmodified socket.io-client that records what it gets; connected (or rejected: `error`). */
-async function connect(replica: Replica, options: { token?: string; headers?: Record<string, string>; reconnection?: boolean } = {}): Promise<Recorder & { error?: SocketError }> {
+async function connect(
+  replica: Replica,
+  options: { token?: string; headers?: Record<string, string>; reconnection?: boolean } = {},
+): Promise<Recorder & { error?: SocketError }> {
   const socket: Client = io(replica.url, {
     path: SOCKET_PATH,
     auth: options.token ? { token: options.token } : {},
@@ -57,7 +60,8 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     expect(res.status).toBe(201);
     return { key: res.body.key as string, id: `key:${res.body.id as string}` };
   };
-  const create = async (id: string, via = r1) => expect((await api(via.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) })).status).toBe(201);
+  const create = async (id: string, via = r1) =>
+    expect((await api(via.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) })).status).toBe(201);
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -83,7 +87,10 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     await create('io-filtered-2', r2);
     await api(r2.url, 'PATCH', '/api/v1/agents/io-filtered-1', { key: cluster.adminKey, body: { name: 'renamed' } }); // agent.updated: filtered out
     await waitFor(() => c.events.length >= 2, 5000, 'two agent.created events');
-    expect(c.events.map((e) => [e.type, e.id])).toEqual([['agent.created', 'io-filtered-1'], ['agent.created', 'io-filtered-2']]);
+    expect(c.events.map((e) => [e.type, e.id])).toEqual([
+      ['agent.created', 'io-filtered-1'],
+      ['agent.created', 'io-filtered-2'],
+    ]);
     expect(c.events[0]!.seq).toBeGreaterThan(cursor);
     expect(c.events[0]!.actor).toBeDefined();
     // The filtered-out update, last, moves the cursor the client is told about (no event carries it).
@@ -150,10 +157,14 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     const over = await open(r2, { token: k });
     expect(over.error?.code).toBe('too_many_requests');
     held[0]!.socket.disconnect();
-    const again = await waitFor(async () => {
-      const c = await open(r2, { token: k });
-      return c.error ? (c.socket.disconnect(), false) : c;
-    }, 5000, 'a slot after a disconnect');
+    const again = await waitFor(
+      async () => {
+        const c = await open(r2, { token: k });
+        return c.error ? (c.socket.disconnect(), false) : c;
+      },
+      5000,
+      'a slot after a disconnect',
+    );
     expect(again.socket.connected).toBe(true);
   });
 
@@ -194,11 +205,15 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     const a = await open(r1, { token: k, reconnection: true });
     const b = await open(r2, { token: k, reconnection: true });
     await sleep(300);
-    const listing = await waitFor(async () => {
-      const res = await api(r1.url, 'GET', '/api/v1/admin/connections', { key: cluster.adminKey });
-      const row = res.body.users?.find((u: { userId: string }) => u.userId === id);
-      return row?.socketio === 2 ? res.body : false;
-    }, 6000, 'both sockets listed');
+    const listing = await waitFor(
+      async () => {
+        const res = await api(r1.url, 'GET', '/api/v1/admin/connections', { key: cluster.adminKey });
+        const row = res.body.users?.find((u: { userId: string }) => u.userId === id);
+        return row?.socketio === 2 ? res.body : false;
+      },
+      6000,
+      'both sockets listed',
+    );
     expect(listing.replicas.length).toBeGreaterThanOrEqual(2);
     expect(listing.users.find((u: { userId: string }) => u.userId === id)).toMatchObject({ name: 'listed', kind: 'api_key', socketio: 2 });
     const dropped = await api(r2.url, 'POST', '/api/v1/admin/connections/disconnect', { key: cluster.adminKey, body: { userId: id } });

@@ -85,7 +85,10 @@ describe('agents REST', () => {
     expect(malformed.headers.get('content-type')).toContain('application/problem+json');
     expect(malformed.body.errors).toEqual([{ field: '(body)', message: 'malformed JSON' }]);
 
-    const wrong = await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { ...agent('typed'), name: 42, model: { provider: 'x', name: 'y', temperature: 9 } } });
+    const wrong = await api(t.baseUrl, 'POST', '/api/v1/agents', {
+      key: editor,
+      body: { ...agent('typed'), name: 42, model: { provider: 'x', name: 'y', temperature: 9 } },
+    });
     expect(wrong.status).toBe(400);
     expect(wrong.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['model.temperature', 'name']);
 
@@ -97,7 +100,11 @@ describe('agents REST', () => {
     expect(big.status).toBe(413);
     expect(big.body.code).toBe('payload_too_large');
 
-    const text = await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, rawBody: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const text = await api(t.baseUrl, 'POST', '/api/v1/agents', {
+      key: editor,
+      rawBody: 'id=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(text.status).toBe(415);
 
     const badId = await api(t.baseUrl, 'GET', '/api/v1/agents/Not%20A%20Slug', { key: viewer });

@@ -21,7 +21,9 @@ describe('registry caps under concurrency', () => {
   const actual = async () => Number((await db.query('SELECT count(*) AS n FROM agents')).rows[0].n);
 
   it('lets exactly MAX_AGENTS of 30 concurrent creates through, and the counter matches the table', async () => {
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: agent(`cap-${i}`) })));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: agent(`cap-${i}`) })),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 201)).toHaveLength(10);
     expect(statuses.filter((s) => s === 409)).toHaveLength(20);
@@ -37,7 +39,9 @@ describe('registry caps under concurrency', () => {
     const created = (await db.query('SELECT id FROM agents ORDER BY id LIMIT 3')).rows.map((r) => r.id as string);
     for (const id of created) expect((await api(t.baseUrl, 'DELETE', `/api/v1/agents/${id}`, { key: t.adminKey })).status).toBe(204);
     expect(await counted()).toBe(7);
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: agent(`again-${i}`) })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: agent(`again-${i}`) })),
+    );
     expect(results.filter((r) => r.status === 201)).toHaveLength(3);
     expect(await actual()).toBe(10);
     expect(await counted()).toBe(10);

@@ -10,7 +10,6 @@ const TEAM = 'team-blue-42';
 
 const server = (id: string, extra: Record<string, unknown> = {}) => ({ id, name: `Server ${id}`, url: `https://mcp.example.com/${id}/mcp`, ...extra });
 
-
 describe('MCP servers REST', () => {
   let t: TestApp;
   let db: pg.Client;
@@ -123,9 +122,7 @@ describe('MCP servers REST', () => {
       const before = await mark();
       const deleted = await api(t.baseUrl, 'DELETE', path, { key: editor, headers: { 'if-match': '"2"' } });
       expect(deleted.status).toBe(204);
-      expect(await eventsSince(before)).toEqual([
-        { type: 'mcp_server.deleted', resource_id: 'github', version: 2, actor: expect.any(String), data: null },
-      ]);
+      expect(await eventsSince(before)).toEqual([{ type: 'mcp_server.deleted', resource_id: 'github', version: 2, actor: expect.any(String), data: null }]);
       expect((await api(t.baseUrl, 'GET', path, { key: viewer })).status).toBe(404);
     });
   });
@@ -178,7 +175,10 @@ describe('MCP servers REST', () => {
     // {} clears the headers.
     const cleared = await patch('secret', { headers: {} });
     expect(cleared.body.headers).toEqual({});
-    expect((await db.query("SELECT headers_secret, header_names FROM mcp_servers WHERE id = 'secret'")).rows[0]).toEqual({ headers_secret: null, header_names: [] });
+    expect((await db.query("SELECT headers_secret, header_names FROM mcp_servers WHERE id = 'secret'")).rows[0]).toEqual({
+      headers_secret: null,
+      header_names: [],
+    });
     await expect(service.getHeaders('secret')).resolves.toEqual({});
     await expect(service.getHeaders('nope')).rejects.toMatchObject({ code: 'not_found' });
 
@@ -305,7 +305,9 @@ describe('MCP servers REST', () => {
     expect(dup.body.code).toBe('conflict');
 
     // Referenced by a trust rule: 409, nothing deleted, no event.
-    expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'ref-agent', name: 'A', model: { provider: 'p', name: 'm' } } })).status).toBe(201);
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'ref-agent', name: 'A', model: { provider: 'p', name: 'm' } } })).status,
+    ).toBe(201);
     const rule = await api(t.baseUrl, 'POST', '/api/v1/trust-rules', {
       key: t.adminKey,
       body: { agentId: 'ref-agent', mcpServerId: 'dup', toolPattern: '*', effect: 'allow' },

@@ -108,7 +108,13 @@ describe('prompts REST', () => {
     expect(activated.status).toBe(200);
     expect(activated.body).toMatchObject({ version: 1, active: true });
     expect(await eventsSince(before)).toEqual([
-      { type: 'prompt.activated', resource_id: 'switch/1', version: 1, actor: expect.stringMatching(/^api_key:editor-/), data: { agentId: 'switch', version: 1, previous: 2 } },
+      {
+        type: 'prompt.activated',
+        resource_id: 'switch/1',
+        version: 1,
+        actor: expect.stringMatching(/^api_key:editor-/),
+        data: { agentId: 'switch', version: 1, previous: 2 },
+      },
     ]);
     expect((await api(t.baseUrl, 'GET', `${base('switch')}/2`, { key: viewer })).body.active).toBe(false);
     expect((await api(t.baseUrl, 'GET', '/api/v1/agents/switch', { key: viewer })).body.activePromptVersion).toBe(1);
@@ -149,7 +155,9 @@ describe('prompts REST', () => {
   });
 
   it('never reuses a number: after deleting the newest version, the next one is still new', async () => {
-    expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'reuse', name: 'r', model: { provider: 'p', name: 'm' } } })).status).toBe(201);
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: { id: 'reuse', name: 'r', model: { provider: 'p', name: 'm' } } })).status,
+    ).toBe(201);
     for (const template of ['one', 'two']) expect((await api(t.baseUrl, 'POST', base('reuse'), { key: editor, body: { template } })).status).toBe(201);
     expect((await api(t.baseUrl, 'DELETE', `${base('reuse')}/2`, { key: editor })).status).toBe(204);
     const next = await api(t.baseUrl, 'POST', base('reuse'), { key: editor, body: { template: 'fresh' } });

@@ -5,7 +5,6 @@ import { outboxProbe } from '../support/outbox-probe.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-
 describe('trust rules REST', () => {
   let t: TestApp;
   let db: pg.Client;
@@ -77,7 +76,13 @@ describe('trust rules REST', () => {
       const id = created.body.id as string;
       expect(created.headers.get('location')).toBe(`/api/v1/trust-rules/${id}`);
       expect(await eventsSince(before)).toEqual([
-        { type: 'trust_rule.created', resource_id: id, version: 1, actor: expect.stringMatching(/^api_key:admin-/), data: { agentId: 'pmo', mcpServerId: 'github' } },
+        {
+          type: 'trust_rule.created',
+          resource_id: id,
+          version: 1,
+          actor: expect.stringMatching(/^api_key:admin-/),
+          data: { agentId: 'pmo', mcpServerId: 'github' },
+        },
       ]);
     });
 

@@ -45,19 +45,28 @@ describe('security: CSRF on cookie-authenticated requests', () => {
 
   it('accepts the own origin (Origin or Referer), safe methods from anywhere, and API keys whatever the Origin', async () => {
     expect((await api(r.url, 'POST', '/api/v1/agents', { headers: { cookie, origin: r.url }, body: agent('own-origin') })).status).toBe(201);
-    expect((await api(r.url, 'PATCH', '/api/v1/agents/own-origin', { headers: { cookie, referer: `${r.url}/gui/agents` }, body: { description: 'x' } })).status).toBe(200);
+    expect(
+      (await api(r.url, 'PATCH', '/api/v1/agents/own-origin', { headers: { cookie, referer: `${r.url}/gui/agents` }, body: { description: 'x' } })).status,
+    ).toBe(200);
     expect((await api(r.url, 'GET', '/api/v1/agents', { headers: { cookie, origin: 'https://evil.example' } })).status).toBe(200);
-    expect((await api(r.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, headers: { origin: 'https://evil.example' }, body: agent('by-key') })).status).toBe(201);
+    expect(
+      (await api(r.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, headers: { origin: 'https://evil.example' }, body: agent('by-key') })).status,
+    ).toBe(201);
   });
 
   it('with ALLOWED_ORIGINS, exactly the listed origins pass', async () => {
-    expect((await api(gui.url, 'POST', '/api/v1/agents', { headers: { cookie, origin: 'https://admin.example.test' }, body: agent('from-gui') })).status).toBe(201);
+    expect((await api(gui.url, 'POST', '/api/v1/agents', { headers: { cookie, origin: 'https://admin.example.test' }, body: agent('from-gui') })).status).toBe(
+      201,
+    );
     expect((await api(gui.url, 'POST', '/api/v1/agents', { headers: { cookie, origin: 'http://localhost:5173' }, body: agent('from-dev') })).status).toBe(201);
     expect((await api(gui.url, 'POST', '/api/v1/agents', { headers: { cookie, origin: gui.url }, body: agent('not-listed') })).status).toBe(403);
   });
 
   it('refuses a login posted from a foreign origin (login CSRF), and sets no cookie', async () => {
-    const res = await api(r.url, 'POST', '/api/v1/auth/login', { headers: { origin: 'https://evil.example' }, body: { username: 'gina', password: 'a long enough password' } });
+    const res = await api(r.url, 'POST', '/api/v1/auth/login', {
+      headers: { origin: 'https://evil.example' },
+      body: { username: 'gina', password: 'a long enough password' },
+    });
     expect(res.status).toBe(403);
     expect(res.headers.get('set-cookie')).toBeNull();
   });

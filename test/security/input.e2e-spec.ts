@@ -32,13 +32,24 @@ describe('security: hostile input gets a 4xx problem+json, never a 500', () => {
   });
 
   it('NUL characters in the body, the query or a cursor: 400 naming the field', async () => {
-    const body = expectProblem(await api(r.url, 'POST', '/api/v1/agents', { key, rawBody: JSON.stringify(agent('nul', { name: 'a\u0000b' })), headers: { 'content-type': 'application/json' } }), 400);
+    const body = expectProblem(
+      await api(r.url, 'POST', '/api/v1/agents', {
+        key,
+        rawBody: JSON.stringify(agent('nul', { name: 'a\u0000b' })),
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+    );
     expect(body.errors).toEqual([{ field: 'name', message: expect.stringContaining('NUL') }]);
     const nested = expectProblem(await api(r.url, 'POST', '/api/v1/agents', { key, body: agent('nul2', { metadata: { notes: ['ok', 'x\u0000'] } }) }), 400);
     expect(nested.errors[0].field).toBe('metadata.notes.1');
     expect(expectProblem(await api(r.url, 'GET', '/api/v1/agents?tag=%00', { key }), 400).errors[0].field).toBe('query.tag');
-    expect(expectProblem(await api(r.url, 'GET', `/api/v1/agents?cursor=${Buffer.from('\0').toString('base64url')}`, { key }), 400).errors[0].field).toBe('cursor');
-    expect(expectProblem(await api(r.url, 'GET', `/api/v1/mcp-servers?cursor=${Buffer.from('Not A Slug!').toString('base64url')}`, { key }), 400).errors[0].field).toBe('cursor');
+    expect(expectProblem(await api(r.url, 'GET', `/api/v1/agents?cursor=${Buffer.from('\0').toString('base64url')}`, { key }), 400).errors[0].field).toBe(
+      'cursor',
+    );
+    expect(
+      expectProblem(await api(r.url, 'GET', `/api/v1/mcp-servers?cursor=${Buffer.from('Not A Slug!').toString('base64url')}`, { key }), 400).errors[0].field,
+    ).toBe('cursor');
     expect(expectProblem(await api(r.url, 'GET', '/api/v1/agents?cursor=%E2%82%AC', { key }), 400).errors[0].field).toBe('cursor');
     expect((await api(r.url, 'GET', '/api/v1/agents/base', { key })).status).toBe(200);
   });
@@ -72,9 +83,7 @@ describe('security: hostile input gets a 4xx problem+json, never a 500', () => {
   });
 
   it('authenticates before reading the body: 401 arrives while a 256 KiB upload is still unsent', async () => {
-    const head =
-      'POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
-      `Content-Length: ${256 * 1024}\r\n\r\n`;
+    const head = 'POST /api/v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' + `Content-Length: ${256 * 1024}\r\n\r\n`;
     // Only the head and 10 bytes of the body are sent; a server that parsed first would wait for the rest.
     const started = performance.now();
     const res = await rawRequest(r.url, [head, '{"id":"x",'], 3000);
@@ -97,7 +106,9 @@ describe('security: hostile input gets a 4xx problem+json, never a 500', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { active: boolean }).active).toBe(true);
     // A body that is required is still required.
-    expect(expectProblem(await api(r.url, 'POST', '/api/v1/agents', { key, rawBody: '', headers: { 'content-type': 'application/json' } }), 400).errors[0].field).toBe('(body)');
+    expect(
+      expectProblem(await api(r.url, 'POST', '/api/v1/agents', { key, rawBody: '', headers: { 'content-type': 'application/json' } }), 400).errors[0].field,
+    ).toBe('(body)');
   });
 
   it('logged nothing at error level (no 500 on any of the above)', () => {

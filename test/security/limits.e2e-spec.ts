@@ -65,7 +65,11 @@ describe('security: smaller leaks (metrics, key usage and expiry, bounded regist
     const made = await api(r.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'usage', role: 'viewer' } });
     expect(made.body.lastUsedAt).toBeNull();
     expect((await api(r.url, 'GET', '/api/v1/agents', { key: made.body.key })).status).toBe(200);
-    const first = await waitFor(async () => (await query(db.url, 'SELECT last_used_at FROM api_keys WHERE id = $1', [made.body.id]))[0].last_used_at as Date | null, 3000, 'last_used_at') as Date;
+    const first = (await waitFor(
+      async () => (await query(db.url, 'SELECT last_used_at FROM api_keys WHERE id = $1', [made.body.id]))[0].last_used_at as Date | null,
+      3000,
+      'last_used_at',
+    )) as Date;
     for (let i = 0; i < 3; i++) expect((await api(ported.url, 'GET', '/api/v1/agents', { key: made.body.key })).status).toBe(200);
     await sleep(200);
     const [again] = await query(db.url, 'SELECT last_used_at FROM api_keys WHERE id = $1', [made.body.id]);
@@ -73,11 +77,20 @@ describe('security: smaller leaks (metrics, key usage and expiry, bounded regist
     const listed = await api(r.url, 'GET', '/api/v1/api-keys', { key: cluster.adminKey });
     expect(listed.body.items.find((k: { id: string }) => k.id === made.body.id).lastUsedAt).toBe(first.toISOString());
 
-    const past = await api(r.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'x', role: 'viewer', expiresAt: '2020-01-01T00:00:00Z' } });
+    const past = await api(r.url, 'POST', '/api/v1/api-keys', {
+      key: cluster.adminKey,
+      body: { name: 'x', role: 'viewer', expiresAt: '2020-01-01T00:00:00Z' },
+    });
     expect(past.status).toBe(400);
     expect(past.body.errors[0]).toEqual({ field: 'expiresAt', message: 'must be in the future' });
-    expect((await api(r.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'x', role: 'viewer', expiresAt: 'tomorrow' } })).body.errors[0].field).toBe('expiresAt');
-    const short = await api(r.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'short', role: 'viewer', expiresAt: new Date(Date.now() + 1000).toISOString() } });
+    expect(
+      (await api(r.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'x', role: 'viewer', expiresAt: 'tomorrow' } })).body.errors[0]
+        .field,
+    ).toBe('expiresAt');
+    const short = await api(r.url, 'POST', '/api/v1/api-keys', {
+      key: cluster.adminKey,
+      body: { name: 'short', role: 'viewer', expiresAt: new Date(Date.now() + 1000).toISOString() },
+    });
     expect((await api(r.url, 'GET', '/api/v1/agents', { key: short.body.key })).status).toBe(200);
     await sleep(1100);
     const expired = await api(r.url, 'GET', '/api/v1/agents', { key: short.body.key });
@@ -119,18 +132,26 @@ describe('security: smaller leaks (metrics, key usage and expiry, bounded regist
     expect(discovery.status).toBe(429);
     expect(discovery.headers.get('retry-after')).toBe('5');
     held.close();
-    const streamed = await waitFor(async () => {
-      const res = await api(ported.url, 'GET', '/api/v1/discovery?stream=true', { key: viewer });
-      return res.status === 200 ? res : undefined;
-    }, 5000, 'a free slot');
+    const streamed = await waitFor(
+      async () => {
+        const res = await api(ported.url, 'GET', '/api/v1/discovery?stream=true', { key: viewer });
+        return res.status === 200 ? res : undefined;
+      },
+      5000,
+      'a free slot',
+    );
     expect(streamed.text).toContain('event: complete');
     // The finished discovery stream gave its slot back.
-    const again = await waitFor(async () => {
-      const s = await SseClient.connect(`${r.url}/api/v1/stream/changes`, auth);
-      if (s.status === 200) return s;
-      s.close();
-      return undefined;
-    }, 3000, 'the slot after discovery');
+    const again = await waitFor(
+      async () => {
+        const s = await SseClient.connect(`${r.url}/api/v1/stream/changes`, auth);
+        if (s.status === 200) return s;
+        s.close();
+        return undefined;
+      },
+      3000,
+      'the slot after discovery',
+    );
     again.close();
     // With a free slot, HEAD answers the stream's headers only and gives the slot back at once.
     await waitFor(async () => (await head(`${r.url}/api/v1/stream/changes`, auth)) === 200, 3000, 'HEAD 200');

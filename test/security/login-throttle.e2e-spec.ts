@@ -96,7 +96,9 @@ describe('security: login throttling without Redis falls back to the replica', (
     const deadRedis = `redis://127.0.0.1:${await freePort()}`;
     const t = await startTestApp({ redis: deadRedis, env: { LOGIN_MAX_FAILURES: '2', LOGIN_BACKOFF_MS: '5000' } });
     try {
-      expect((await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'june', password: PASSWORD, role: 'viewer' } })).status).toBe(201);
+      expect((await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'june', password: PASSWORD, role: 'viewer' } })).status).toBe(
+        201,
+      );
       expect((await attempt(t.baseUrl, 'june', 'wrong')).status).toBe(401);
       expect((await attempt(t.baseUrl, 'june', 'wrong')).status).toBe(401);
       const locked = await attempt(t.baseUrl, 'june', PASSWORD);

@@ -40,7 +40,10 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     // One stream per principal, cluster-wide: a freed slot is visible at once.
     cluster = new Cluster(db.url, redisUrl(), { MAX_CONNECTIONS_PER_USER: '1', CONNECTION_LEASE_MS: '3000' });
     [r1, r2] = await Promise.all([cluster.start('r1'), cluster.start('r2')]);
-    const srv = await api(r1.url, 'POST', '/api/v1/mcp-servers', { key: cluster.adminKey, body: { id: 'srv', name: 'srv', url: 'https://mcp.example.test/mcp' } });
+    const srv = await api(r1.url, 'POST', '/api/v1/mcp-servers', {
+      key: cluster.adminKey,
+      body: { id: 'srv', name: 'srv', url: 'https://mcp.example.test/mcp' },
+    });
     expect(srv.status).toBe(201);
   }, 90_000);
   afterEach(() => {
@@ -70,10 +73,14 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     expect(stream.events.some((e) => e.data.id === after)).toBe(false);
     // The key is refused everywhere, and no slot of its stays taken.
     expect((await api(r2.url, 'GET', '/api/v1/agents', { key })).status).toBe(401);
-    await waitFor(async () => /^registry_sse_connections 0$/m.test(await fetch(`${r2.url}/metrics`).then((r) => r.text())), 3000, 'r2 to hold no SSE connection');
+    await waitFor(
+      async () => /^registry_sse_connections 0$/m.test(await fetch(`${r2.url}/metrics`).then((r) => r.text())),
+      3000,
+      'r2 to hold no SSE connection',
+    );
   });
 
-  it('logging out ends the session\'s streams everywhere and frees the slot for the next one', async () => {
+  it("logging out ends the session's streams everywhere and frees the slot for the next one", async () => {
     const { cookie: first } = await loginAs(r1.url, cluster.adminKey, 'carol', 'editor');
     const second = await login(r2.url, 'carol');
     const a = await open(r2, { cookie: first });
@@ -86,16 +93,20 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     expect(out.status).toBe(204);
     const elapsed = await endedWithin(a, performance.now());
     expect(elapsed).toBeLessThan(1000);
-    const b = await waitFor(async () => {
-      const s = await open(r1, { cookie: second });
-      if (s.status === 200) return s;
-      s.close();
-      return undefined;
-    }, 3000, 'the freed slot');
+    const b = await waitFor(
+      async () => {
+        const s = await open(r1, { cookie: second });
+        if (s.status === 200) return s;
+        s.close();
+        return undefined;
+      },
+      3000,
+      'the freed slot',
+    );
     expect(b.status).toBe(200);
   });
 
-  it('a role change ends the stream; reconnecting applies the new role\'s filter', async () => {
+  it("a role change ends the stream; reconnecting applies the new role's filter", async () => {
     const { cookie, id } = await loginAs(r1.url, cluster.adminKey, 'dana', 'editor');
     const editorStream = await open(r2, { cookie });
     const seen = await trustRule();
@@ -106,12 +117,16 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     expect(await endedWithin(editorStream, performance.now())).toBeLessThan(1000);
 
     const cursor = editorStream.lastEventId!;
-    const viewerStream = await waitFor(async () => {
-      const s = await open(r2, { cookie, 'last-event-id': cursor });
-      if (s.status === 200) return s;
-      s.close();
-      return undefined;
-    }, 3000, 'reconnect as viewer');
+    const viewerStream = await waitFor(
+      async () => {
+        const s = await open(r2, { cookie, 'last-event-id': cursor });
+        if (s.status === 200) return s;
+        s.close();
+        return undefined;
+      },
+      3000,
+      'reconnect as viewer',
+    );
     const hidden = await trustRule();
     const marker = `marker-${n}`;
     expect((await api(r1.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(marker) })).status).toBe(201);
@@ -144,7 +159,7 @@ describe('security: credentials are live on open streams (two replicas)', () => 
     expect(stream.status).toBe(200);
     await sleep(1000);
     expect(stream.ended).toBe(false);
-    await waitFor(() => stream.ended, 5000, 'the expired key\'s stream to end');
+    await waitFor(() => stream.ended, 5000, "the expired key's stream to end");
     expect(Date.now() - Date.parse(expiresAt)).toBeLessThan(1000);
     expect((await api(r1.url, 'GET', '/api/v1/agents', { key: made.body.key })).status).toBe(401);
   });

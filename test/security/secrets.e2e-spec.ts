@@ -20,7 +20,7 @@ function rotate(env: Record<string, string>): Promise<{ code: number | null; out
 }
 
 describe('security: secrets stay secret', () => {
-  it('stores an MCP URL\'s query string encrypted and shows it masked everywhere', async () => {
+  it("stores an MCP URL's query string encrypted and shows it masked everywhere", async () => {
     const t = await startTestApp({ env: { SECRET_KEY: KEY_A } });
     try {
       const stream = await SseClient.connect(`${t.baseUrl}/api/v1/stream/changes`, { authorization: `Bearer ${t.adminKey}` });
@@ -45,7 +45,10 @@ describe('security: secrets stay secret', () => {
       const same = await api(t.baseUrl, 'PATCH', '/api/v1/mcp-servers/keyed', { key: t.adminKey, body: { url: created.body.url, name: 'Renamed' } });
       expect(same.status).toBe(200);
       expect(await servers.getUrl('keyed')).toBe(URL_WITH_KEY);
-      const moved = await api(t.baseUrl, 'PATCH', '/api/v1/mcp-servers/keyed', { key: t.adminKey, body: { url: 'https://mcp.example.test/sse?api_key=sk-live-rotated' } });
+      const moved = await api(t.baseUrl, 'PATCH', '/api/v1/mcp-servers/keyed', {
+        key: t.adminKey,
+        body: { url: 'https://mcp.example.test/sse?api_key=sk-live-rotated' },
+      });
       expect(moved.body.url).toBe('https://mcp.example.test/sse?api_key=***');
       expect(await servers.getUrl('keyed')).toBe('https://mcp.example.test/sse?api_key=sk-live-rotated');
       await stream.waitFor((c) => c.events.filter((e) => e.data.id === 'keyed').length >= 3, 5000, 'the three events');

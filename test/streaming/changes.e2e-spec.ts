@@ -19,10 +19,11 @@ describe('SSE change stream (one replica)', () => {
   const head = async () => Number((await db.query('SELECT last_seq FROM outbox_head')).rows[0].last_seq);
   /** Appends `n` committed events straight into the outbox (as a mutation would). */
   const appendEvents = async (n: number, type = 'agent.updated', data: object | null = null) => {
-    await db.query(
-      `INSERT INTO outbox (type, resource_id, version, actor, data) SELECT $1, 'bulk-' || g, g, 'test', $3::jsonb FROM generate_series(1, $2) g`,
-      [type, n, data === null ? null : JSON.stringify(data)],
-    );
+    await db.query(`INSERT INTO outbox (type, resource_id, version, actor, data) SELECT $1, 'bulk-' || g, g, 'test', $3::jsonb FROM generate_series(1, $2) g`, [
+      type,
+      n,
+      data === null ? null : JSON.stringify(data),
+    ]);
   };
 
   beforeAll(async () => {
@@ -126,8 +127,16 @@ describe('SSE change stream (one replica)', () => {
     await byHeader.waitForEvents(10);
     await byQuery.waitForEvents(10);
     await sleep(100);
-    expectContiguous(byHeader.events.map((e) => e.id), resumeFrom + 1, start + 13);
-    expectContiguous(byQuery.events.map((e) => e.id), resumeFrom + 1, start + 13);
+    expectContiguous(
+      byHeader.events.map((e) => e.id),
+      resumeFrom + 1,
+      start + 13,
+    );
+    expectContiguous(
+      byQuery.events.map((e) => e.id),
+      resumeFrom + 1,
+      start + 13,
+    );
   });
 
   it('replays from the outbox when the cursor is older than the window, sharing queries', async () => {
@@ -137,7 +146,11 @@ describe('SSE change stream (one replica)', () => {
     const resumers = await Promise.all([open(`?lastEventId=${start}`), open(`?lastEventId=${start}`), open(`?lastEventId=${start}`)]);
     for (const r of resumers) {
       await r.waitForEvents(250);
-      expectContiguous(r.events.map((e) => e.id), start + 1, start + 250);
+      expectContiguous(
+        r.events.map((e) => e.id),
+        start + 1,
+        start + 250,
+      );
     }
   });
 
@@ -193,11 +206,19 @@ describe('SSE change stream (one replica)', () => {
       await sleep(15);
     }
     await fast.waitForEvents(4000, 30_000);
-    expectContiguous(fast.events.map((e) => e.id), start + 1, start + 4000);
-    const metrics = await waitFor(async () => {
-      const m = await api(t.baseUrl, 'GET', '/metrics');
-      return /registry_sse_disconnects_total\{reason="slow consumer"\} [1-9]/.test(m.text) ? m : undefined;
-    }, 15_000, 'slow consumer disconnected').catch(async (e: Error) => {
+    expectContiguous(
+      fast.events.map((e) => e.id),
+      start + 1,
+      start + 4000,
+    );
+    const metrics = await waitFor(
+      async () => {
+        const m = await api(t.baseUrl, 'GET', '/metrics');
+        return /registry_sse_disconnects_total\{reason="slow consumer"\} [1-9]/.test(m.text) ? m : undefined;
+      },
+      15_000,
+      'slow consumer disconnected',
+    ).catch(async (e: Error) => {
       const registry = (await api(t.baseUrl, 'GET', '/metrics')).text.split('\n').filter((l) => l.startsWith('registry_'));
       throw new Error(`${e.message}; metrics:\n${registry.join('\n')}`);
     });
@@ -220,11 +241,15 @@ describe('SSE change stream (one replica)', () => {
       clients.push(other);
       expect(other.status).toBe(200);
       a.close();
-      await waitFor(async () => {
-        const c = await SseClient.connect(url, { authorization: `Bearer ${key}` });
-        clients.push(c);
-        return c.status === 200;
-      }, 5000, 'slot released');
+      await waitFor(
+        async () => {
+          const c = await SseClient.connect(url, { authorization: `Bearer ${key}` });
+          clients.push(c);
+          return c.status === 200;
+        },
+        5000,
+        'slot released',
+      );
     } finally {
       for (const c of clients.splice(0)) c.close();
       await limited.close();

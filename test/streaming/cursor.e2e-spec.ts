@@ -22,10 +22,14 @@ describe('the client cursor is always the server cursor', () => {
     await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent('before-fresh') });
     // A commit is numbered by the sequencer a moment after the write returns: wait for the
     // number, or the event would (correctly) arrive after a cursor taken before it.
-    const start = await waitFor(async () => {
-      const h = await head();
-      return h > before ? h : false;
-    }, 5000, 'before-fresh numbered');
+    const start = await waitFor(
+      async () => {
+        const h = await head();
+        return h > before ? h : false;
+      },
+      5000,
+      'before-fresh numbered',
+    );
     const received: string[] = [];
     const opened: string[] = [];
     let source = new EventSource(`${t.baseUrl}/api/v1/stream/changes`, {
@@ -58,10 +62,14 @@ describe('the client cursor is always the server cursor', () => {
     try {
       await filtered.waitFor((c) => c.lastEventId !== undefined, 5000, 'the cursor on joining');
       for (let i = 0; i < 5; i++) await api(t.baseUrl, 'POST', '/api/v1/agents', { key: editor, body: agent(`filtered-out-${i}`) });
-      const now = await waitFor(async () => {
-        const h = await head();
-        return h >= 5 + Number(filtered.frames.find((f) => f.id !== undefined)!.id) ? h : false;
-      }, 5000, 'the five events numbered');
+      const now = await waitFor(
+        async () => {
+          const h = await head();
+          return h >= 5 + Number(filtered.frames.find((f) => f.id !== undefined)!.id) ? h : false;
+        },
+        5000,
+        'the five events numbered',
+      );
       await filtered.waitFor((c) => Number(c.lastEventId) === now, 3000, `the cursor to reach ${now}`);
       expect(filtered.events).toEqual([]); // no change event was delivered, only the position
     } finally {
@@ -75,10 +83,14 @@ describe('the client cursor is always the server cursor', () => {
     await direct.connect();
     try {
       await direct.query(`INSERT INTO outbox (type, resource_id) SELECT 'agent.updated', 'prune-' || g FROM generate_series(1, 400) g`);
-      const top = await waitFor(async () => {
-        const h = await head();
-        return h >= 400 ? h : false;
-      }, 10_000, 'sequenced');
+      const top = await waitFor(
+        async () => {
+          const h = await head();
+          return h >= 400 ? h : false;
+        },
+        10_000,
+        'sequenced',
+      );
       const { rows } = await direct.query('SELECT pruned_through FROM outbox_head');
       let pruned = Number(rows[0].pruned_through);
       const skipped: string[] = [];

@@ -12,7 +12,6 @@ import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/te
 const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', name: 'claude' } });
 const redisPort = () => Number(new URL(redisUrl()).port);
 
-
 /** Sends a stream request on a raw socket and closes it `afterMs` later, before any answer can come. */
 function abandonedStreamRequest(replica: Replica, key: string, afterMs: number): Promise<void> {
   return new Promise((resolve) => {
@@ -42,7 +41,10 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
     return p;
   };
   const newKey = async (replica: Replica, role = 'viewer') => {
-    const res = await api(replica.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: `k-${Math.random().toString(36).slice(2, 8)}`, role } });
+    const res = await api(replica.url, 'POST', '/api/v1/api-keys', {
+      key: cluster.adminKey,
+      body: { name: `k-${Math.random().toString(36).slice(2, 8)}`, role },
+    });
     expect(res.status).toBe(201);
     return res.body.key as string;
   };
@@ -147,7 +149,12 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
       await direct.connect();
       try {
         await waitFor(
-          async () => (await direct.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'registry-sequencer-listen' AND query ILIKE 'LISTEN%'")).rowCount === 1,
+          async () =>
+            (
+              await direct.query(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'registry-sequencer-listen' AND query ILIKE 'LISTEN%'",
+              )
+            ).rowCount === 1,
           10_000,
           'a LISTEN connection',
         ).catch((error: Error) => {
@@ -165,4 +172,3 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
     }
   });
 });
-

@@ -20,8 +20,18 @@ export default async function globalSetup() {
     persistent: false,
     createPostgresUser: true,
     initdbFlags: ['--no-sync', '--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=400', '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'max_connections=400',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+    ],
     onLog: () => {},
     onError: () => {},
   });
@@ -32,7 +42,9 @@ export default async function globalSetup() {
   const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
-  const redisFailed = new Promise((_, reject) => redis.on('error', (e) => reject(new Error(`redis-server: ${e.message} (install it: apt-get install -y redis-server)`))));
+  const redisFailed = new Promise((_, reject) =>
+    redis.on('error', (e) => reject(new Error(`redis-server: ${e.message} (install it: apt-get install -y redis-server)`))),
+  );
   await Promise.race([waitForPort(redisPort, 10_000), redisFailed]);
 
   process.env.TEST_PG_ADMIN_URL = `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`;

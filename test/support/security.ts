@@ -14,7 +14,13 @@ export async function query<T = any>(databaseUrl: string, text: string, params: 
 }
 
 /** Creates a user (admin key) and logs in; returns the `ar_session=…` cookie pair. */
-export async function loginAs(baseUrl: string, adminKey: string, username: string, role: 'viewer' | 'editor' | 'admin', password = 'a long enough password'): Promise<{ cookie: string; id: string }> {
+export async function loginAs(
+  baseUrl: string,
+  adminKey: string,
+  username: string,
+  role: 'viewer' | 'editor' | 'admin',
+  password = 'a long enough password',
+): Promise<{ cookie: string; id: string }> {
   const made = await api(baseUrl, 'POST', '/api/v1/users', { key: adminKey, body: { username, password, role } });
   if (made.status !== 201) throw new Error(`creating ${username}: ${made.status} ${made.text}`);
   return { cookie: await login(baseUrl, username, password), id: made.body.id };

@@ -113,7 +113,15 @@ describe('SlowReader (raw-socket SSE client)', () => {
       const refused = start(1, { retryMs: 50 });
       await waitFor(() => refused.statuses.length >= 1, 5000, 'a failed attempt');
       expect(refused.statuses[0]).toBe(0);
-      const two = SlowReader.start({ targets: [{ host: '127.0.0.1', port: 1 }, { host: '127.0.0.1', port: server.port }], path: '/s', headers: { authorization: 'Bearer k' }, retryMs: 50 });
+      const two = SlowReader.start({
+        targets: [
+          { host: '127.0.0.1', port: 1 },
+          { host: '127.0.0.1', port: server.port },
+        ],
+        path: '/s',
+        headers: { authorization: 'Bearer k' },
+        retryMs: 50,
+      });
       readers.push(two);
       await two.waitFor((x) => x.events.length === 3, 5000, 'events from the second target');
       expect(two.statuses).toEqual([0, 200]);

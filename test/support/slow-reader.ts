@@ -112,7 +112,8 @@ export class SlowReader {
     const until = Date.now() + timeoutMs;
     while (!predicate(this)) {
       const left = until - Date.now();
-      if (left <= 0) throw new Error(`slow reader: timed out after ${timeoutMs} ms waiting for ${what} (${this.events.length} events, last id ${this.lastEventId})`);
+      if (left <= 0)
+        throw new Error(`slow reader: timed out after ${timeoutMs} ms waiting for ${what} (${this.events.length} events, last id ${this.lastEventId})`);
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);
@@ -171,7 +172,9 @@ export class SlowReader {
         ...this.options.headers,
       };
       if (this.lastEventId !== undefined && this.lastEventId !== '') headers['last-event-id'] = this.lastEventId;
-      const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      const head = Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
       socket.write(`GET ${this.options.path} HTTP/1.1\r\n${head}\r\n`);
     });
     this.current = conn;

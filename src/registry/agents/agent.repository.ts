@@ -50,10 +50,14 @@ function toAgent(row: AgentRow): Agent {
 @Injectable()
 export class AgentRepository {
   async insert(m: EntityManager, a: CreateAgent): Promise<Agent> {
-    await m.query(
-      `INSERT INTO agents (id, name, description, model, tags, metadata) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [a.id, a.name, a.description, JSON.stringify(a.model), a.tags, JSON.stringify(a.metadata)],
-    );
+    await m.query(`INSERT INTO agents (id, name, description, model, tags, metadata) VALUES ($1, $2, $3, $4, $5, $6)`, [
+      a.id,
+      a.name,
+      a.description,
+      JSON.stringify(a.model),
+      a.tags,
+      JSON.stringify(a.metadata),
+    ]);
     return (await this.find(m, a.id))!;
   }
 
@@ -63,11 +67,11 @@ export class AgentRepository {
   }
 
   async list(m: EntityManager, limit: number, after?: string, tag?: string): Promise<Agent[]> {
-    const found = await rows<AgentRow>(
-      m,
-      `${SELECT} WHERE ($1::text IS NULL OR a.id > $1) AND ($2::text IS NULL OR $2 = ANY(a.tags)) ORDER BY a.id LIMIT $3`,
-      [after ?? null, tag ?? null, limit],
-    );
+    const found = await rows<AgentRow>(m, `${SELECT} WHERE ($1::text IS NULL OR a.id > $1) AND ($2::text IS NULL OR $2 = ANY(a.tags)) ORDER BY a.id LIMIT $3`, [
+      after ?? null,
+      tag ?? null,
+      limit,
+    ]);
     return found.map(toAgent);
   }
 

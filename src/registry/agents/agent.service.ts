@@ -47,9 +47,7 @@ export class AgentService {
   async update(id: string, patch: UpdateAgent, expected: number | undefined, actor: string): Promise<Agent> {
     return this.writer.change(this.target(id, expected), async (current, m) => {
       const { version: _ignored, ...fields } = patch;
-      const changed = Object.keys(fields).filter(
-        (k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]),
-      );
+      const changed = Object.keys(fields).filter((k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]));
       if (changed.length === 0) return { result: current };
       const agent = await this.agents.update(m, { ...current, ...fields });
       return { result: agent, event: { type: 'agent.updated', id, version: agent.version, actor, data: { changed } } };

@@ -103,11 +103,9 @@ export class McpServerRepository {
 
   /** The sealed header set; undefined when the server does not exist. */
   async findHeaders(m: EntityManager, id: string): Promise<SealedHeaders | undefined> {
-    const row = await one<{ headers_secret: string | null; header_names: string[] }>(
-      m,
-      'SELECT headers_secret, header_names FROM mcp_servers WHERE id = $1',
-      [id],
-    );
+    const row = await one<{ headers_secret: string | null; header_names: string[] }>(m, 'SELECT headers_secret, header_names FROM mcp_servers WHERE id = $1', [
+      id,
+    ]);
     return row ? { secret: row.headers_secret, names: row.header_names } : undefined;
   }
 

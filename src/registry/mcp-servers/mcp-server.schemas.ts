@@ -29,7 +29,10 @@ const httpUrl = z
   });
 
 /** RFC 9110 token. */
-const headerName = z.string().max(100).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/);
+const headerName = z
+  .string()
+  .max(100)
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/);
 /** Visible characters, spaces and tabs: no CR, LF or NUL (no header injection). */
 const headerValue = z
   .string()
@@ -41,7 +44,7 @@ export const MAX_HEADERS = 20;
 /** Header name -> value, e.g. `{"Authorization": "Bearer ..."}`. Values are secrets. */
 export const headersSchema = z
   .record(headerName, headerValue, {
-    error: (issue) => (issue.code === 'invalid_key' ? 'must be an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)' : undefined),
+    error: (issue) => (issue.code === 'invalid_key' ? "must be an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)" : undefined),
   })
   .refine((h) => Object.keys(h).length <= MAX_HEADERS, `must have at most ${MAX_HEADERS} headers`)
   .refine(

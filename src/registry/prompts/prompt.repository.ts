@@ -107,11 +107,11 @@ export class PromptRepository {
 
   /** Newest first; `before` is the last version of the previous page. */
   async list(m: EntityManager, agentId: string, limit: number, before?: number): Promise<Prompt[]> {
-    const found = await rows<PromptRow>(
-      m,
-      `SELECT * FROM prompts WHERE agent_id = $1 AND ($2::int IS NULL OR version < $2) ORDER BY version DESC LIMIT $3`,
-      [agentId, before ?? null, limit],
-    );
+    const found = await rows<PromptRow>(m, `SELECT * FROM prompts WHERE agent_id = $1 AND ($2::int IS NULL OR version < $2) ORDER BY version DESC LIMIT $3`, [
+      agentId,
+      before ?? null,
+      limit,
+    ]);
     return found.map(toPrompt);
   }
 
@@ -121,10 +121,7 @@ export class PromptRepository {
    */
   async activate(m: EntityManager, agentId: string, version: number): Promise<Prompt> {
     await sql(m, 'UPDATE prompts SET active = false WHERE agent_id = $1 AND active AND version <> $2', [agentId, version]);
-    const row = await one<PromptRow>(m, 'UPDATE prompts SET active = true WHERE agent_id = $1 AND version = $2 RETURNING *', [
-      agentId,
-      version,
-    ]);
+    const row = await one<PromptRow>(m, 'UPDATE prompts SET active = true WHERE agent_id = $1 AND version = $2 RETURNING *', [agentId, version]);
     return toPrompt(row!);
   }
 

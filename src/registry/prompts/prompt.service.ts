@@ -31,7 +31,8 @@ export class PromptService {
       await this.lockAgent(m, agentId);
       // The agent row is locked: the count cannot change under us (MAX_PROMPT_VERSIONS_PER_AGENT bounds discovery).
       const limit = this.config.registryLimits.promptVersionsPerAgent;
-      if ((await this.prompts.countOf(m, agentId)) >= limit) throw quotaExceeded(`versions of agent "${agentId}"'s prompt`, limit, 'MAX_PROMPT_VERSIONS_PER_AGENT');
+      if ((await this.prompts.countOf(m, agentId)) >= limit)
+        throw quotaExceeded(`versions of agent "${agentId}"'s prompt`, limit, 'MAX_PROMPT_VERSIONS_PER_AGENT');
       const version = await this.prompts.nextVersion(m, agentId);
       let prompt = await this.prompts.insert(m, {
         agentId,

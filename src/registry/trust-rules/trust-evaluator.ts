@@ -50,11 +50,7 @@ export function evaluateTrust(rules: readonly TrustRuleLike[], agentId: string, 
   let best: TrustRuleLike | undefined;
   for (const rule of rules) {
     if (rule.agentId !== agentId || rule.mcpServerId !== serverId || !globMatch(rule.toolPattern, toolName)) continue;
-    if (
-      best === undefined ||
-      rule.priority > best.priority ||
-      (rule.priority === best.priority && STRICTNESS[rule.effect] > STRICTNESS[best.effect])
-    ) {
+    if (best === undefined || rule.priority > best.priority || (rule.priority === best.priority && STRICTNESS[rule.effect] > STRICTNESS[best.effect])) {
       best = rule;
     }
   }

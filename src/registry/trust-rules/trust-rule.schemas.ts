@@ -5,9 +5,7 @@ export const EFFECTS = ['allow', 'deny', 'require_approval'] as const;
 export type Effect = (typeof EFFECTS)[number];
 
 /** A glob over tool names: `*` matches any run of characters, everything else itself (`github.*`, `*`). */
-export const toolPattern = z
-  .string()
-  .regex(/^[A-Za-z0-9_\-./*]{1,200}$/, 'must be 1-200 letters, digits, "_", "-", ".", "/" or "*"');
+export const toolPattern = z.string().regex(/^[A-Za-z0-9_\-./*]{1,200}$/, 'must be 1-200 letters, digits, "_", "-", ".", "/" or "*"');
 
 const priority = z.number().int().min(-1_000_000).max(1_000_000);
 

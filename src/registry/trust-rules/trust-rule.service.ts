@@ -76,9 +76,7 @@ export class TrustRuleService {
     try {
       return await this.writer.change(this.target(id, expected), async (current, m) => {
         const { version: _ignored, ...fields } = patch;
-        const changed = Object.keys(fields).filter(
-          (k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof TrustRule]),
-        );
+        const changed = Object.keys(fields).filter((k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof TrustRule]));
         if (changed.length === 0) return { result: current };
         const next = { ...current, ...fields };
         if (changed.includes('agentId') || changed.includes('mcpServerId')) await this.checkReferences(m, next.agentId, next.mcpServerId);
