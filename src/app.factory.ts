@@ -71,7 +71,7 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
   fastify.addHook('onResponse', (request, reply, done) => {
     jsonLogger.access({
       method: request.method,
-      path: request.url.split('?')[0]!.slice(0, 256),
+      path: request.url.split('?')[0].slice(0, 256),
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime),
       requestId: String(request.id),
@@ -100,7 +100,7 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
   // after their answer, and the ones still idle at the very end are closed with
   // the server (forceCloseConnections: 'idle').
   lifecycle.onStopAccepting(() => {
-    const server = app.getHttpServer() as Server;
+    const server = app.getHttpServer();
     if (server.listening) NetServer.prototype.close.call(server);
   });
   fastify.addHook('onSend', async (request, reply) => {

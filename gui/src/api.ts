@@ -55,7 +55,7 @@ export class Api {
     const text = await response.text();
     const parsed: unknown = text !== '' && (response.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : undefined;
     if (!response.ok) {
-      const problem = { status: response.status, ...(typeof parsed === 'object' && parsed ? (parsed as Partial<Problem>) : {}) } as Problem;
+      const problem = { status: response.status, ...(typeof parsed === 'object' && parsed ? (parsed as Partial<Problem>) : {}) };
       const retryAfter = Number(response.headers.get('retry-after'));
       const error = new ApiError(response.status, problem, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
       if (response.status === 401 && !path.startsWith('/auth/login')) this.onUnauthorized(error);

@@ -18,28 +18,28 @@ export function lineDiff(before: string, after: string, maxCells = 8_000_000): D
   const lcs = new Uint32Array((n + 1) * width);
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      lcs[i * width + j] = am[i] === bm[j] ? lcs[(i + 1) * width + j + 1]! + 1 : Math.max(lcs[(i + 1) * width + j]!, lcs[i * width + j + 1]!);
+      lcs[i * width + j] = am[i] === bm[j] ? lcs[(i + 1) * width + j + 1] + 1 : Math.max(lcs[(i + 1) * width + j], lcs[i * width + j + 1]);
     }
   }
   const out: DiffLine[] = [];
   let oldNo = 1;
   let newNo = 1;
-  for (let k = 0; k < head; k++) out.push({ op: 'same', text: a[k]!, oldNo: oldNo++, newNo: newNo++ });
+  for (let k = 0; k < head; k++) out.push({ op: 'same', text: a[k], oldNo: oldNo++, newNo: newNo++ });
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
     if (i < n && j < m && am[i] === bm[j]) {
-      out.push({ op: 'same', text: am[i]!, oldNo: oldNo++, newNo: newNo++ });
+      out.push({ op: 'same', text: am[i], oldNo: oldNo++, newNo: newNo++ });
       i++;
       j++;
-    } else if (i < n && (j === m || lcs[(i + 1) * width + j]! >= lcs[i * width + j + 1]!)) {
-      out.push({ op: 'del', text: am[i]!, oldNo: oldNo++ });
+    } else if (i < n && (j === m || lcs[(i + 1) * width + j] >= lcs[i * width + j + 1])) {
+      out.push({ op: 'del', text: am[i], oldNo: oldNo++ });
       i++;
     } else {
-      out.push({ op: 'add', text: bm[j]!, newNo: newNo++ });
+      out.push({ op: 'add', text: bm[j], newNo: newNo++ });
       j++;
     }
   }
-  for (let k = a.length - tail; k < a.length; k++) out.push({ op: 'same', text: a[k]!, oldNo: oldNo++, newNo: newNo++ });
+  for (let k = a.length - tail; k < a.length; k++) out.push({ op: 'same', text: a[k], oldNo: oldNo++, newNo: newNo++ });
   return out;
 }

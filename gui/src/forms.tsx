@@ -21,7 +21,7 @@ function useSubmit() {
   };
   const conflict = error instanceof ApiError && error.isConflict;
   const fieldErrors: Record<string, string> = {};
-  if (error instanceof ApiError) for (const e of error.problem.errors ?? []) fieldErrors[e.field.split('.')[0]!] ??= e.message;
+  if (error instanceof ApiError) for (const e of error.problem.errors ?? []) fieldErrors[e.field.split('.')[0]] ??= e.message;
   const message = error && !conflict ? describeError(error) : undefined;
   return { busy, error, conflict, fieldErrors, message, run, clear: () => setError(undefined) };
 }
@@ -73,7 +73,7 @@ export function AgentForm({ api, store, current, onClose }: FormProps<Agent>) {
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     void submit.run(async () => {
-      const model = { ...(base?.model ?? {}), provider: v.provider.trim(), name: v.model.trim() } as Agent['model'];
+      const model = { ...(base?.model ?? {}), provider: v.provider.trim(), name: v.model.trim() };
       if (v.temperature.trim() === '') delete model.temperature;
       else model.temperature = Number(v.temperature);
       const tags = splitList(v.tags);
@@ -263,7 +263,7 @@ export function TrustRuleForm({ api, store, current, onClose, agents, servers }:
     agentId: r?.agentId ?? agents[0] ?? '',
     mcpServerId: r?.mcpServerId ?? servers[0] ?? '',
     toolPattern: r?.toolPattern ?? '*',
-    effect: (r?.effect ?? 'allow') as Effect,
+    effect: (r?.effect ?? 'allow'),
     priority: String(r?.priority ?? 0),
     description: r?.description ?? '',
   });

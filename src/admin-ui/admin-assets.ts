@@ -175,7 +175,7 @@ export function acceptsGzip(acceptEncoding: string | undefined): boolean {
   if (!acceptEncoding) return false;
   return acceptEncoding.split(',').some((part) => {
     const [name, ...params] = part.trim().split(';');
-    if (name!.trim().toLowerCase() !== 'gzip' && name!.trim() !== '*') return false;
+    if (name.trim().toLowerCase() !== 'gzip' && name.trim() !== '*') return false;
     const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
     return q === undefined || Number(q.slice(2)) > 0;
   });

@@ -28,7 +28,7 @@ export class AdminUiController {
   }
 
   private async serve(request: FastifyRequest, reply: FastifyReply, ifNoneMatch: string | undefined): Promise<void> {
-    const pathname = request.url.split('?')[0]!;
+    const pathname = request.url.split('?')[0];
     const answer = this.assets.resolve(pathname.slice(ADMIN_BASE.length));
     if (answer.kind === 'unavailable') throw new DomainError('service_unavailable', answer.detail, { headers: { 'retry-after': '10' } });
     if (answer.kind === 'not_found') throw new DomainError('not_found', 'no such file in the admin GUI');

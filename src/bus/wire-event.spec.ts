@@ -8,7 +8,7 @@ describe('wire batch encoding', () => {
     ];
     const decoded = decodeBatch(encodeBatch(events));
     expect(decoded).toEqual(events);
-    expect(JSON.parse(decoded[1]!.json).data.note).toBe('a\tb\nc');
+    expect(JSON.parse(decoded[1].json).data.note).toBe('a\tb\nc');
   });
 
   it('decodes an empty message to nothing', () => {

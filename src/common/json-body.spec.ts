@@ -35,10 +35,10 @@ describe('JSON body guards', () => {
     await expect(parse('{"a":1}')).resolves.toEqual({ a: 1 });
     const deep = await parse('['.repeat(5000) + ']'.repeat(5000)).catch((e: unknown) => e);
     expect(deep).toBeInstanceOf(DomainError);
-    expect((deep as DomainError).errors[0]!.field).toBe('(body)');
+    expect((deep as DomainError).errors[0].field).toBe('(body)');
     const nul = await parse('{"name":"a\\u0000b"}').catch((e: unknown) => e);
     expect((nul as DomainError).status).toBe(400);
-    expect((nul as DomainError).errors[0]!.field).toBe('name');
+    expect((nul as DomainError).errors[0].field).toBe('name');
     await expect(parse('{bad')).rejects.toBeInstanceOf(SyntaxError);
   });
 });

@@ -44,7 +44,7 @@ export function findNul(value: unknown, root = ''): string | undefined {
     } else if (v !== null && typeof v === 'object') {
       const entries = Object.entries(v as Record<string, unknown>);
       for (let i = entries.length - 1; i >= 0; i--) {
-        const [key, child] = entries[i]!;
+        const [key, child] = entries[i];
         const childPath = join(path, key.replace(/\0/g, '\\u0000'));
         if (key.includes('\0')) return childPath;
         stack.push([child, childPath]);

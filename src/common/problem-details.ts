@@ -36,7 +36,7 @@ export function toDomainError(error: unknown): DomainError {
     const status = error.getStatus();
     const response = error.getResponse();
     const message =
-      typeof response === 'object' && response !== null && 'message' in response ? String((response as { message: unknown }).message) : error.message;
+      typeof response === 'object' && response !== null && 'message' in response ? String((response).message) : error.message;
     return new DomainError(codeForStatus(status), message);
   }
   if (isFastifyError(error)) {

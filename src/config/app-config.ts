@@ -358,7 +358,7 @@ function toAppConfig(env: Environment): AppConfig {
 export function loadConfig(env: Env = process.env): AppConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = parsed.error.issues[0];
     throw new ConfigError(String(issue.path[0]), issue.message);
   }
   return toAppConfig(parsed.data);

@@ -38,7 +38,7 @@ export function egressLookup(policy: EgressPolicy, resolve: Resolver = systemRes
           const error = Object.assign(new Error(`no IPv${family} address for ${hostname}`), { code: 'ENOTFOUND' });
           callback(error, options.all ? [] : '', 0);
         } else if (options.all) callback(null, usable);
-        else callback(null, usable[0]!.address, usable[0]!.family);
+        else callback(null, usable[0].address, usable[0].family);
       },
       (error: NodeJS.ErrnoException) => callback(error, options.all ? [] : '', 0),
     );
@@ -61,7 +61,7 @@ export function createEgressDispatcher(policy: EgressPolicy, options: EgressDisp
   const connector = buildConnector({
     lookup: egressLookup(policy, options.resolve),
     timeout: options.connectTimeoutMs ?? 10_000,
-  } as buildConnector.BuildOptions);
+  });
   return new Agent({
     connect: (opts, callback) => {
       const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;

@@ -156,8 +156,8 @@ export class HealthStream implements OnModuleInit, OnApplicationShutdown {
         if (!servers) return client.writeReplay(events);
         const mine = events.filter((e) => servers.has(serverOf(e)));
         if (mine.length > 0) await client.writeReplay(mine);
-        const last = events[events.length - 1]!.seq;
-        if (mine.length === 0 || mine[mine.length - 1]!.seq !== last) client.write(codec.cursor(last));
+        const last = events[events.length - 1].seq;
+        if (mine.length === 0 || mine[mine.length - 1].seq !== last) client.write(codec.cursor(last));
       },
       reset: (cursor, reason) => client.reset(cursor, reason),
       close: (reason) => client.close(reason),
@@ -174,7 +174,7 @@ export class HealthStream implements OnModuleInit, OnApplicationShutdown {
             transport: `${codec.transport}+health:${key}`,
             events: (events) => {
               const mine = events.filter((e) => servers.has(serverOf(e)));
-              return mine.length > 0 ? codec.events(mine) : codec.cursor(events[events.length - 1]!.seq);
+              return mine.length > 0 ? codec.events(mine) : codec.cursor(events[events.length - 1].seq);
             },
             cursor: (seq) => codec.cursor(seq),
           }

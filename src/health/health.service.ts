@@ -105,7 +105,7 @@ export class HealthService {
       };
     }
     const [health] = await this.views([target], this.runtime.samples.size, true);
-    return health!;
+    return health;
   }
 
   /** `GET /health`. */

@@ -76,7 +76,7 @@ export async function probeMcpServer(request: ProbeRequest, fetch: EgressFetch):
   const requestInit = { headers: request.headers };
   const transport: SdkTransport =
     request.transport === 'sse'
-      ? new SSEClientTransport(url, { fetch: boundFetch as never, requestInit, eventSourceInit: { fetch: boundFetch as never } })
+      ? new SSEClientTransport(url, { fetch: boundFetch as never, requestInit, eventSourceInit: { fetch: boundFetch } })
       : new StreamableHTTPClientTransport(url, {
           fetch: boundFetch as never,
           requestInit,

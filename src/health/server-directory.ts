@@ -156,7 +156,7 @@ export class ServerDirectory implements OnApplicationBootstrap, OnApplicationShu
         this.apply(s.id, toTarget(s));
       }
       if (page.length < PAGE) break;
-      after = page[page.length - 1]!.id;
+      after = page[page.length - 1].id;
     }
     for (const id of [...this.servers.keys()]) if (!seen.has(id)) this.apply(id, undefined);
   }

@@ -94,7 +94,7 @@ export class JsonLogger implements LoggerService {
       fields.err = { type: message.name, message: scrub(message.message), stack: message.stack ? scrub(message.stack) : undefined };
       this.pino[level](fields, scrub(message.message));
     } else if (typeof message === 'object' && message !== null) {
-      this.pino[level]({ ...fields, ...(message as object) });
+      this.pino[level]({ ...fields, ...(message) });
     } else {
       this.pino[level](fields, scrub(String(message)));
     }

@@ -38,9 +38,9 @@ export class OutboxMetrics implements OnModuleInit {
                FROM outbox WHERE seq IS NULL`,
           )
           .then((rows: { last_seq: number; unnumbered: number; oldest: number }[]) => ({
-            lastSeq: rows[0]!.last_seq,
-            unnumbered: rows[0]!.unnumbered,
-            oldest: rows[0]!.oldest,
+            lastSeq: rows[0].last_seq,
+            unnumbered: rows[0].unnumbered,
+            oldest: rows[0].oldest,
           }));
         const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref());
         cached = { at: Date.now(), value: Promise.race([query, timeout]).catch(() => undefined) };

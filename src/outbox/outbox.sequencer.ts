@@ -259,7 +259,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
     this.sequencedRuns++;
     this.runs.inc();
     await this.publish(events);
-    this.lastPublished = events[events.length - 1]!.seq;
+    this.lastPublished = events[events.length - 1].seq;
   }
 
   /** Bounded: a Redis outage must not hold the sequencer lock; replicas back-fill what is lost. */
@@ -267,7 +267,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
     try {
       await withTimeout(this.bus.publish(events), PUBLISH_TIMEOUT_MS, 'publish timed out');
     } catch (error) {
-      this.logger.warn(`publish of seq ${events[0]!.seq}..${events.at(-1)!.seq} failed (${(error as Error).message}); replicas will back-fill`);
+      this.logger.warn(`publish of seq ${events[0].seq}..${events.at(-1)!.seq} failed (${(error as Error).message}); replicas will back-fill`);
     }
   }
 

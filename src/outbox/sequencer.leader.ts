@@ -106,7 +106,7 @@ export class SequencerLeadership {
       const result = await withTimeout(client.query<{ term: string }>(CLAIM, [this.config.replicaId, leaseMs]), leaseMs / 2);
       if (this.stopped) return;
       if (result.rowCount === 1) {
-        const term = Number(result.rows[0]!.term);
+        const term = Number(result.rows[0].term);
         if (!this.leading || term !== this.term) {
           this.term = term;
           this.leading = true;

@@ -70,7 +70,7 @@ export class NoticeService {
         actor,
         input.expiresAt ?? null,
       ]);
-      const notice = toNotice(row!);
+      const notice = toNotice(row);
       await w.append({ type: notice.kind, id: notice.id, actor, data: { message: notice.message, expiresAt: notice.expiresAt } });
       return notice;
     });

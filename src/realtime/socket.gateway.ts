@@ -133,7 +133,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     this.registry.listen(this);
     this.lifecycle.onDrain(() => this.drain());
     // Every replica's probe results, live, for sockets on the health channel.
-    this.healthRuntime.checks.onCheck((result) => this.healthCheck(result as unknown as HealthCheckMessage));
+    this.healthRuntime.checks.onCheck((result) => this.healthCheck(result));
     this.bus.onControl((message) => {
       if (message.op === 'disconnect' && message.principalId) this.disconnectPrincipal(message.principalId, message.reason ?? 'disconnected by an admin');
     });
@@ -146,7 +146,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
   /** Authenticates, checks the Origin of cookie handshakes, takes a connection slot. Throws to refuse. */
   private async handshake(socket: IoSocket): Promise<void> {
     if (this.lifecycle.isDraining) throw new DomainError('service_unavailable', 'this replica is draining; reconnect');
-    const req = socket.request as IncomingMessage;
+    const req = socket.request;
     const token = typeof socket.handshake.auth?.token === 'string' ? socket.handshake.auth.token : undefined;
     const headers = token !== undefined ? { ...req.headers, authorization: `Bearer ${token}`, cookie: undefined } : req.headers;
     const authRequest = { method: 'GET', headers, protocol: forwardedProto(req), host: req.headers.host };
@@ -203,7 +203,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     const { principal, sub, untrack } = socket.data;
     untrack?.();
     if (sub) this.endSubscription(socket);
-    this.disconnects.inc({ reason: reason.split(':')[0]!.slice(0, 40) });
+    this.disconnects.inc({ reason: reason.split(':')[0].slice(0, 40) });
     this.registry.socketChanged(principal.id, principal.name, principal.kind, -1);
     void this.cluster.releaseConnection(principal.id).catch(() => undefined);
   }
@@ -224,7 +224,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
       if (addsHealth) {
         // The state first (consistent with the head), then the changes after it as events.
         const snapshot = await this.health.snapshot(this.hub.head);
-        socket.emit('health.snapshot', snapshot as unknown as HealthSnapshotMessage);
+        socket.emit('health.snapshot', snapshot);
         // A fresh subscription goes on from the snapshot, not from a head that moved while it was read.
         cursor ??= snapshot.cursor;
       }
@@ -342,7 +342,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
 
 function forwardedProto(req: IncomingMessage): string {
   const forwarded = req.headers['x-forwarded-proto'];
-  if (typeof forwarded === 'string' && forwarded !== '') return forwarded.split(',')[0]!.trim();
+  if (typeof forwarded === 'string' && forwarded !== '') return forwarded.split(',')[0].trim();
   return (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
 }
 
@@ -353,7 +353,7 @@ function parseLastEventId(value: number | string): number {
 }
 
 function zodError(error: z.ZodError): DomainError {
-  const issue = error.issues[0]!;
+  const issue = error.issues[0];
   const field = issue.path.length > 0 ? issue.path.join('.') : '(message)';
   return DomainError.field(field, issue.message);
 }

@@ -103,7 +103,7 @@ export class SocketSubscriber implements Subscriber<Packets> {
       const conn = this.conn;
       if (conn.readyState !== 'open') return;
       const end = Math.min(events.length, i + REPLAY_SLICE);
-      for (let k = i; k < end; k++) conn.write(eventPacket(events[k]!));
+      for (let k = i; k < end; k++) conn.write(eventPacket(events[k]));
       if (this.backlog() > 64 * 1024) await this.drained();
     }
   }

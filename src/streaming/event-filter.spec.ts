@@ -32,6 +32,6 @@ describe('EventFilter', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(DomainError);
-    expect((error as DomainError).errors[0]!.field).toBe('events');
+    expect((error as DomainError).errors[0].field).toBe('events');
   });
 });

@@ -24,7 +24,7 @@ export class EventsController {
     }
     // Head and page come from one snapshot: a short page means everything up to
     // the head was seen, so `next` moves past events the filter skipped too.
-    const last = items.length > 0 ? items[items.length - 1]!.seq : after;
+    const last = items.length > 0 ? items[items.length - 1].seq : after;
     const next = items.length === query.limit ? last : Math.max(after, head.lastSeq, last);
     return { items, next, head: head.lastSeq };
   }

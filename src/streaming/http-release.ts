@@ -27,7 +27,7 @@ type HttpSocket = Socket & { parser?: PooledParser | null; _httpMessage?: unknow
 
 const httpCommon: HttpCommon | undefined = (() => {
   try {
-    return process.getBuiltinModule('_http_common') as HttpCommon;
+    return process.getBuiltinModule('_http_common');
   } catch {
     return undefined;
   }

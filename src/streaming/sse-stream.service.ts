@@ -133,7 +133,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     this.connections.delete(conn);
     this.credentials.untrack(conn);
     this.hub.leave(conn);
-    this.disconnects.inc({ reason: reason.split(':')[0]! });
+    this.disconnects.inc({ reason: reason.split(':')[0] });
     void this.cluster.releaseConnection(conn.userId).catch(() => undefined);
   }
 

@@ -180,12 +180,12 @@ export class SseConnection implements Subscriber<Buffer> {
     const socket = this.socket;
     let i = 0;
     while (i < events.length && !this.closed) {
-      let size = events[i]!.frame.length;
+      let size = events[i].frame.length;
       let end = i + 1;
-      while (end < events.length && size + events[end]!.frame.length <= this.replaySliceBytes) size += events[end++]!.frame.length;
+      while (end < events.length && size + events[end].frame.length <= this.replaySliceBytes) size += events[end++].frame.length;
       socket.cork();
       socket.write(chunkHead(size));
-      for (let k = i; k < end; k++) socket.write(events[k]!.frame);
+      for (let k = i; k < end; k++) socket.write(events[k].frame);
       const more = socket.write(CRLF);
       socket.uncork();
       i = end;

@@ -26,8 +26,8 @@ class SubscriberGroup<P> {
   /** Returns how many events were written, summed over subscribers (metrics). */
   deliver(events: HubEvent[]): number {
     let written = 0;
-    const first = events[0]!.seq;
-    const last = events[events.length - 1]!.seq;
+    const first = events[0].seq;
+    const last = events[events.length - 1].seq;
     const matching = this.filter.all ? events : events.filter((e) => this.filter.matches(e.type));
     let shared: P | undefined;
     for (const sub of this.members) {
@@ -47,7 +47,7 @@ class SubscriberGroup<P> {
       }
       sub.cursor = last;
     }
-    this.unadvertised = matching.length > 0 && matching[matching.length - 1]!.seq === last ? undefined : last;
+    this.unadvertised = matching.length > 0 && matching[matching.length - 1].seq === last ? undefined : last;
     return written;
   }
 

@@ -75,7 +75,7 @@ export class StreamReplay {
       let events = this.sequence.recent(sub.cursor, this.pageSize);
       if (events) this.counters.windowReplays++;
       else events = await this.readShared(sub.cursor);
-      if (events.length === 0 || events[0]!.seq !== sub.cursor + 1) {
+      if (events.length === 0 || events[0].seq !== sub.cursor + 1) {
         // The outbox no longer holds cursor+1: pruned (maybe under our feet).
         told = this.resetToHead(sub, 'cursor is older than the retention window');
         continue;
@@ -83,9 +83,9 @@ export class StreamReplay {
       const matching = sub.filter.all ? events : events.filter((e) => sub.filter.matches(e.type));
       if (matching.length > 0) {
         await sub.writeReplay(matching);
-        told = matching[matching.length - 1]!.seq;
+        told = matching[matching.length - 1].seq;
       }
-      sub.cursor = Math.max(sub.cursor, events[events.length - 1]!.seq);
+      sub.cursor = Math.max(sub.cursor, events[events.length - 1].seq);
     }
   }
 

@@ -36,7 +36,7 @@ export interface SequenceStats {
 }
 
 function contiguous(events: WireEvent[]): boolean {
-  for (let i = 1; i < events.length; i++) if (events[i]!.seq !== events[i - 1]!.seq + 1) return false;
+  for (let i = 1; i < events.length; i++) if (events[i].seq !== events[i - 1].seq + 1) return false;
   return true;
 }
 
@@ -105,7 +105,7 @@ export class StreamSequence implements BusListener {
     const { lastSeq } = await this.readHead();
     const latest = this.settings.windowSize > 0 ? await this.outbox.readLatest(this.settings.windowSize) : [];
     for (const event of fromOutbox(latest)) this.window.push(event);
-    this.lastSeq = latest.length > 0 ? latest[latest.length - 1]!.seq : lastSeq;
+    this.lastSeq = latest.length > 0 ? latest[latest.length - 1].seq : lastSeq;
     if (lastSeq > this.lastSeq) this.requestBackfill(lastSeq);
     this.bus.subscribe(this);
     this.pollTimer = setInterval(() => void this.pollHead(), this.settings.headPollMs);
@@ -121,10 +121,10 @@ export class StreamSequence implements BusListener {
 
   onEvents(events: WireEvent[]): void {
     if (this.stopped || events.length === 0) return;
-    if (!this.processing && this.backfillTarget <= this.lastSeq && events[0]!.seq === this.lastSeq + 1 && contiguous(events)) {
+    if (!this.processing && this.backfillTarget <= this.lastSeq && events[0].seq === this.lastSeq + 1 && contiguous(events)) {
       // The common case: the next events, nothing in front of them. No hop through the loop.
       const fresh: HubEvent[] = new Array(events.length);
-      for (let i = 0; i < events.length; i++) fresh[i] = toHubEvent(events[i]!);
+      for (let i = 0; i < events.length; i++) fresh[i] = toHubEvent(events[i]);
       this.deliver(fresh);
       return;
     }
@@ -175,7 +175,7 @@ export class StreamSequence implements BusListener {
       while (!this.stopped && (this.pending.length > 0 || this.backfillTarget > this.lastSeq)) {
         const batches = this.pending;
         this.pending = [];
-        for (const batch of batches) if (batch.length > 0) taken = Math.max(taken, batch[batch.length - 1]!.seq);
+        for (const batch of batches) if (batch.length > 0) taken = Math.max(taken, batch[batch.length - 1].seq);
         let fresh: HubEvent[] = [];
         let expected = this.lastSeq + 1;
         for (const batch of batches) {
@@ -218,7 +218,7 @@ export class StreamSequence implements BusListener {
     this.counters.backfills++;
     while (this.lastSeq < upTo && !this.stopped) {
       const page = await this.outbox.readRange(this.lastSeq, upTo, this.settings.replayPageSize);
-      if (page.length === 0 || page[0]!.seq !== this.lastSeq + 1) {
+      if (page.length === 0 || page[0].seq !== this.lastSeq + 1) {
         const { prunedThrough } = await this.readHead();
         if (prunedThrough > this.lastSeq) {
           // This replica fell behind retention: its subscribers must resume (and be reset).
@@ -239,7 +239,7 @@ export class StreamSequence implements BusListener {
   private deliver(events: HubEvent[]): void {
     if (events.length === 0) return;
     for (const event of events) this.window.push(event);
-    this.lastSeq = events[events.length - 1]!.seq;
+    this.lastSeq = events[events.length - 1].seq;
     this.counters.delivered += events.length;
     this.output.publish(events);
   }

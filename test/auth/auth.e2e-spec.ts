@@ -53,7 +53,7 @@ describe('auth: API keys, users, sessions', () => {
     const setCookie = login.headers.get('set-cookie')!;
     expect(setCookie).toMatch(/^ar_session=[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
     expect(login.headers.get('cache-control')).toBe('no-store');
-    const cookie = setCookie.split(';')[0]!;
+    const cookie = setCookie.split(';')[0];
 
     expect((await api(t.baseUrl, 'GET', '/api/v1/auth/me', { headers: { cookie } })).body).toEqual({ kind: 'user', name: 'alice', role: 'editor' });
     // Unsafe cookie requests name their origin (browsers always do): here the service's own.
@@ -90,7 +90,7 @@ describe('auth: API keys, users, sessions', () => {
     const made = await api(t.baseUrl, 'POST', '/api/v1/users', { key: t.adminKey, body: { username: 'erin', password: 'first password 1', role: 'viewer' } });
     expect(made.status).toBe(201);
     const login = await api(t.baseUrl, 'POST', '/api/v1/auth/login', { body: { username: 'erin', password: 'first password 1' } });
-    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const cookie = login.headers.get('set-cookie')!.split(';')[0];
     const promoted = await api(t.baseUrl, 'PATCH', `/api/v1/users/${made.body.id}`, { key: t.adminKey, body: { role: 'editor' } });
     expect(promoted.status).toBe(200);
     expect(promoted.body).toMatchObject({ username: 'erin', role: 'editor' });

@@ -108,7 +108,7 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     const again = await fetch(`${r1.url}/admin/`, { headers: { 'if-none-match': index.headers.get('etag')! } });
     expect(again.status).toBe(304);
 
-    const asset = /src="(\/admin\/assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const asset = /src="(\/admin\/assets\/[^"]+\.js)"/.exec(html)![1];
     const js = await fetch(`${r2.url}${asset}`);
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');

@@ -208,8 +208,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       MAX_CONNECTIONS_PER_USER: '500',
       SHUTDOWN_GRACE_MS: '10000',
     };
-    NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i]!, proxies[i]!, main, env, logStream(config.logDir, name))));
-    await replicas[0]!.start('ready', 60_000); // migrations run once, here
+    NAMES.forEach((name, i) => replicas.push(new Replica(name, ports[i], proxies[i], main, env, logStream(config.logDir, name))));
+    await replicas[0].start('ready', 60_000); // migrations run once, here
     await Promise.all(replicas.slice(1).map((r) => r.start('ready', 60_000)));
     say(
       `PostgreSQL :${pgServer.port}, redis :${redisPort}, replicas ${replicas.map((r) => `${r.name} :${r.port} (redis via :${r.redisProxy.port})`).join(', ')}`,
@@ -280,7 +280,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
       }
       for (let i = 0; i < count.direct; i++) {
         // Straight to a replica (each its own first), the next one on every reconnect.
-        const targets = direct.map((_, k) => direct[(d + k) % direct.length]!);
+        const targets = direct.map((_, k) => direct[(d + k) % direct.length]);
         d++;
         slowClients.push(new SlowClient(targets, adminKey, `slow${slowClients.length + 1}`, behaviour, events, start, 'direct'));
       }
@@ -871,8 +871,8 @@ function buildReport(x: ReportInput): string {
     while (i < r.lostSeqs.length) {
       let j = i;
       // A run: lost seqs with nothing received in between.
-      while (j + 1 < r.lostSeqs.length && ![...rangeOf(r.lostSeqs[j]!, r.lostSeqs[j + 1]!)].some((q) => received.has(q))) j++;
-      const before = rec.received.filter((e) => e.seq < r.lostSeqs[i]!).at(-1);
+      while (j + 1 < r.lostSeqs.length && ![...rangeOf(r.lostSeqs[j], r.lostSeqs[j + 1])].some((q) => received.has(q))) j++;
+      const before = rec.received.filter((e) => e.seq < r.lostSeqs[i]).at(-1);
       runs.push({ client: r.name, count: j - i + 1, fault: faultAt(x.faults, before?.wall ?? x.T0 - 1) });
       i = j + 1;
     }
@@ -1020,7 +1020,7 @@ function logDigest(logDir: string, replicas: Replica[], nginx: Nginx): string[] 
       const upstream = (l: string) => /up=(.*?) rid=/.exec(l)?.[1]?.split(/,\s*/).at(-1) ?? '?';
       const port = (u: string) => {
         const i = replicas.findIndex((r) => u.endsWith(`:${r.port}`));
-        return i >= 0 ? replicas[i]!.name : u;
+        return i >= 0 ? replicas[i].name : u;
       };
       out.push(
         `nginx /ws/v1 answers by replica: ${tally(io, (l) => `${port(upstream(l))} ${status(l)}`)
@@ -1029,7 +1029,7 @@ function logDigest(logDir: string, replicas: Replica[], nginx: Nginx): string[] 
       );
       const first = new Map<string, string>();
       for (const l of io) {
-        const from = l.split(' ')[0]!;
+        const from = l.split(' ')[0];
         if (!first.has(from)) first.set(from, port(upstream(l)));
       }
       out.push(

@@ -57,8 +57,8 @@ export function headAt(outbox: OutboxRow[], wall: number): number {
   let found = 0;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (outbox[mid]!.sequencedWall <= wall) {
-      found = outbox[mid]!.seq;
+    if (outbox[mid].sequencedWall <= wall) {
+      found = outbox[mid].seq;
       lo = mid + 1;
     } else hi = mid - 1;
   }
@@ -152,7 +152,7 @@ export function missingWrites(acked: AckedWrite[], outbox: OutboxRow[]): AckedWr
 export function outboxProblems(outbox: OutboxRow[]): string[] {
   const problems: string[] = [];
   for (let i = 1; i < outbox.length; i++) {
-    if (outbox[i]!.seq !== outbox[i - 1]!.seq + 1) problems.push(`seq jumps from ${outbox[i - 1]!.seq} to ${outbox[i]!.seq}`);
+    if (outbox[i].seq !== outbox[i - 1].seq + 1) problems.push(`seq jumps from ${outbox[i - 1].seq} to ${outbox[i].seq}`);
   }
   const known = new Set<string>(EVENT_TYPES);
   const unknown = [...new Set(outbox.map((r) => r.type).filter((t) => !known.has(t)))];
@@ -180,7 +180,7 @@ export function ranges(values: number[], limit = 12): string {
   let i = 0;
   while (i < values.length && parts.length < limit) {
     let j = i;
-    while (j + 1 < values.length && values[j + 1] === values[j]! + 1) j++;
+    while (j + 1 < values.length && values[j + 1] === values[j] + 1) j++;
     parts.push(i === j ? String(values[i]) : `${values[i]}-${values[j]}`);
     i = j + 1;
   }
@@ -192,5 +192,5 @@ export function ranges(values: number[], limit = 12): string {
 export function medianMax(values: number[]): { median: number; max: number; n: number } {
   if (values.length === 0) return { median: 0, max: 0, n: 0 };
   const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]!, n: values.length };
+  return { median: sorted[Math.floor(sorted.length / 2)], max: sorted[sorted.length - 1], n: values.length };
 }

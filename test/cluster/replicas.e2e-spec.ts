@@ -8,7 +8,7 @@ const agent = (id: string) => ({ id, name: id, model: { provider: 'anthropic', n
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 describe('three replicas behind one Redis and one PostgreSQL', () => {
@@ -88,7 +88,7 @@ describe('three replicas behind one Redis and one PostgreSQL', () => {
     const start = await head(r1);
     for (let i = 0; i < 5; i++) await create(r1, `resume-a${i}`);
     await first.waitForEvents(5);
-    const seen = first.events[2]!.id;
+    const seen = first.events[2].id;
     first.close();
     for (let i = 0; i < 5; i++) await create(r2, `resume-b${i}`);
     const second = await sse(r3, '', { 'last-event-id': String(seen) });

@@ -95,7 +95,7 @@ describe('deployment files', () => {
   it('compose: registry env (DATABASE_URL->postgres, REDIS_URL->redis, secrets required)', () => {
     const p: string[] = [];
     for (const n of registryNames) {
-      const env = envMap(services[n]!.environment);
+      const env = envMap(services[n].environment);
       if (!/^postgres(ql)?:\/\/.*@postgres(:\d+)?\//.test(env.DATABASE_URL ?? '')) p.push(`${n}: DATABASE_URL must point at service postgres`);
       if (!/^rediss?:\/\/(.*@)?redis(:\d+)?(\/|$)/.test(env.REDIS_URL ?? '')) p.push(`${n}: REDIS_URL must point at service redis`);
       for (const k of ['BOOTSTRAP_ADMIN_KEY', 'SECRET_KEY']) {
@@ -109,7 +109,7 @@ describe('deployment files', () => {
   it('compose: registry depends_on postgres+redis healthy, stop_grace_period, healthcheck', () => {
     const p: string[] = [];
     for (const n of registryNames) {
-      const s = services[n]!;
+      const s = services[n];
       const d = dependsOn(s.depends_on);
       for (const dep of ['postgres', 'redis']) {
         if (d[dep]?.condition !== 'service_healthy') p.push(`${n}: depends_on ${dep} not service_healthy`);
@@ -136,7 +136,7 @@ describe('deployment files', () => {
       if (!named) p.push('postgres has no named data volume');
       else {
         const [vname, target] = named.split(':');
-        if (!compose.volumes || !(vname! in compose.volumes)) p.push(`volume "${vname}" not declared under top-level volumes`);
+        if (!compose.volumes || !(vname in compose.volumes)) p.push(`volume "${vname}" not declared under top-level volumes`);
         if (/^postgres:18/.test(pg.image ?? '') && target !== '/var/lib/postgresql') p.push('postgres:18 volume must mount at /var/lib/postgresql');
       }
     }
@@ -217,12 +217,12 @@ describe('deployment files', () => {
       .join('\n');
     const ups = [...conf.matchAll(/upstream\s+(\S+)\s*\{([^}]*)\}/g)];
     if (ups.length === 0) p.push('no upstream block');
-    if (!ups.some((u) => /least_conn\s*;/.test(u[2]!))) p.push('no least_conn upstream');
+    if (!ups.some((u) => /least_conn\s*;/.test(u[2]))) p.push('no least_conn upstream');
     for (const [, name, body] of ups) {
-      const hosts = [...body!.matchAll(/^\s*server\s+([^\s;:]+)(?::(\d+))?/gm)].map((m) => `${m[1]}:${m[2] ?? 80}`).sort();
+      const hosts = [...body.matchAll(/^\s*server\s+([^\s;:]+)(?::(\d+))?/gm)].map((m) => `${m[1]}:${m[2] ?? 80}`).sort();
       const want = registryNames.map((n) => `${n}:3000`);
       if (JSON.stringify(hosts) !== JSON.stringify(want)) p.push(`upstream ${name} servers [${hosts.join(',')}] != [${want.join(',')}]`);
-      if (!/keepalive\s+\d+\s*;/.test(body!)) p.push(`upstream ${name} has no keepalive`);
+      if (!/keepalive\s+\d+\s*;/.test(body)) p.push(`upstream ${name} has no keepalive`);
     }
     const need: [RegExp, string][] = [
       [/map\s+\$http_upgrade\s+\$connection_upgrade/, 'map $http_upgrade $connection_upgrade'],
@@ -247,14 +247,14 @@ describe('deployment files', () => {
     ];
     for (const [re, what] of need) if (!re.test(conf)) p.push(`missing ${what}`);
     const gz = conf.match(/gzip_types\s+([^;]*);/);
-    if (gz && /text\/event-stream/.test(gz[1]!)) p.push('gzip_types includes text/event-stream');
+    if (gz && /text\/event-stream/.test(gz[1])) p.push('gzip_types includes text/event-stream');
     // Each streaming location must disable buffering and use the long timeout.
     for (const loc of ['/api/v1/stream/', '/api/v1/discovery', '/gateway/stream/', '/ws/v1', '/mcp']) {
       const m = conf.match(new RegExp(`location\\s+(?:=\\s*|\\^~\\s*)?${loc.replace(/[/.]/g, '\\$&')}\\s*\\{([^}]*)\\}`));
       if (!m) continue;
-      if (!/proxy_buffering\s+off/.test(m[1]!)) p.push(`${loc}: proxy_buffering not off`);
-      if (!/proxy_read_timeout\s+(1h|3600s?|60m)/.test(m[1]!)) p.push(`${loc}: proxy_read_timeout not 1h`);
-      if (/proxy_set_header/.test(m[1]!)) p.push(`${loc}: proxy_set_header here would drop the server-level headers`);
+      if (!/proxy_buffering\s+off/.test(m[1])) p.push(`${loc}: proxy_buffering not off`);
+      if (!/proxy_read_timeout\s+(1h|3600s?|60m)/.test(m[1])) p.push(`${loc}: proxy_read_timeout not 1h`);
+      if (/proxy_set_header/.test(m[1])) p.push(`${loc}: proxy_set_header here would drop the server-level headers`);
     }
     expect(p).toEqual([]);
   });

@@ -67,7 +67,7 @@ describe('discovery', () => {
     expect(frames.map((f) => f.event)).toEqual(['agents', 'agents', 'prompts', 'mcp_servers', 'trust_rules', 'complete']);
     const agents = frames.filter((f) => f.event === 'agents').flatMap((f) => JSON.parse(f.data).items);
     expect(agents).toEqual(json.body.agents);
-    expect(JSON.parse(frames[0]!.data)).toMatchObject({ page: 0, pages: 2, total: 3 });
+    expect(JSON.parse(frames[0].data)).toMatchObject({ page: 0, pages: 2, total: 3 });
     const complete = JSON.parse(frames.at(-1)!.data);
     expect(complete).toEqual({ cursor: json.body.cursor, counts: json.body.counts });
     expect((await api(t.baseUrl, 'GET', '/api/v1/discovery?stream=yes', { key: editor })).status).toBe(400);

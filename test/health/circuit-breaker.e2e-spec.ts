@@ -55,8 +55,8 @@ describe('circuit breaker stores: Redis (Lua) and memory follow the same rules',
         'open>half_open',
         'half_open>closed',
       ]);
-      expect(log[0]!.reason).toBe('2 consecutive failures: boom');
-      for (let i = 1; i < log.length; i++) expect(log[i]!.at).toBeGreaterThan(log[i - 1]!.at);
+      expect(log[0].reason).toBe('2 consecutive failures: boom');
+      for (let i = 1; i < log.length; i++) expect(log[i].at).toBeGreaterThan(log[i - 1].at);
       await store.remove(id);
       expect((await store.read([id])).get(id)).toMatchObject({ state: 'closed', failures: 0 });
     }, 15_000);
@@ -114,13 +114,13 @@ describe('circuit breaker per MCP server (one replica on Redis)', () => {
     await c.waitFor(() => transitions(c, 'flaky').length >= 5, 10_000, 'half_open, closed');
     expect(transitions(c, 'flaky')).toEqual(['closed>open', 'open>half_open', 'half_open>open', 'open>half_open', 'half_open>closed']);
     const [open1, half1, open2, half2, closed] = circuitEvents(c, 'flaky');
-    expect(open1!.data.data).toMatchObject({ reason: expect.stringMatching(/^2 consecutive failures: initialize/), failures: 2, coolDownMs: 1000 });
-    expect(open2!.data.data).toMatchObject({ reason: expect.stringMatching(/^trial call failed/), coolDownMs: 2000 });
-    expect(half1!.data.data.reason).toMatch(/cool-down of 1000 ms over/);
-    expect(closed!.data.data.reason).toBe('trial call succeeded');
+    expect(open1.data.data).toMatchObject({ reason: expect.stringMatching(/^2 consecutive failures: initialize/), failures: 2, coolDownMs: 1000 });
+    expect(open2.data.data).toMatchObject({ reason: expect.stringMatching(/^trial call failed/), coolDownMs: 2000 });
+    expect(half1.data.data.reason).toMatch(/cool-down of 1000 ms over/);
+    expect(closed.data.data.reason).toBe('trial call succeeded');
     // The cool-downs were kept (the client sees the events within ms of their commit).
-    expect(half1!.at - open1!.at).toBeGreaterThan(900);
-    expect(half2!.at - open2!.at).toBeGreaterThan(1900);
+    expect(half1.at - open1.at).toBeGreaterThan(900);
+    expect(half2.at - open2.at).toBeGreaterThan(1900);
     // Ordered like every other change, with the health changes between them.
     const ids = c.events.map((e) => e.id);
     expect([...ids].sort((a, b) => a - b)).toEqual(ids);
@@ -152,6 +152,6 @@ describe('circuit breaker per MCP server (one replica on Redis)', () => {
     expect(await breakers.allow('gw')).toBe(true);
     await c.waitFor(() => transitions(c, 'gw').length >= 3, 5000, 'three transitions');
     expect(transitions(c, 'gw')).toEqual(['closed>open', 'open>half_open', 'half_open>closed']);
-    expect(circuitEvents(c, 'gw')[0]!.data.data.reason).toBe('3 consecutive failures: tools/call timed out');
+    expect(circuitEvents(c, 'gw')[0].data.data.reason).toBe('3 consecutive failures: tools/call timed out');
   });
 });

@@ -87,13 +87,13 @@ describe('health probes speak MCP (one replica, no Redis)', () => {
     await register('legacy', legacy.sseUrl, { transport: 'sse', healthCheck: { ...FAST, listTools: true } });
     await waitEvents(stream, 'legacy', 1);
     const [first] = eventsOf(stream, 'legacy');
-    expect(first!.data.data).toMatchObject({ from: 'unknown', to: 'healthy', tools: { count: 1 } });
+    expect(first.data.data).toMatchObject({ from: 'unknown', to: 'healthy', tools: { count: 1 } });
     expect(legacy.initializes).toBeGreaterThan(0);
     legacy.tools = ['echo', 'search'];
     await waitEvents(stream, 'legacy', 2);
-    const second = eventsOf(stream, 'legacy')[1]!;
+    const second = eventsOf(stream, 'legacy')[1];
     expect(second.data.data).toMatchObject({ from: 'healthy', to: 'healthy', reason: 'tool list changed', tools: { count: 2, changed: true } });
-    expect(second.data.data.tools.previousHash).toBe(first!.data.data.tools.hash);
+    expect(second.data.data.tools.previousHash).toBe(first.data.data.tools.hash);
   });
 
   it('marks a slow server degraded and a failing, hanging or garbage-answering one unhealthy, with the reason', async () => {

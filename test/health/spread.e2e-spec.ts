@@ -38,8 +38,8 @@ describe('1,000 MCP servers spread over three replicas', () => {
     let next = 0;
     const worker = async () => {
       for (let i = next++; i < SERVERS; i = next++) {
-        const fixture = hosts[i % HOSTS]!.add(ids[i]!);
-        const res = await api(replicas[i % 3]!.url, 'POST', '/api/v1/mcp-servers', {
+        const fixture = hosts[i % HOSTS].add(ids[i]);
+        const res = await api(replicas[i % 3].url, 'POST', '/api/v1/mcp-servers', {
           key: cluster.adminKey,
           body: { id: ids[i], name: ids[i], url: fixture.url, healthCheck: { intervalMs: 3_600_000, timeoutMs: 5000 } },
         });
@@ -58,7 +58,7 @@ describe('1,000 MCP servers spread over three replicas', () => {
     const members = replicas.map((r) => r.id);
     const settled = await waitFor(
       async () => {
-        const o = await owners(replicas[0]!);
+        const o = await owners(replicas[0]);
         return o.size === SERVERS && ids.every((id) => o.get(id) === rendezvousOwner(id, members)) && o;
       },
       30_000,
@@ -68,16 +68,16 @@ describe('1,000 MCP servers spread over three replicas', () => {
     recordFigure(`1,000 servers over 3 replicas: ${[...spread.values()].join(' / ')}`);
     for (const r of replicas) expect(Math.abs(spread.get(r.id)! - SERVERS / 3)).toBeLessThan(0.15 * (SERVERS / 3));
     // The lease keys in Redis say the same thing from another replica's point of view.
-    const fromR3 = await owners(replicas[2]!);
+    const fromR3 = await owners(replicas[2]);
     expect(ids.filter((id) => fromR3.get(id) !== settled.get(id))).toEqual([]);
 
     const [victim, ...survivors] = replicas;
     const killed = performance.now();
-    victim!.process.kill('SIGKILL');
-    await victim!.exited;
+    victim.process.kill('SIGKILL');
+    await victim.exited;
     const after = await waitFor(
       async () => {
-        const o = await owners(survivors[0]!);
+        const o = await owners(survivors[0]);
         return (
           ids.every(
             (id) =>
@@ -94,7 +94,7 @@ describe('1,000 MCP servers spread over three replicas', () => {
     );
     recordFigure(`after SIGKILL of one replica: ${[...counts(after).values()].join(' / ')} in ${(performance.now() - killed).toFixed(0)} ms`);
     // Servers that stay put did not move; the victim's went to the survivors by the same hashing.
-    for (const id of ids) if (settled.get(id) !== victim!.id) expect(after.get(id)).toBe(settled.get(id));
+    for (const id of ids) if (settled.get(id) !== victim.id) expect(after.get(id)).toBe(settled.get(id));
     // Probing stayed light and single: no server was initialized twice (one first probe each at most, interval one hour).
     const initializes = hosts.flatMap((h) => [...h.fixtures.values()].map((f) => f.initializes));
     expect(Math.max(...initializes)).toBeLessThanOrEqual(1);

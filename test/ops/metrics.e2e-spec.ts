@@ -16,18 +16,18 @@ function parse(text: string): Map<string, { labels: string; value: number }[]> {
   const out = new Map<string, { labels: string; value: number }[]>();
   for (const line of text.split('\n')) {
     const declared = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (declared) types.set(declared[1]!, declared[2]!);
+    if (declared) types.set(declared[1], declared[2]);
     const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
     if (!m) continue;
-    const list = out.get(m[1]!) ?? [];
+    const list = out.get(m[1]) ?? [];
     list.push({ labels: m[2] ?? '', value: Number(m[3]) });
-    out.set(m[1]!, list);
+    out.set(m[1], list);
   }
   return out;
 }
 
 /** The metrics docs/metrics.md promises (its table's first column). */
-const documented = [...readFileSync('docs/metrics.md', 'utf8').matchAll(/^\| `(registry_[a-z_]+)` \| (\w+) \|/gm)].map((m) => ({ name: m[1]!, type: m[2]! }));
+const documented = [...readFileSync('docs/metrics.md', 'utf8').matchAll(/^\| `(registry_[a-z_]+)` \| (\w+) \|/gm)].map((m) => ({ name: m[1], type: m[2] }));
 
 describe('metrics after real traffic (two real replicas)', () => {
   let db: { url: string; drop(): Promise<void> };
@@ -60,7 +60,7 @@ describe('metrics after real traffic (two real replicas)', () => {
     await socket.emitWithAck('subscribe', { channels: ['changes'] });
     for (let i = 0; i < 20; i++) expect((await api(r1.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(`m-${i}`) })).status).toBe(201);
     await sse.waitForEvents(20);
-    const resumed = await SseClient.connect(`${r2.url}/api/v1/stream/changes?lastEventId=${sse.events[5]!.id}`, {
+    const resumed = await SseClient.connect(`${r2.url}/api/v1/stream/changes?lastEventId=${sse.events[5].id}`, {
       authorization: `Bearer ${cluster.adminKey}`,
     });
     await resumed.waitForEvents(14);

@@ -47,8 +47,8 @@ describe('the service process', () => {
       const env = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
       const child = spawn(process.execPath, [path.resolve('dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (out += d));
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       const url = `http://127.0.0.1:${port}`;
       for (let i = 0; ; i++) {

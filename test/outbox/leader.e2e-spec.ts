@@ -36,21 +36,21 @@ describe('one sequencing replica (real processes)', () => {
     );
     const before = await Promise.all(replicas.map((r) => metric(r, 'registry_sequencer_runs_total')));
     for (let i = 0; i < 20; i++) {
-      const res = await api(replicas[i % 3]!.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(`one-${i}`) });
+      const res = await api(replicas[i % 3].url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(`one-${i}`) });
       expect(res.status).toBe(201);
     }
     await sleep(300);
     const after = await Promise.all(replicas.map((r) => metric(r, 'registry_sequencer_runs_total')));
     replicas.forEach((r, i) => {
-      if (r === elected[0]) expect(after[i]! - before[i]!).toBeGreaterThan(0);
-      else expect(after[i]! - before[i]!).toBe(0);
+      if (r === elected[0]) expect(after[i] - before[i]).toBeGreaterThan(0);
+      else expect(after[i] - before[i]).toBe(0);
     });
   });
 
   it('fails over within about a second when the leader is killed mid-stream, losing nothing', async () => {
     const [leader] = await leaders(replicas);
     const survivors = replicas.filter((r) => r !== leader);
-    const stream = await SseClient.connect(`${survivors[0]!.url}/api/v1/stream/changes?events=agent.created`, { authorization: `Bearer ${cluster.adminKey}` });
+    const stream = await SseClient.connect(`${survivors[0].url}/api/v1/stream/changes?events=agent.created`, { authorization: `Bearer ${cluster.adminKey}` });
     try {
       await stream.waitFor((c) => c.lastEventId !== undefined, 5000, 'joined');
       const created: string[] = [];
@@ -59,15 +59,15 @@ describe('one sequencing replica (real processes)', () => {
       const writers = [0, 1].map(async (w) => {
         for (let i = 0; writing; i++) {
           const id = `failover-${w}-${i}`;
-          const res = await api(survivors[w]!.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) }).catch(() => undefined);
+          const res = await api(survivors[w].url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent(id) }).catch(() => undefined);
           if (res?.status === 201) created.push(id);
           await sleep(20);
         }
       });
       await sleep(1000);
-      leader!.process.kill('SIGKILL');
+      leader.process.kill('SIGKILL');
       killedAt = Date.now();
-      await leader!.exited;
+      await leader.exited;
       const next = await waitFor(
         async () => {
           const found = await leaders(survivors);
@@ -88,14 +88,14 @@ describe('one sequencing replica (real processes)', () => {
       expect([...ids].sort((a, b) => a - b)).toEqual(ids);
       expect(stream.events.map((e) => e.data.id).sort()).toEqual([...created].sort());
       expect(next).not.toBe(leader);
-      expect(await metric(next!, 'registry_sequencer_runs_total')).toBeGreaterThan(0);
+      expect(await metric(next, 'registry_sequencer_runs_total')).toBeGreaterThan(0);
     } finally {
       stream.close();
     }
   });
 
   it('keeps numbering contiguous across the failover', async () => {
-    const res = await api(replicas[1]!.url, 'GET', '/api/v1/events?after=0&limit=1000', { key: cluster.adminKey });
+    const res = await api(replicas[1].url, 'GET', '/api/v1/events?after=0&limit=1000', { key: cluster.adminKey });
     const seqs = (res.body.items as { seq: number }[]).map((e) => e.seq);
     expectContiguous(seqs, 1, seqs.length);
   });

@@ -100,7 +100,7 @@ describe('outbox sequencer', () => {
   });
 
   it('gives a snapshot reader data consistent with exactly the cursor it returns, read off the lock while numbering goes on', async () => {
-    const seq = replicas[0]!.app.get(OutboxSequencer);
+    const seq = replicas[0].app.get(OutboxSequencer);
     const c = new pg.Client({ connectionString: db.url });
     await c.connect();
     const change = async (id: string) => {

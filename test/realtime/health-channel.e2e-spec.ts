@@ -44,7 +44,7 @@ describe('Socket.IO health channel (real MCP fixtures)', () => {
     const ack = await socket.emitWithAck('subscribe', { channels: ['health'] });
     expect(ack.ok).toBe(true);
     expect(snapshots).toHaveLength(1);
-    expect(snapshots[0]!.servers.map((s) => [s.id, s.status, s.circuit.state])).toEqual([['gamma', 'healthy', 'closed']]);
+    expect(snapshots[0].servers.map((s) => [s.id, s.status, s.circuit.state])).toEqual([['gamma', 'healthy', 'closed']]);
     await waitFor(() => checks.some((c) => c.serverId === 'gamma' && c.ok), 5000, 'a live check');
     host.fixtures.get('gamma')!.mode = 'fail';
     await waitFor(

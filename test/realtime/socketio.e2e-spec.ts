@@ -91,10 +91,10 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
       ['agent.created', 'io-filtered-1'],
       ['agent.created', 'io-filtered-2'],
     ]);
-    expect(c.events[0]!.seq).toBeGreaterThan(cursor);
-    expect(c.events[0]!.actor).toBeDefined();
+    expect(c.events[0].seq).toBeGreaterThan(cursor);
+    expect(c.events[0].actor).toBeDefined();
     // The filtered-out update, last, moves the cursor the client is told about (no event carries it).
-    await waitFor(() => c.cursors.some((x) => x > c.events[1]!.seq), 3000, 'a cursor past the filtered-out event');
+    await waitFor(() => c.cursors.some((x) => x > c.events[1].seq), 3000, 'a cursor past the filtered-out event');
     expect(c.events).toHaveLength(2);
   });
 
@@ -114,7 +114,7 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     await waitFor(() => second.events.some((e) => e.id === 'resume-e'), 5000, 'resume-e');
     const seqs = second.events.map((e) => e.seq);
     expect(seqs[0]).toBe(last + 1);
-    seqs.forEach((s, i) => i > 0 && expect(s).toBe(seqs[i - 1]! + 1));
+    seqs.forEach((s, i) => i > 0 && expect(s).toBe(seqs[i - 1] + 1));
     expect(second.events.filter((e) => e.type === 'agent.created').map((e) => e.id)).toEqual(['resume-b', 'resume-c', 'resume-d', 'resume-e']);
   });
 
@@ -142,7 +142,7 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     expect(none.error?.code).toBe('unauthorized');
     await api(r1.url, 'POST', '/api/v1/users', { key: cluster.adminKey, body: { username: 'io-user', password: 'a long enough password', role: 'viewer' } });
     const login = await api(r1.url, 'POST', '/api/v1/auth/login', { body: { username: 'io-user', password: 'a long enough password' } });
-    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
     expect(cookie).toMatch(/^ar_session=/);
     const foreign = await open(r1, { headers: { cookie, origin: 'https://evil.example' } });
     expect(foreign.error?.code).toBe('forbidden');
@@ -156,7 +156,7 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     expect(held.map((c) => c.error)).toEqual([undefined, undefined, undefined]);
     const over = await open(r2, { token: k });
     expect(over.error?.code).toBe('too_many_requests');
-    held[0]!.socket.disconnect();
+    held[0].socket.disconnect();
     const again = await waitFor(
       async () => {
         const c = await open(r2, { token: k });
@@ -228,7 +228,7 @@ describe('Socket.IO channel across two replicas (real processes, socket.io-clien
     const r3 = await cluster.start('io3');
     await api(r1.url, 'POST', '/api/v1/users', { key: cluster.adminKey, body: { username: 'present', password: 'another long password', role: 'viewer' } });
     const login = await api(r1.url, 'POST', '/api/v1/auth/login', { body: { username: 'present', password: 'another long password' } });
-    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
     const observer = await open(r1, { token: cluster.adminKey });
     const tab1 = await open(r3, { headers: { cookie, origin: r3.url } });
     const tab2 = await open(r3, { headers: { cookie, origin: r3.url } });

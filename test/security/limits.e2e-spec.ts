@@ -105,7 +105,7 @@ describe('security: smaller leaks (metrics, key usage and expiry, bounded regist
     const refused = results.find((x) => x.status === 409)!;
     expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 3, setting: 'MAX_AGENTS' });
     const made = results.filter((x) => x.status === 201).map((x) => x.body.id as string);
-    const id = made[0]!;
+    const id = made[0];
     for (const status of [201, 201, 409]) {
       expect((await api(r.url, 'POST', `/api/v1/agents/${id}/prompts`, { key, body: { template: 't' } })).status).toBe(status);
     }

@@ -62,7 +62,7 @@ describe('SSE change stream (one replica)', () => {
     await c.waitForEvents(2);
     const [created, updated] = c.events;
     expect(created).toMatchObject({ id: before + 1, event: 'agent.created' });
-    expect(created!.data).toEqual({
+    expect(created.data).toEqual({
       seq: before + 1,
       type: 'agent.created',
       resource: 'agent',
@@ -117,7 +117,7 @@ describe('SSE change stream (one replica)', () => {
     const start = await head();
     await appendEvents(5);
     await first.waitForEvents(5);
-    const resumeFrom = first.events[2]!.id; // saw 3 of 5, pretend the rest was lost
+    const resumeFrom = first.events[2].id; // saw 3 of 5, pretend the rest was lost
     first.close();
     await appendEvents(5);
     await waitFor(async () => (await head()) === start + 10, 5000, 'sequenced');
@@ -169,7 +169,7 @@ describe('SSE change stream (one replica)', () => {
     expect(reset.id).toBe(String(last));
     await appendEvents(1);
     await c.waitForEvents(1);
-    expect(c.events[0]!.id).toBe(last + 1);
+    expect(c.events[0].id).toBe(last + 1);
 
     const feed = await api(t.baseUrl, 'GET', '/api/v1/events?after=1', { key: viewer });
     expect(feed.status).toBe(410);

@@ -134,7 +134,7 @@ describe('FaultProxy (against a real echo server)', () => {
     expect(echo.stats.connections).toBe(1);
 
     // Bytes from the server side are held too.
-    const serverSide = [...echo.stats.sockets][0]!;
+    const serverSide = [...echo.stats.sockets][0];
     serverSide.write('push');
     await sleep(200);
     expect(c.state.received.toString()).toBe('before');

@@ -67,7 +67,7 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(text === '' ? undefined : JSON.parse(text));
       } catch (error) {
-        reject(error as Error);
+        reject(error);
       }
     });
     req.on('error', reject);
@@ -217,8 +217,8 @@ export class EverythingServer {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const until = Date.now() + 20_000;
     while (!output.includes('listening on port')) {
       if (child.exitCode !== null) throw new Error(`server-everything exited (${child.exitCode}): ${output}`);

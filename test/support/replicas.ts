@@ -60,8 +60,8 @@ export class Cluster {
       output: '',
       exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
     };
-    child.stdout!.on('data', (d: Buffer) => (replica.output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (replica.output += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (replica.output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (replica.output += d.toString()));
     void replica.exited.then((code) => (replica.exitCode = code));
     this.replicas.push(replica);
     await this.waitReady(replica);

@@ -29,7 +29,7 @@ export async function loginAs(
 export async function login(baseUrl: string, username: string, password = 'a long enough password', headers: Record<string, string> = {}): Promise<string> {
   const res = await api(baseUrl, 'POST', '/api/v1/auth/login', { body: { username, password }, headers });
   if (res.status !== 200) throw new Error(`login ${username}: ${res.status} ${res.text}`);
-  return res.headers.get('set-cookie')!.split(';')[0]!;
+  return res.headers.get('set-cookie')!.split(';')[0];
 }
 
 /**

@@ -67,7 +67,7 @@ describe('SlowReader (raw-socket SSE client)', () => {
       expect(r.retryMs).toBe(100);
       server.drop();
       await waitFor(() => server.responses.length === 2, 5000, 'the reconnection');
-      expect(server.responses[1]!.lastEventId).toBe('50');
+      expect(server.responses[1].lastEventId).toBe('50');
       expect(r.events.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
       expect(r.statuses).toEqual([200, 200]);
     } finally {
@@ -82,7 +82,7 @@ describe('SlowReader (raw-socket SSE client)', () => {
       const r = start(server.port);
       r.stop();
       await sleep(500);
-      const sender = server.responses[0]!;
+      const sender = server.responses[0];
       // The kernel buffers took what they could (megabytes on loopback) and the server is blocked.
       const written = sender.written;
       expect(written).toBeLessThan(total * 250);

@@ -146,7 +146,7 @@ export class SlowReader {
 
   private connect(): void {
     if (this.closed) return;
-    const target = this.options.targets[this.attempt % this.options.targets.length]!;
+    const target = this.options.targets[this.attempt % this.options.targets.length];
     this.attempt++;
     const hwm = this.options.readBufferBytes ?? 4096;
     const socket = new net.Socket({ readableHighWaterMark: hwm } as net.SocketConstructorOpts);
@@ -253,7 +253,7 @@ class Connection {
       const end = this.head.indexOf('\r\n\r\n');
       if (end === -1) return;
       const lines = this.head.subarray(0, end).toString('latin1').split('\r\n');
-      this.status = Number(lines[0]!.split(' ')[1]);
+      this.status = Number(lines[0].split(' ')[1]);
       this.gotHead = true;
       this.reader.onResponse(this.status);
       this.chunked = lines.some((l) => /^transfer-encoding:\s*chunked/i.test(l));
@@ -291,7 +291,7 @@ class Connection {
         }
         this.line += bytes.subarray(at, nl).toString('latin1');
         at = nl + 1;
-        const size = parseInt(this.line.trim().split(';')[0]!, 16);
+        const size = parseInt(this.line.trim().split(';')[0], 16);
         this.line = '';
         if (Number.isNaN(size)) {
           this.done = true;

@@ -89,7 +89,7 @@ export class SseClient {
   /** Frames that carry change events (have an id and a dotted event type), parsed once. */
   get events(): { id: number; event: string; data: any; at: number }[] {
     for (; this.parsedUpTo < this.frames.length; this.parsedUpTo++) {
-      const f = this.frames[this.parsedUpTo]!;
+      const f = this.frames[this.parsedUpTo];
       if (f.id !== undefined && f.event.includes('.')) this.parsed.push({ id: Number(f.id), event: f.event, data: JSON.parse(f.data), at: f.at! });
     }
     return this.parsed;
@@ -100,7 +100,7 @@ export class SseClient {
   }
 
   get lastEventId(): string | undefined {
-    for (let i = this.frames.length - 1; i >= 0; i--) if (this.frames[i]!.id !== undefined) return this.frames[i]!.id;
+    for (let i = this.frames.length - 1; i >= 0; i--) if (this.frames[i].id !== undefined) return this.frames[i].id;
     return undefined;
   }
 

@@ -46,10 +46,10 @@ export class TcpBalancer {
   /** The next backend in turn, skipping unready ones (unless all are). */
   private pick(): number {
     for (let i = 0; i < this.backends.length; i++) {
-      const port = this.backends[this.next++ % this.backends.length]!;
+      const port = this.backends[this.next++ % this.backends.length];
       if (!this.unready.has(port)) return port;
     }
-    return this.backends[this.next++ % this.backends.length]!;
+    return this.backends[this.next++ % this.backends.length];
   }
 
   get url(): string {

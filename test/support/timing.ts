@@ -10,7 +10,7 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value as T;
+    if (value) return value;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
