@@ -5,7 +5,6 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { Server as NetServer, type Socket } from 'node:net';
-import type { Server } from 'node:http';
 import { AppModule } from './app.module.js';
 import { installAuthHook } from './auth/auth.hook.js';
 import { Authenticator } from './auth/authenticator.js';

@@ -49,13 +49,18 @@ export function actorOf(me: Me): string {
 
 const RESOURCE_LABEL: Record<string, string> = { agent: 'agent', prompt: 'prompt', mcp_server: 'MCP server', trust_rule: 'trust rule' };
 
+/** A field of an event's data as text (numbers and strings as they are, anything else as JSON). */
+function text(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value);
+}
+
 function describeChange(c: ChangeMessage): string {
   const what = RESOURCE_LABEL[c.resource] ?? c.resource;
   const changed = Array.isArray(c.data?.changed) ? ` (${(c.data.changed as string[]).join(', ')})` : '';
   if (c.resource === 'prompt' && c.action === 'activated')
-    return `activated prompt v${String(c.data?.version ?? c.id.split('/').pop())} of ${String(c.data?.agentId ?? c.id.split('/')[0])}`;
-  if (c.action === 'health_changed') return `${what} ${c.id} is now ${String(c.data?.to ?? c.data?.status ?? 'changed')}`;
-  if (c.action === 'circuit_changed') return `${what} ${c.id}: circuit ${String(c.data?.to ?? c.data?.state ?? 'changed')}`;
+    return `activated prompt v${text(c.data?.version ?? c.id.split('/').pop())} of ${text(c.data?.agentId ?? c.id.split('/')[0])}`;
+  if (c.action === 'health_changed') return `${what} ${c.id} is now ${text(c.data?.to ?? c.data?.status ?? 'changed')}`;
+  if (c.action === 'circuit_changed') return `${what} ${c.id}: circuit ${text(c.data?.to ?? c.data?.state ?? 'changed')}`;
   return `${c.action} ${what} ${c.resource === 'trust_rule' ? c.id.slice(0, 8) : c.id}${changed}`;
 }
 

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { ApiError, type Api, describeError } from './api';
 import type { Kind, RegistryStore } from './store';
-import type { Agent, Effect, McpServer, Prompt, TrustRule } from './types';
+import type { Agent, McpServer, Prompt, TrustRule } from './types';
 import { ConflictNotice, Dialog, ErrorNotice, Field } from './ui';
 
 /** Busy / error / 412-conflict state of one submit. */
@@ -263,7 +263,7 @@ export function TrustRuleForm({ api, store, current, onClose, agents, servers }:
     agentId: r?.agentId ?? agents[0] ?? '',
     mcpServerId: r?.mcpServerId ?? servers[0] ?? '',
     toolPattern: r?.toolPattern ?? '*',
-    effect: (r?.effect ?? 'allow'),
+    effect: r?.effect ?? 'allow',
     priority: String(r?.priority ?? 0),
     description: r?.description ?? '',
   });

@@ -156,7 +156,7 @@ export class LiveClient {
     const attempt = ++this.subscribing;
     let ack: SubscribeAck;
     try {
-      ack = await socket.timeout(SUBSCRIBE_TIMEOUT_MS).emitWithAck('subscribe', { channels: ['changes'], lastEventId: this.lastSeq });
+      ack = (await socket.timeout(SUBSCRIBE_TIMEOUT_MS).emitWithAck('subscribe', { channels: ['changes'], lastEventId: this.lastSeq })) as SubscribeAck;
     } catch {
       if (attempt === this.subscribing && socket.connected) this.retrySubscribe(socket, 'the subscription was not acknowledged');
       return;

@@ -43,9 +43,9 @@ export class HealthMetrics implements OnModuleInit {
     let cached: { at: number; rows: Promise<{ status: string; circuit: string; n: number }[]> } | undefined;
     const counts = () => {
       if (!cached || Date.now() - cached.at > 1000) {
-        const query = dataSource.query('SELECT status, circuit, count(*)::int AS n FROM mcp_server_health GROUP BY status, circuit') as Promise<
-          { status: string; circuit: string; n: number }[]
-        >;
+        const query = dataSource.query<{ status: string; circuit: string; n: number }[]>(
+          'SELECT status, circuit, count(*)::int AS n FROM mcp_server_health GROUP BY status, circuit',
+        );
         const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref());
         cached = { at: Date.now(), rows: Promise.race([query, timeout]) };
       }

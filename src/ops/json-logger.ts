@@ -94,7 +94,7 @@ export class JsonLogger implements LoggerService {
       fields.err = { type: message.name, message: scrub(message.message), stack: message.stack ? scrub(message.stack) : undefined };
       this.pino[level](fields, scrub(message.message));
     } else if (typeof message === 'object' && message !== null) {
-      this.pino[level]({ ...fields, ...(message) });
+      this.pino[level]({ ...fields, ...message });
     } else {
       this.pino[level](fields, scrub(String(message)));
     }
@@ -114,7 +114,9 @@ function textDestination(out: NodeJS.WritableStream): { write(line: string): voi
         const entry = JSON.parse(line) as Record<string, unknown>;
         const { time, level, context, msg, replica: _replica, ...rest } = entry;
         const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-        out.write(`${String(time)} ${String(level).toUpperCase().padEnd(5)} [${String(context ?? '-')}] ${String(msg ?? '')}${extra}\n`);
+        out.write(
+          `${String(time)} ${String(level).toUpperCase().padEnd(5)} [${typeof context === 'string' ? context : '-'}] ${typeof msg === 'string' ? msg : JSON.stringify(msg ?? '')}${extra}\n`,
+        );
       } catch {
         out.write(line);
       }

@@ -37,9 +37,9 @@ export class LifecycleService {
   async drain(delayMs = 0): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    await Promise.allSettled(this.startHooks.map((hook) => hook()));
+    await Promise.allSettled(this.startHooks.map((hook) => Promise.resolve().then(hook)));
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-    await Promise.allSettled(this.stopAcceptingHooks.map((hook) => hook()));
-    await Promise.allSettled(this.hooks.map((hook) => hook()));
+    await Promise.allSettled(this.stopAcceptingHooks.map((hook) => Promise.resolve().then(hook)));
+    await Promise.allSettled(this.hooks.map((hook) => Promise.resolve().then(hook)));
   }
 }

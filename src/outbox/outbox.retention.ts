@@ -33,13 +33,16 @@ export class OutboxRetention implements OnApplicationBootstrap, BeforeApplicatio
   /** Returns the number of events removed. */
   async prune(maxAgeMs = this.config.retention.maxAgeMs, maxEvents = this.config.retention.maxEvents): Promise<number> {
     const { removed, through } = await underSequencerLock(this.dataSource, 'READ COMMITTED', async (runner) => {
-      const head = await runner.query('SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1 FOR UPDATE');
+      const head = (await runner.query('SELECT last_seq, pruned_through FROM outbox_head WHERE id = 1 FOR UPDATE')) as {
+        last_seq: string;
+        pruned_through: string;
+      }[];
       const lastSeq = Number(head[0].last_seq);
       const byCount = maxEvents > 0 ? lastSeq - maxEvents : 0;
-      const byAge = await runner.query(
+      const byAge = (await runner.query(
         `SELECT coalesce(max(seq), 0) AS s FROM outbox WHERE seq IS NOT NULL AND created_at < now() - make_interval(secs => $1::double precision / 1000)`,
         [maxAgeMs],
-      );
+      )) as { s: string }[];
       const through = Math.max(byCount, maxAgeMs > 0 ? Number(byAge[0].s) : 0, Number(head[0].pruned_through));
       if (through <= Number(head[0].pruned_through)) return { removed: 0, through };
       const result = await runner.query('DELETE FROM outbox WHERE seq <= $1', [through], true);

@@ -234,7 +234,7 @@ export class OutboxSequencer implements OnApplicationBootstrap, BeforeApplicatio
 
   /** Numbers up to `limit` committed, unnumbered rows from the head counter (caller holds the lock, in its transaction). */
   private async number(runner: QueryRunner, limit: number): Promise<SequenceResult<never>> {
-    const head = await runner.query('SELECT last_seq FROM outbox_head WHERE id = 1 FOR UPDATE');
+    const head = (await runner.query('SELECT last_seq FROM outbox_head WHERE id = 1 FOR UPDATE')) as { last_seq: string }[];
     const base = Number(head[0].last_seq);
     const numbered = await runner.query(
       `UPDATE outbox o SET seq = $1::bigint + r.rn, sequenced_at = clock_timestamp()

@@ -16,7 +16,6 @@ import {
   CHANNELS,
   type ClientToServerEvents,
   type HealthCheckMessage,
-  type HealthSnapshotMessage,
   type PresenceUser,
   type ServerToClientEvents,
   SOCKET_PATH,

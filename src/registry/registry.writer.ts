@@ -8,7 +8,7 @@ import { OutboxRepository } from '../outbox/outbox.repository.js';
 export interface RegistryWrite {
   readonly m: EntityManager;
   /** Appends the change's event in this transaction: it commits or rolls back with the rows. */
-  append(event: NewEvent): Promise<void>;
+  readonly append: (event: NewEvent) => Promise<void>;
 }
 
 /** What a mutation of an existing row returns: its result, and the event to append (none for a no-op). */

@@ -27,7 +27,7 @@ export class EventWindow {
   private size = 0;
 
   constructor(readonly capacity: number) {
-    this.ring = new Array(Math.max(capacity, 0));
+    this.ring = new Array<HubEvent | undefined>(Math.max(capacity, 0));
   }
 
   get length(): number {

@@ -106,7 +106,9 @@ describe('SseConnection under back-pressure', () => {
     // The handler writes a 3 MB page in the same tick as the connection is
     // made, as a resume served from the window does; the client reads later.
     const events = page(40_000); // ~13 MB: more than loopback's kernel buffers take
-    const { server, port } = await serve((conn) => (replay = conn.writeReplay(events)));
+    const { server, port } = await serve((conn) => {
+      replay = conn.writeReplay(events);
+    });
     const c = pausedClient(port);
     try {
       for (let i = 0; i < 100 && !replay; i++) await new Promise((r) => setTimeout(r, 10));

@@ -123,7 +123,7 @@ export class StreamSequence implements BusListener {
     if (this.stopped || events.length === 0) return;
     if (!this.processing && this.backfillTarget <= this.lastSeq && events[0].seq === this.lastSeq + 1 && contiguous(events)) {
       // The common case: the next events, nothing in front of them. No hop through the loop.
-      const fresh: HubEvent[] = new Array(events.length);
+      const fresh = new Array<HubEvent>(events.length);
       for (let i = 0; i < events.length; i++) fresh[i] = toHubEvent(events[i]);
       this.deliver(fresh);
       return;

@@ -724,7 +724,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosResult> {
     for (const x of ioClients) x.close();
     for (const s of slowClients) s.reader?.close();
     await nginx?.proc?.stop('SIGTERM', 2000);
-    await Promise.all(replicas.map((r) => r.proc?.stop('SIGKILL')));
+    await Promise.all(replicas.map((r) => r.proc?.stop('SIGKILL') ?? Promise.resolve(0)));
     await Promise.all(proxies.map((p) => p.close()));
     await redis?.kill();
     await db?.end().catch(() => undefined);

@@ -159,7 +159,9 @@ describe('health probing spread over replicas (real processes, one Redis)', () =
       )
       .catch(async (error: Error) => {
         const missing = orphans.filter((id) => !checks(c).some((k) => k.serverId === id && k.replica === r2.id && k.at > killed));
-        throw new Error(`${error.message}; missing ${missing}; owners ${JSON.stringify([...(await ownersOf(r2))])}; r2 log:\n${r2.output.slice(-3000)}`);
+        throw new Error(
+          `${error.message}; missing ${missing.join(',')}; owners ${JSON.stringify([...(await ownersOf(r2))])}; r2 log:\n${r2.output.slice(-3000)}`,
+        );
       });
     const firsts = orphans.map((id) => checks(c).find((k) => k.serverId === id && k.replica === r2.id && k.at > killed)!.at - killed);
     recordFigure(

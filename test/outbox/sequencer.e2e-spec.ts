@@ -116,7 +116,7 @@ describe('outbox sequencer', () => {
         // While this read is open, a change commits and the leader numbers it: the lock is not held.
         await change('snap-during');
         const numbered = await waitFor(async () => (await seqOf('snap-during')) ?? false, 3000, 'the concurrent change to be numbered');
-        const seen = (await m.query(`SELECT id FROM agents WHERE id LIKE 'snap-%' ORDER BY id`)) as { id: string }[];
+        const seen = await m.query<{ id: string }[]>(`SELECT id FROM agents WHERE id LIKE 'snap-%' ORDER BY id`);
         return { lastSeq, numberedDuring: Number(numbered), seen: seen.map((r) => r.id) };
       });
       const snap = result.snapshot!;

@@ -67,7 +67,7 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(text === '' ? undefined : JSON.parse(text));
       } catch (error) {
-        reject(error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       }
     });
     req.on('error', reject);

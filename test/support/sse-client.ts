@@ -144,6 +144,8 @@ export class SseClient {
 export function expectContiguous(ids: number[], from: number, to: number): void {
   const expected = Array.from({ length: to - from + 1 }, (_, i) => from + i);
   if (ids.length !== expected.length || ids.some((id, i) => id !== expected[i])) {
-    throw new Error(`expected ids ${from}..${to} contiguous, got [${ids.length > 40 ? `${ids.slice(0, 20)} ... ${ids.slice(-20)}` : ids}] (${ids.length})`);
+    throw new Error(
+      `expected ids ${from}..${to} contiguous, got [${ids.length > 40 ? `${ids.slice(0, 20).join(',')} ... ${ids.slice(-20).join(',')}` : ids.join(',')}] (${ids.length})`,
+    );
   }
 }
