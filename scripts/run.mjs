@@ -6,7 +6,7 @@
 //   bench   build, then run the benchmarks
 //   chaos   install redis-server and nginx if missing, build, run the chaos suite (test/chaos)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -73,26 +73,14 @@ function ensureRedis() {
   process.exit(1);
 }
 
+/** Only checks, like ensureRedis: .ci/run installs nginx (the chaos suite's load balancer). */
 function ensureNginx() {
   if (has('nginx') || existsSync('/usr/sbin/nginx')) return;
-  if (process.getuid?.() === 0 && has('apt-get')) {
-    console.log('nginx is missing; installing it with apt-get');
-    // No system nginx may start on port 80 from the package's postinst: policy-rc.d says "not now".
-    const policy = '/usr/sbin/policy-rc.d';
-    const own = !existsSync(policy);
-    if (own) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-    try {
-      run('sh', ['-c', 'apt-get install -y -qq nginx >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nginx)'], {
-        DEBIAN_FRONTEND: 'noninteractive',
-      });
-    } finally {
-      if (own) unlinkSync(policy);
-    }
-  }
-  if (!has('nginx') && !existsSync('/usr/sbin/nginx')) {
-    console.error('The chaos suite needs nginx (Debian: apt-get install -y nginx).');
-    process.exit(1);
-  }
+  console.error(
+    'The chaos suite puts its replicas behind nginx, which is not installed.\n' +
+      'Install it (Debian/Ubuntu: apt-get install -y nginx), or run .ci/run, which installs what is missing.',
+  );
+  process.exit(1);
 }
 
 const jestOptions = {
