@@ -7,6 +7,7 @@ import { ApiKeyService } from './api-key.service.js';
 import { ApiKeysController, AuthController, UsersController } from './auth.controller.js';
 import { AuthGuard } from './auth.guard.js';
 import { Authenticator } from './authenticator.js';
+import { CredentialCache } from './credential-cache.js';
 import { CredentialWatcher } from './credential-watcher.js';
 import { LoginThrottle } from './login-throttle.js';
 import { MetricsAccess } from './metrics-access.js';
@@ -29,6 +30,7 @@ import { UserService } from './user.service.js';
     UserService,
     PasswordHasher,
     LoginThrottle,
+    CredentialCache,
     CredentialWatcher,
     Authenticator,
     MetricsAccess,

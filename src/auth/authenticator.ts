@@ -5,6 +5,7 @@ import { checkOrigin, isUnsafeMethod } from '../common/origin-policy.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { type Role, roleAtLeast } from './roles.js';
 import { ApiKeyService } from './api-key.service.js';
+import { CredentialCache } from './credential-cache.js';
 import type { Principal } from './principal.js';
 import { readCookie, SESSION_COOKIE } from './session-cookie.js';
 import { UserService } from './user.service.js';
@@ -36,12 +37,13 @@ export class Authenticator {
     private readonly apiKeys: ApiKeyService,
     private readonly users: UserService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly cache: CredentialCache,
   ) {}
 
   async authenticate(request: AuthRequest): Promise<Principal> {
     const key = bearerOrHeaderKey(request.headers.authorization, request.headers['x-api-key']);
     if (key !== undefined) {
-      const principal = await this.apiKeys.authenticate(key);
+      const principal = await this.cache.get('key', key, () => this.apiKeys.authenticate(key));
       if (!principal) throw unauthorized('the API key is invalid, expired or revoked');
       return principal;
     }
@@ -49,7 +51,7 @@ export class Authenticator {
     if (token) {
       // Refused before the session lookup: a forged cross-site request learns nothing.
       if (isUnsafeMethod(request.method)) this.assertOrigin(request);
-      const principal = await this.users.authenticateSession(token);
+      const principal = await this.cache.get('session', token, () => this.users.authenticateSession(token));
       if (!principal) throw unauthorized('the session has expired; log in again');
       return principal;
     }

@@ -1,8 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { EventBus } from '../bus/event-bus.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { MetricsService } from '../ops/metrics.service.js';
+import { CredentialCache } from './credential-cache.js';
 import type { Principal } from './principal.js';
 import type { Role } from './roles.js';
 import { UserRepository } from './user.repository.js';
@@ -31,8 +33,9 @@ export const CLOSE_ROLE_CHANGED = 'credential role changed';
  * Holders register with `track`. Every CREDENTIAL_CHECK_MS each replica runs
  * ONE query for all the distinct credentials it tracks (nothing when it tracks
  * none), so the cost is per replica and per distinct credential, never per
- * connection. The replica that makes the change also checks at once
- * (`checkSoon`). When PostgreSQL cannot be asked, nothing is closed (streams
+ * connection. The replica that makes the change calls `checkSoon`: every
+ * replica (bus control message `credentials`) then empties its
+ * CredentialCache, which REST authentication reads, and checks at once. When PostgreSQL cannot be asked, nothing is closed (streams
  * keep their connections while the database is down, DESIGN invariant 9); the
  * check runs again when it answers.
  */
@@ -53,6 +56,8 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
     private readonly users: UserRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     metrics: MetricsService,
+    private readonly cache: CredentialCache,
+    private readonly bus: EventBus,
   ) {
     const groups = this.groups;
     new Gauge({
@@ -78,8 +83,13 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
-    this.timer = setInterval(() => this.checkSoon(), this.config.security.credentialCheckMs);
+    this.timer = setInterval(() => this.recheck(), this.config.security.credentialCheckMs);
     this.timer.unref();
+    this.bus.onControl((message) => {
+      if (message.op !== 'credentials') return;
+      this.cache.clear();
+      this.recheck();
+    });
   }
 
   onApplicationShutdown(): void {
@@ -113,8 +123,23 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
     return this.holders.size;
   }
 
-  /** Runs a check now, or right after the one in progress (coalesced). */
+  /**
+   * A credential was revoked or changed on this replica (key revoked, logout,
+   * user deleted, new role or password), after its change committed: this
+   * replica forgets its cached credentials and checks its holders now, and
+   * tells every other replica to do the same (bus control message; should it
+   * be lost, the cache's TTL and the periodic check still bound the delay).
+   */
   checkSoon(): void {
+    this.cache.clear();
+    this.recheck();
+    void this.bus
+      .publishControl({ op: 'credentials', from: this.config.replicaId })
+      .catch((error: Error) => this.logger.warn(`credential change not announced on the bus: ${error.message}`));
+  }
+
+  /** Runs a check now, or right after the one in progress (coalesced). */
+  private recheck(): void {
     if (this.running) {
       this.pending = true;
       return;
@@ -123,7 +148,7 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
       this.running = undefined;
       if (this.pending) {
         this.pending = false;
-        this.checkSoon();
+        this.recheck();
       }
     });
   }

@@ -14,8 +14,11 @@ export interface BusListener {
  * (e.g. presence is also recomputed periodically).
  */
 export interface ControlMessage {
-  /** `disconnect`: drop this principal's sockets; `presence`: someone's presence changed, recompute now. */
-  readonly op: 'disconnect' | 'presence';
+  /**
+   * `disconnect`: drop this principal's sockets; `presence`: someone's presence changed, recompute now;
+   * `credentials`: a credential was revoked or changed, forget cached ones and re-check open streams now.
+   */
+  readonly op: 'disconnect' | 'presence' | 'credentials';
   readonly principalId?: string;
   readonly reason?: string;
   /** The replica that sent it. */

@@ -80,6 +80,8 @@ export interface SecurityConfig {
   readonly trustProxy: boolean | string;
   /** How often each replica re-checks the credentials its open streams hold. */
   readonly credentialCheckMs: number;
+  /** How long a replica reuses a valid API key's or session's lookup (≤ 1 s; 0: every request asks PostgreSQL). */
+  readonly credentialCacheMs: number;
   readonly login: {
     readonly maxFailuresPerUser: number;
     readonly maxFailuresPerIp: number;
@@ -255,6 +257,7 @@ const envSchema = z
     ALLOWED_ORIGINS: origins,
     TRUST_PROXY: trustProxy,
     CREDENTIAL_CHECK_MS: int(400, 50, 60_000),
+    CREDENTIAL_CACHE_MS: int(1000, 0, 1000),
     LOGIN_MAX_FAILURES: int(5, 1, 1000),
     LOGIN_MAX_FAILURES_PER_IP: int(20, 1, 100_000),
     LOGIN_BACKOFF_MS: int(1000, 100, 3_600_000),
@@ -325,6 +328,7 @@ function toAppConfig(env: Environment): AppConfig {
       allowedOrigins: env.ALLOWED_ORIGINS,
       trustProxy: env.TRUST_PROXY,
       credentialCheckMs: env.CREDENTIAL_CHECK_MS,
+      credentialCacheMs: env.CREDENTIAL_CACHE_MS,
       login: {
         maxFailuresPerUser: env.LOGIN_MAX_FAILURES,
         maxFailuresPerIp: env.LOGIN_MAX_FAILURES_PER_IP,

@@ -36,6 +36,15 @@ export function toChangeEvent(row: OutboxRow): ChangeEvent {
 
 const COLUMNS = 'seq, type, resource_id, version, actor, data, created_at';
 
+/**
+ * The head of every outbox append: `append` below, and the one-statement
+ * writes of the registry's repositories, which put it in a data-modifying CTE
+ * beside their row's INSERT (`… o AS (${OUTBOX_INSERT} SELECT 'agent.created',
+ * a.id, a.version, $n, NULL FROM a) …`), so the row and its event commit
+ * together (DESIGN invariant 1).
+ */
+export const OUTBOX_INSERT = 'INSERT INTO outbox (type, resource_id, version, actor, data)';
+
 /** Every query on the outbox table. Writes take the caller's transaction. */
 @Injectable()
 export class OutboxRepository {
@@ -46,7 +55,7 @@ export class OutboxRepository {
     if (!manager.queryRunner?.isTransactionActive) {
       throw new Error('outbox append must run inside the mutation transaction');
     }
-    await manager.query('INSERT INTO outbox (type, resource_id, version, actor, data) VALUES ($1, $2, $3, $4, $5)', [
+    await manager.query(`${OUTBOX_INSERT} VALUES ($1, $2, $3, $4, $5)`, [
       event.type,
       event.id,
       event.version ?? null,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError } from '../common/domain-error.js';
 import type { NewEvent } from '../events/event-catalog.js';
@@ -10,6 +11,15 @@ export interface RegistryWrite {
   /** Appends the change's event in this transaction: it commits or rolls back with the rows. */
   readonly append: (event: NewEvent) => Promise<void>;
 }
+
+/**
+ * Runs one SQL statement on the database pool directly (no TypeORM
+ * QueryRunner, no BEGIN/COMMIT round trips): a single statement is a
+ * transaction of its own, so a write whose row, outbox row and cap check are
+ * one statement (data-modifying CTEs) commits all of them or none. `name`
+ * makes it a prepared statement, parsed once per pooled connection.
+ */
+export type Statement = <T>(name: string, text: string, values: unknown[]) => Promise<T[]>;
 
 /** What a mutation of an existing row returns: its result, and the event to append (none for a no-op). */
 export interface Mutation<R> {
@@ -41,6 +51,12 @@ export class RegistryWriter {
     private readonly dataSource: DataSource,
     private readonly outbox: OutboxRepository,
   ) {}
+
+  /** The hot write path's one round trip (see `Statement`). */
+  readonly statement: Statement = async <T>(name: string, text: string, values: unknown[]): Promise<T[]> => {
+    const pool = (this.dataSource.driver as unknown as { master: pg.Pool }).master;
+    return (await pool.query<T & pg.QueryResultRow>({ name, text, values })).rows;
+  };
 
   /** Runs `work` in one transaction with the outbox append at hand. */
   write<R>(work: (w: RegistryWrite) => Promise<R>): Promise<R> {

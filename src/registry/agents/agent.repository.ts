@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { one, rows, sql } from '../../database/sql.js';
+import { OUTBOX_INSERT } from '../../outbox/outbox.repository.js';
+import type { Statement } from '../registry.writer.js';
 import type { CreateAgent, ModelSettings } from './agent.schemas.js';
 
 export interface Agent {
@@ -46,19 +48,53 @@ function toAgent(row: AgentRow): Agent {
   };
 }
 
-/** Every agent query; each takes the caller's EntityManager (and so its transaction). */
+/**
+ * A create in one statement, so one round trip and its own transaction:
+ * lock the `registry_counts` row of agents (FOR UPDATE in READ COMMITTED
+ * returns its newest committed count once a concurrent create has committed),
+ * insert the agent only while that count is below the cap (the row's trigger
+ * then adds it to the count, on the row this statement holds), and its
+ * `agent.created` outbox row from what the INSERT returned. The lock is held
+ * for this one statement and its commit. `taken` keeps "already exists"
+ * before "over the cap" when both hold, as when the INSERT ran first.
+ */
+const CREATE = `
+WITH cap AS (SELECT n FROM registry_counts WHERE table_name = 'agents' FOR UPDATE),
+a AS (
+  INSERT INTO agents (id, name, description, model, tags, metadata)
+  SELECT $1::text, $2::text, $3::text, $4::jsonb, $5::text[], $6::jsonb FROM cap WHERE cap.n < $8::bigint
+  RETURNING *
+),
+o AS (${OUTBOX_INSERT} SELECT 'agent.created', a.id, a.version, $7::text, NULL FROM a)
+SELECT a.*, NULL::int AS active_prompt_version, a.id IS NULL AND EXISTS (SELECT 1 FROM agents WHERE id = $1::text) AS taken
+FROM cap LEFT JOIN a ON true`;
+
+/** What `create` found: the new agent, or why there is none. */
+export type Created = { agent: Agent } | { refused: 'exists' | 'cap' };
+
+/** Every agent query; each takes the caller's EntityManager (and so its transaction), `create` the writer's one statement. */
 @Injectable()
 export class AgentRepository {
-  async insert(m: EntityManager, a: CreateAgent): Promise<Agent> {
-    await m.query(`INSERT INTO agents (id, name, description, model, tags, metadata) VALUES ($1, $2, $3, $4, $5, $6)`, [
+  /**
+   * Creates the agent and appends its `agent.created` event (actor `actor`)
+   * in one statement, unless the registry holds `limit` agents already.
+   * A duplicate id raises PostgreSQL's unique violation, as an INSERT does.
+   */
+  async create(run: Statement, a: CreateAgent, actor: string, limit: number): Promise<Created> {
+    const found = await run<AgentRow & { taken: boolean }>('registry.agent.create', CREATE, [
       a.id,
       a.name,
       a.description,
       JSON.stringify(a.model),
       a.tags,
       JSON.stringify(a.metadata),
+      actor,
+      limit,
     ]);
-    return (await this.find(m, a.id))!;
+    const row = found[0];
+    if (!row) throw new Error('registry_counts has no row for agents');
+    if (row.id === null) return { refused: row.taken ? 'exists' : 'cap' };
+    return { agent: toAgent(row) };
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<Agent | undefined> {
@@ -76,12 +112,14 @@ export class AgentRepository {
   }
 
   async update(m: EntityManager, next: Agent): Promise<Agent> {
-    await m.query(
-      `UPDATE agents SET name = $2, description = $3, model = $4, tags = $5, metadata = $6,
-              version = version + 1, updated_at = now() WHERE id = $1`,
+    const row = await one<AgentRow>(
+      m,
+      `UPDATE agents a SET name = $2, description = $3, model = $4, tags = $5, metadata = $6,
+              version = version + 1, updated_at = now() WHERE id = $1
+       RETURNING a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version`,
       [next.id, next.name, next.description, JSON.stringify(next.model), next.tags, JSON.stringify(next.metadata)],
     );
-    return (await this.find(m, next.id))!;
+    return toAgent(row!);
   }
 
   async delete(m: EntityManager, id: string): Promise<number> {

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
-import { assertWithinCap } from '../registry-limits.js';
+import { quotaExceeded } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { type Agent, AgentRepository } from './agent.repository.js';
@@ -21,12 +21,11 @@ export class AgentService {
 
   async create(input: CreateAgent, actor: string): Promise<Agent> {
     try {
-      return await this.writer.write(async ({ m, append }) => {
-        const agent = await this.agents.insert(m, input);
-        await assertWithinCap(m, 'agents', this.config.registryLimits.agents, 'MAX_AGENTS', 'agents');
-        await append({ type: 'agent.created', id: agent.id, version: agent.version, actor });
-        return agent;
-      });
+      const limit = this.config.registryLimits.agents;
+      const created = await this.agents.create(this.writer.statement, input, actor, limit);
+      if ('agent' in created) return created.agent;
+      if (created.refused === 'exists') throw DomainError.conflict(`agent "${input.id}" already exists`);
+      throw quotaExceeded('agents', limit, 'MAX_AGENTS');
     } catch (error) {
       if (pgCode(error) === PG.uniqueViolation) throw DomainError.conflict(`agent "${input.id}" already exists`);
       throw error;
