@@ -3,8 +3,12 @@ import type { EventFilter } from './event-filter.js';
 import type { HubEvent } from './event-window.js';
 import type { Codec, Subscriber } from './subscriber.js';
 
-/** Upper bound of the wait a flush may add under load (ms). */
+/** Upper bound of the wait a round may add under load (ms). */
 const MAX_COALESCE_MS = 10;
+/** A round writes for at most this long (ms) before it yields to the event loop and goes on in the next slice. */
+const SLICE_MS = 5;
+/** Subscribers written between two looks at the clock. */
+const CLOCK_EVERY = 8;
 /**
  * How often filtered subscribers whose cursor moved past events they did not
  * get are told their position (coalesced: one frame per group per period).
@@ -16,6 +20,10 @@ class SubscriberGroup<P> {
   readonly members = new Set<Subscriber<P>>();
   /** A cursor its members reached through filtered-out events, not yet told to them. */
   unadvertised?: number;
+  /** The pending list the caches below were made for, its events that pass the filter, and payloads by first index. */
+  private cachedFor?: readonly HubEvent[];
+  private matching: readonly HubEvent[] = [];
+  private readonly payloads = new Map<number, P>();
 
   constructor(
     readonly key: string,
@@ -23,32 +31,44 @@ class SubscriberGroup<P> {
     readonly codec: Codec<P>,
   ) {}
 
-  /** Returns how many events were written, summed over subscribers (metrics). */
-  deliver(events: HubEvent[]): number {
-    let written = 0;
-    const first = events[0].seq;
-    const last = events[events.length - 1].seq;
-    const matching = this.filter.all ? events : events.filter((e) => this.filter.matches(e.type));
-    let shared: P | undefined;
-    for (const sub of this.members) {
-      if (sub.cursor >= last) continue;
-      if (matching.length > 0) {
-        if (sub.cursor < first) {
-          shared ??= this.codec.events(matching);
-          sub.write(shared);
-          written += matching.length;
-        } else {
-          const rest = matching.filter((e) => e.seq > sub.cursor);
-          if (rest.length > 0) {
-            sub.write(this.codec.events(rest));
-            written += rest.length;
-          }
-        }
-      }
-      sub.cursor = last;
+  /**
+   * Writes to `sub`, in one write, every event of `pending` (contiguous, in seq
+   * order) that is newer than its cursor and passes the filter, and moves its
+   * cursor to the last of `pending`. The payload is encoded once per group and
+   * pending list for all members at the same position. Returns the events
+   * written (metrics).
+   */
+  catchUp(sub: Subscriber<P>, pending: readonly HubEvent[]): number {
+    const last = pending[pending.length - 1].seq;
+    if (sub.cursor >= last) return 0;
+    if (this.cachedFor !== pending) {
+      this.cachedFor = pending;
+      this.matching = this.filter.all ? pending : pending.filter((e) => this.filter.matches(e.type));
+      this.payloads.clear();
     }
-    this.unadvertised = matching.length > 0 && matching[matching.length - 1].seq === last ? undefined : last;
+    const matching = this.matching;
+    let from = 0;
+    while (from < matching.length && matching[from].seq <= sub.cursor) from++;
+    let written = 0;
+    if (from < matching.length) {
+      let payload = this.payloads.get(from);
+      if (payload === undefined) {
+        payload = this.codec.events(matching.slice(from));
+        this.payloads.set(from, payload);
+      }
+      sub.write(payload);
+      written = matching.length - from;
+    }
+    sub.cursor = last;
+    if (matching.length === 0 || matching[matching.length - 1].seq !== last) this.unadvertised = last;
     return written;
+  }
+
+  /** Drops the caches of a finished round. */
+  forget(): void {
+    this.cachedFor = undefined;
+    this.matching = [];
+    this.payloads.clear();
   }
 
   /** Tells members still at the unadvertised cursor where they are (one encoded frame for all). */
@@ -65,50 +85,82 @@ class SubscriberGroup<P> {
   }
 }
 
+/** Where a round is: the groups still to visit, and the members of the current one. */
+interface Round {
+  readonly groups: Iterator<SubscriberGroup<any>>;
+  group?: SubscriberGroup<any>;
+  members?: Iterator<Subscriber<any>>;
+  /** The last seq pending when the round began: every subscriber has it once the round ends. */
+  readonly through: number;
+  readonly start: number;
+}
+
 /**
  * Fan-out: the live subscribers of one replica, in groups of the same
- * transport and filter, and the writes to them. Each batch the sequence
- * delivers is encoded once per group and the same payload is written to every
- * member; a member's cursor moves past events its filter skips, and those
- * cursors are told in one coalesced frame per group (CURSOR_ADVERTISE_MS).
+ * transport and filter, and the writes to them. Events are encoded once per
+ * group and the same payload is written to every member at the same position;
+ * a member's cursor moves past events its filter skips, and those cursors are
+ * told in one coalesced frame per group (CURSOR_ADVERTISE_MS).
  *
- * Writes are coalesced under load, never when idle. Per subscriber a flush
- * costs one socket write whatever the number of events in it, and that write
- * (a syscall, mostly kernel time) is the whole cost of fan-out. An event that
- * finds the fan-out idle is written at once, synchronously from the bus
- * callback. Events arriving while a flush happened less than its own duration
- * ago wait for the next flush, at most that duration (capped at
- * MAX_COALESCE_MS): a fan-out that costs d ms per flush leaves the event loop
- * min(d, 10 ms) of other work between flushes, and a subscriber waits at most
- * about what the last one of a flush waits anyway. So a replica with a handful
- * of subscribers, or events tens of ms apart, sees no added latency, and a
- * busy one writes several events per syscall.
+ * Writes go out in rounds: one pass over every subscriber, each getting in one
+ * write everything pending that is newer than its own cursor. Per subscriber a
+ * round costs one socket write whatever the number of events in it, and that
+ * write (a syscall, mostly kernel time) is the whole cost of fan-out. A round
+ * is sliced: after SLICE_MS of writing it yields to the event loop
+ * (setImmediate) and goes on where it was, so the bus, REST requests and
+ * timers run between slices, and an event that arrives meanwhile joins the
+ * round under way for the subscribers it has not reached yet (the others get
+ * it in the next round): an event waits at most one round, not the rest of a
+ * flush and then the next one. Per subscriber, events stay in seq order, each
+ * once (everything `<= cursor` is skipped).
+ *
+ * Rounds are coalesced under load, never when idle. An event that finds the
+ * fan-out idle starts a round at once, its first slice synchronously from the
+ * bus callback. Events still pending when a round ends start the next one
+ * after a pause of the round's own duration, capped at MAX_COALESCE_MS, so a
+ * busy replica writes several events per syscall, and a replica with a
+ * handful of subscribers, or events tens of ms apart, sees no added latency.
  */
 export class StreamFanout {
   private readonly logger = new Logger('StreamFanout');
   private readonly groups = new Map<string, SubscriberGroup<any>>();
   private readonly subscriberGroup = new Map<Subscriber<any>, SubscriberGroup<any>>();
-  /** Delivered (in the sequence and its window) but not yet written to subscribers. */
-  private outgoing: HubEvent[] = [];
-  private flushTimer?: NodeJS.Timeout;
-  private flushQueued = false;
-  private lastFlushEnd = -Infinity;
-  private lastFlushMs = 0;
+  /**
+   * Events published and not yet written to every subscriber (contiguous, in
+   * seq order). A new list on every publish, so a group's caches can key on it.
+   */
+  private pending: readonly HubEvent[] = [];
+  private round?: Round;
+  private nextSlice?: NodeJS.Immediate;
+  private roundTimer?: NodeJS.Timeout;
+  private lastRoundEnd = -Infinity;
+  private lastRoundMs = 0;
   private cursorTimer?: NodeJS.Timeout;
   private stopped = false;
-  private flushes = 0;
+  private rounds = 0;
+  private slices = 0;
   /** Events written to subscribers, summed over subscribers (metrics). */
   deliveries = 0;
-  /** Called after each flush with its events (metrics: commit→delivery latency). */
+  /** Called after each round with the events every subscriber now has (metrics: commit→delivery latency). */
   onFlushed?: (events: HubEvent[]) => void;
 
   get subscriberCount(): number {
     return this.subscriberGroup.size;
   }
 
-  /** Flushes so far (each is one write per subscriber that had something to get). */
+  /** Rounds so far (each is one write per subscriber that had something to get). */
   get flushCount(): number {
-    return this.flushes;
+    return this.rounds;
+  }
+
+  /** Slices so far (a round over a few subscribers is one slice; a long one yields between its slices). */
+  get sliceCount(): number {
+    return this.slices;
+  }
+
+  /** Whether a round is under way (in one of its slices, or between two). */
+  get writing(): boolean {
+    return this.round !== undefined;
   }
 
   start(): void {
@@ -118,8 +170,10 @@ export class StreamFanout {
 
   stop(): void {
     this.stopped = true;
+    this.round = undefined;
     clearInterval(this.cursorTimer);
-    clearTimeout(this.flushTimer);
+    clearTimeout(this.roundTimer);
+    if (this.nextSlice) clearImmediate(this.nextSlice);
   }
 
   /**
@@ -153,44 +207,83 @@ export class StreamFanout {
     for (const sub of [...this.subscriberGroup.keys()]) sub.close(reason);
   }
 
-  /** Has events (contiguous, newer than anything published before) written to subscribers: now if idle, else at the next flush. */
+  /**
+   * Has events (contiguous, newer than anything published before) written to
+   * subscribers: a round now if idle; else they join the round under way (for
+   * the subscribers it has not reached) or the next one.
+   */
   publish(events: HubEvent[]): void {
-    if (this.groups.size === 0) return;
-    this.outgoing = this.outgoing.length === 0 ? events : this.outgoing.concat(events);
-    if (this.flushQueued) return;
-    const wait = this.lastFlushEnd + Math.min(this.lastFlushMs, MAX_COALESCE_MS) - performance.now();
-    if (wait <= 0) {
-      this.flush();
-    } else {
-      this.flushQueued = true;
-      this.flushTimer = setTimeout(this.flushLater, wait);
-    }
+    if (this.groups.size === 0 && !this.round) return;
+    this.pending = this.pending.length === 0 ? events : this.pending.concat(events);
+    if (this.round || this.roundTimer) return;
+    this.startRound();
   }
 
-  private readonly flushLater = (): void => {
-    this.flushQueued = false;
-    this.flushTimer = undefined;
-    this.flush();
+  /** Starts a round now, or after the coalescing pause when the last one ended recently. */
+  private startRound(): void {
+    const wait = this.lastRoundEnd + Math.min(this.lastRoundMs, MAX_COALESCE_MS) - performance.now();
+    if (wait > 0) {
+      this.roundTimer = setTimeout(this.roundLater, wait);
+      return;
+    }
+    if (this.stopped || this.pending.length === 0) return;
+    this.round = { groups: this.groups.values(), through: this.pending[this.pending.length - 1].seq, start: performance.now() };
+    this.slice();
+  }
+
+  private readonly roundLater = (): void => {
+    this.roundTimer = undefined;
+    this.startRound();
   };
 
-  /** One write per subscriber for everything published since the last flush. */
-  private flush(): void {
-    const events = this.outgoing;
-    if (events.length === 0 || this.stopped) return;
-    this.outgoing = [];
-    const start = performance.now();
-    for (const group of this.groups.values()) {
-      if (group.members.size === 0) continue;
+  private readonly sliceLater = (): void => {
+    this.nextSlice = undefined;
+    this.slice();
+  };
+
+  /** Writes to subscribers for up to SLICE_MS, then yields to the event loop, or ends the round. */
+  private slice(): void {
+    const round = this.round;
+    if (!round || this.stopped) return;
+    this.slices++;
+    const until = performance.now() + SLICE_MS;
+    let n = 0;
+    for (;;) {
+      if (!round.group || !round.members) {
+        const next = round.groups.next();
+        if (next.done) break;
+        round.group = next.value;
+        round.members = next.value.members.values();
+      }
+      const member = round.members.next();
+      if (member.done) {
+        round.members = undefined;
+        continue;
+      }
       try {
-        this.deliveries += group.deliver(events);
+        this.deliveries += round.group.catchUp(member.value, this.pending);
       } catch (error) {
-        this.logger.error(`fan-out to ${group.key} failed: ${(error as Error).message}`);
+        this.logger.error(`fan-out to ${round.group.key} failed: ${(error as Error).message}`);
+      }
+      if (++n % CLOCK_EVERY === 0 && performance.now() >= until) {
+        this.nextSlice = setImmediate(this.sliceLater);
+        return;
       }
     }
-    this.flushes++;
-    this.lastFlushEnd = performance.now();
-    this.lastFlushMs = this.lastFlushEnd - start;
-    this.onFlushed?.(events);
+    this.endRound(round);
+  }
+
+  /** Every subscriber has everything up to `round.through`: those events leave `pending`; newer ones start the next round. */
+  private endRound(round: Round): void {
+    this.round = undefined;
+    this.rounds++;
+    this.lastRoundEnd = performance.now();
+    this.lastRoundMs = this.lastRoundEnd - round.start;
+    const done = this.pending.filter((e) => e.seq <= round.through);
+    this.pending = done.length === this.pending.length ? [] : this.pending.filter((e) => e.seq > round.through);
+    for (const group of this.groups.values()) group.forget();
+    this.onFlushed?.(done);
+    if (this.pending.length > 0) this.startRound();
   }
 
   private readonly advertiseCursors = (): void => {
