@@ -9,6 +9,8 @@ export interface ApiKeyRecord {
   name: string;
   prefix: string;
   role: Role;
+  /** The agent whose trust rules limit this key in the MCP gateway; null: not bound. */
+  agentId: string | null;
   createdBy: string | null;
   createdAt: string;
   revokedAt: string | null;
@@ -27,6 +29,7 @@ export interface NewApiKey {
   readonly role: Role;
   readonly createdBy: string | null;
   readonly expiresAt: Date | null;
+  readonly agentId?: string | null;
 }
 
 interface ApiKeyRow {
@@ -34,6 +37,7 @@ interface ApiKeyRow {
   name: string;
   prefix: string;
   role: Role;
+  agent_id: string | null;
   created_by: string | null;
   created_at: Date;
   revoked_at: Date | null;
@@ -47,6 +51,7 @@ function toRecord(row: ApiKeyRow): ApiKeyRecord {
     name: row.name,
     prefix: row.prefix,
     role: row.role,
+    agentId: row.agent_id,
     createdBy: row.created_by,
     createdAt: row.created_at.toISOString(),
     revokedAt: row.revoked_at?.toISOString() ?? null,
@@ -61,10 +66,20 @@ export class ApiKeyRepository {
   async insert(m: EntityManager, key: NewApiKey): Promise<ApiKeyRecord> {
     const row = await one<ApiKeyRow>(
       m,
-      `INSERT INTO api_keys (name, prefix, key_hash, role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [key.name, key.prefix, key.keyHash, key.role, key.createdBy, key.expiresAt],
+      `INSERT INTO api_keys (name, prefix, key_hash, role, created_by, expires_at, agent_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [key.name, key.prefix, key.keyHash, key.role, key.createdBy, key.expiresAt, key.agentId ?? null],
     );
     return toRecord(row!);
+  }
+
+  /** Whether the agent exists, locking it against deletion until the caller's transaction ends (as the foreign key would). */
+  async agentExists(m: EntityManager, agentId: string): Promise<boolean> {
+    return (await one(m, 'SELECT 1 FROM agents WHERE id = $1 FOR KEY SHARE', [agentId])) !== undefined;
+  }
+
+  /** The agent a key is bound to (null: none, or no such key). */
+  async agentOf(m: EntityManager, id: string): Promise<string | null> {
+    return (await one<{ agent_id: string | null }>(m, 'SELECT agent_id FROM api_keys WHERE id = $1', [id]))?.agent_id ?? null;
   }
 
   async list(m: EntityManager): Promise<ApiKeyRecord[]> {

@@ -32,8 +32,21 @@ export class ApiKeyService {
     createdBy: string | null,
     key = newApiKey(),
     expiresAt: Date | null = null,
+    agentId: string | null = null,
   ): Promise<{ key: string; record: ApiKeyRecord }> {
-    return { key, record: await this.insert(this.dataSource.manager, name, key, role, createdBy, expiresAt) };
+    if (agentId === null) return { key, record: await this.insert(this.dataSource.manager, name, key, role, createdBy, expiresAt) };
+    const record = await this.dataSource.transaction(async (m) => {
+      if (!(await this.keys.agentExists(m, agentId))) {
+        throw new DomainError('validation_failed', `no agent ${agentId}`, { errors: [{ field: 'agentId', message: `no agent with id ${agentId}` }] });
+      }
+      return this.insert(m, name, key, role, createdBy, expiresAt, agentId);
+    });
+    return { key, record };
+  }
+
+  /** The agent an API key is bound to (the MCP gateway limits the key to its trust rules); null when none. */
+  async agentOf(keyId: string): Promise<string | null> {
+    return this.keys.agentOf(this.dataSource.manager, keyId);
   }
 
   /** Stores a key as its hash (plus a short prefix to recognise it by). */
@@ -44,8 +57,9 @@ export class ApiKeyService {
     role: Role,
     createdBy: string | null,
     expiresAt: Date | null = null,
+    agentId: string | null = null,
   ): Promise<ApiKeyRecord> {
-    return this.keys.insert(manager, { name, keyHash: sha256(key), prefix: key.slice(0, 11), role, createdBy, expiresAt });
+    return this.keys.insert(manager, { name, keyHash: sha256(key), prefix: key.slice(0, 11), role, createdBy, expiresAt, agentId });
   }
 
   async list(): Promise<ApiKeyRecord[]> {

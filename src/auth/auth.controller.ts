@@ -58,7 +58,7 @@ export class ApiKeysController {
     @CurrentPrincipal() principal: Principal,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    const { key, record } = await this.apiKeys.create(body.name, body.role, actorOf(principal), undefined, body.expiresAt ?? null);
+    const { key, record } = await this.apiKeys.create(body.name, body.role, actorOf(principal), undefined, body.expiresAt ?? null, body.agentId ?? null);
     // The one response that carries the clear key: no cache may keep it.
     reply.header('cache-control', 'no-store');
     return { ...record, key };

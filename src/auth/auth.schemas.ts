@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { slug } from '../registry/registry.schemas.js';
 import { ROLES } from './roles.js';
 
 const role = z.enum(ROLES as unknown as ['viewer', 'editor', 'admin']);
@@ -20,6 +21,8 @@ export const createApiKeySchema = z.strictObject({
     .refine((d) => d.getTime() > Date.now(), 'must be in the future')
     .refine((d) => d.getTime() < Date.now() + TEN_YEARS_MS, 'must be within ten years')
     .optional(),
+  /** Binds the key to an agent: MCP gateway calls made with it are limited by that agent's trust rules. */
+  agentId: slug.optional(),
 });
 
 export const createUserSchema = z.strictObject({

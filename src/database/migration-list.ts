@@ -5,6 +5,7 @@ import { SequencerLease1764100000000 } from './migrations/1764100000000-sequence
 import { McpServerHealth1764200000000 } from './migrations/1764200000000-mcp-server-health.js';
 import { Notices1764300000000 } from './migrations/1764300000000-notices.js';
 import { RegistryCounts1764400000000 } from './migrations/1764400000000-registry-counts.js';
+import { ApiKeyAgent1764500000000 } from './migrations/1764500000000-api-key-agent.js';
 
 /** Every migration, oldest first. Explicit SQL; the schema is never synchronized. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   McpServerHealth1764200000000,
   Notices1764300000000,
   RegistryCounts1764400000000,
+  ApiKeyAgent1764500000000,
 ];

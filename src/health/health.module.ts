@@ -24,6 +24,6 @@ import { ServerDirectory } from './server-directory.js';
   imports: [BusModule, MetricsModule, RegistryModule, StreamingModule],
   controllers: [HealthController, HealthStreamController],
   providers: [ServerDirectory, HealthRepository, HealthRuntime, CircuitBreakers, HealthProber, HealthService, HealthStream, HealthMetrics],
-  exports: [CircuitBreakers, HealthService, HealthStream, HealthRuntime],
+  exports: [CircuitBreakers, HealthService, HealthStream, HealthRuntime, ServerDirectory],
 })
 export class HealthModule {}

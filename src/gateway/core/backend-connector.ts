@@ -1,0 +1,270 @@
+import { Injectable } from '@nestjs/common';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport as SdkTransport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  type CallToolResult,
+  ErrorCode,
+  type JSONRPCNotification,
+  McpError,
+  type Progress,
+  type Prompt,
+  type Resource,
+  ResultSchema,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { EgressClient } from '../../egress/egress.module.js';
+import { egressDenial } from '../../egress/egress.dispatcher.js';
+import { CircuitBreakers } from '../../health/circuit-breakers.js';
+import { ServerDirectory } from '../../health/server-directory.js';
+import { GatewayError } from './gateway-errors.js';
+
+export const GATEWAY_CLIENT_INFO = { name: 'agentic-registry-gateway', version: '1' } as const;
+
+/** List pages read at most per list call (a backend that pages forever is cut). */
+const MAX_LIST_PAGES = 50;
+/** Default per-request timeout when the caller gives none. */
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+export interface BackendCallOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+export interface BackendOpenOptions {
+  /** Notifications the backend sends outside any request's progress (list changes, logging, …). */
+  readonly onNotification?: (notification: JSONRPCNotification) => void;
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+/** One initialized MCP client session with a backend; every call through it is counted by the server's circuit breaker. */
+export interface BackendSession {
+  readonly serverId: string;
+  readonly client: Client;
+  readonly closed: boolean;
+  listTools(options?: BackendCallOptions): Promise<Tool[]>;
+  listResources(options?: BackendCallOptions): Promise<Resource[]>;
+  listPrompts(options?: BackendCallOptions): Promise<Prompt[]>;
+  callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    options?: BackendCallOptions & { onProgress?: (p: Progress) => void },
+  ): Promise<CallToolResult>;
+  request(method: string, params: Record<string, unknown> | undefined, options?: BackendCallOptions): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** The SDK's own codes for a dead connection and a timeout (numbers: McpError.code is a plain number). */
+const CONNECTION_CLOSED: number = ErrorCode.ConnectionClosed;
+const REQUEST_TIMEOUT: number = ErrorCode.RequestTimeout;
+
+/** Whether an error means the backend is unwell (counts against its circuit), rather than an answer it gave. */
+function isBackendFailure(error: unknown): boolean {
+  if (error instanceof McpError) return error.code === CONNECTION_CLOSED || error.code === REQUEST_TIMEOUT;
+  return true;
+}
+
+function describe(error: unknown): string {
+  const denial = egressDenial(error);
+  if (denial) return denial.message;
+  const e = error as { message?: string; cause?: { message?: string; code?: string } };
+  const cause = e?.cause?.code ?? e?.cause?.message;
+  const message = (e?.message ?? String(error)).replace(/\s+/g, ' ');
+  return (cause && !message.includes(cause) ? `${message} (${cause})` : message).slice(0, 300);
+}
+
+/** Maps an SDK failure to the gateway's error (the backend's own JSON-RPC errors are passed through with their code). */
+export function toGatewayError(error: unknown, serverId: string, signal?: AbortSignal): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (signal?.aborted) return new GatewayError('cancelled', `the call to ${serverId} was cancelled`, { server: serverId });
+  if (error instanceof McpError) {
+    if (error.code === REQUEST_TIMEOUT) return new GatewayError('timeout', `${serverId} did not answer in time`, { server: serverId });
+    if (error.code === CONNECTION_CLOSED) return new GatewayError('backend', `${serverId} closed the connection`, { server: serverId });
+    // The backend's own error: its code and message as it gave them.
+    return new GatewayError('backend', error.message.replace(/^MCP error -?\d+: /, ''), { server: serverId }, error.code);
+  }
+  if (egressDenial(error)) return new GatewayError('denied', `egress policy: ${describe(error)}`, { server: serverId });
+  return new GatewayError('backend', `${serverId}: ${describe(error)}`, { server: serverId });
+}
+
+class SdkBackendSession implements BackendSession {
+  closed = false;
+
+  constructor(
+    readonly serverId: string,
+    readonly client: Client,
+    private readonly transport: SdkTransport,
+    private readonly breakers: CircuitBreakers,
+    private readonly defaultTimeoutMs: number,
+  ) {}
+
+  /** One call under the server's breaker: fail fast when open; the outcome recorded. */
+  private async guarded<T>(options: BackendCallOptions | undefined, call: (o: { signal?: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
+    if (this.closed) throw new GatewayError('backend', `the session with ${this.serverId} is closed`, { server: this.serverId });
+    if (!(await this.breakers.allow(this.serverId))) {
+      throw new GatewayError('circuit_open', `the circuit of ${this.serverId} is open: failing fast`, { server: this.serverId });
+    }
+    const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
+    try {
+      const result = await call({ ...(options?.signal ? { signal: options.signal } : {}), timeout });
+      void this.breakers.recordSuccess(this.serverId).catch(() => undefined);
+      return result;
+    } catch (error) {
+      if (options?.signal?.aborted) throw toGatewayError(error, this.serverId, options.signal);
+      if (isBackendFailure(error)) void this.breakers.recordFailure(this.serverId, `gateway call failed: ${describe(error)}`).catch(() => undefined);
+      else void this.breakers.recordSuccess(this.serverId).catch(() => undefined);
+      throw toGatewayError(error, this.serverId);
+    }
+  }
+
+  private async pages<T>(
+    options: BackendCallOptions | undefined,
+    page: (cursor: string | undefined, o: { signal?: AbortSignal; timeout: number }) => Promise<{ items: T[]; next?: string }>,
+  ): Promise<T[]> {
+    return this.guarded(options, async (o) => {
+      const all: T[] = [];
+      let cursor: string | undefined;
+      for (let i = 0; i < MAX_LIST_PAGES; i++) {
+        const { items, next } = await page(cursor, o);
+        all.push(...items);
+        if (!next) break;
+        cursor = next;
+      }
+      return all;
+    });
+  }
+
+  listTools(options?: BackendCallOptions): Promise<Tool[]> {
+    return this.pages(options, async (cursor, o) => {
+      const r = await this.client.listTools(cursor ? { cursor } : undefined, o);
+      return { items: r.tools, next: r.nextCursor };
+    });
+  }
+
+  listResources(options?: BackendCallOptions): Promise<Resource[]> {
+    return this.pages(options, async (cursor, o) => {
+      const r = await this.client.listResources(cursor ? { cursor } : undefined, o);
+      return { items: r.resources, next: r.nextCursor };
+    });
+  }
+
+  listPrompts(options?: BackendCallOptions): Promise<Prompt[]> {
+    return this.pages(options, async (cursor, o) => {
+      const r = await this.client.listPrompts(cursor ? { cursor } : undefined, o);
+      return { items: r.prompts, next: r.nextCursor };
+    });
+  }
+
+  callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    options?: BackendCallOptions & { onProgress?: (p: Progress) => void },
+  ): Promise<CallToolResult> {
+    return this.guarded(
+      options,
+      (o) =>
+        this.client.callTool({ name, ...(args ? { arguments: args } : {}) }, undefined, {
+          ...o,
+          ...(options?.onProgress ? { onprogress: options.onProgress, resetTimeoutOnProgress: true } : {}),
+        }) as Promise<CallToolResult>,
+    );
+  }
+
+  request(method: string, params: Record<string, unknown> | undefined, options?: BackendCallOptions): Promise<Record<string, unknown>> {
+    return this.guarded(options, (o) => this.client.request({ method, ...(params ? { params } : {}) }, ResultSchema, o) as Promise<Record<string, unknown>>);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    if (this.transport instanceof StreamableHTTPClientTransport && this.transport.sessionId !== undefined) await bounded(this.transport.terminateSession());
+    await bounded(this.client.close());
+  }
+}
+
+/**
+ * Opens MCP client sessions with registered backends, with
+ * `@modelcontextprotocol/sdk`: Streamable HTTP (falling back to legacy
+ * HTTP+SSE when the server answers 404/405 to it), the server's stored
+ * headers, every request through the egress client (the policy checks each
+ * resolved address at connect time), failing fast while the server's circuit
+ * is open and counting each call's outcome against it.
+ */
+@Injectable()
+export class BackendConnector {
+  constructor(
+    private readonly directory: ServerDirectory,
+    private readonly breakers: CircuitBreakers,
+    private readonly egress: EgressClient,
+  ) {}
+
+  async open(serverId: string, opts: BackendOpenOptions = {}): Promise<BackendSession> {
+    await this.directory.ready();
+    const target = this.directory.get(serverId);
+    if (!target || !target.enabled) throw new GatewayError('not_found', `no enabled MCP server ${serverId}`, { server: serverId });
+    if (!(await this.breakers.allow(serverId))) {
+      throw new GatewayError('circuit_open', `the circuit of ${serverId} is open: failing fast`, { server: serverId });
+    }
+    const timeout = opts.timeoutMs ?? target.healthCheck.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    try {
+      const endpoint = await this.directory.endpoint(serverId);
+      const session = await this.connect(serverId, target.transport, endpoint, opts, timeout);
+      void this.breakers.recordSuccess(serverId).catch(() => undefined);
+      return session;
+    } catch (error) {
+      const gatewayError = toGatewayError(error, serverId, opts.signal);
+      if (!opts.signal?.aborted && isBackendFailure(error)) {
+        void this.breakers.recordFailure(serverId, `gateway connect failed: ${describe(error)}`).catch(() => undefined);
+      }
+      throw gatewayError;
+    }
+  }
+
+  private async connect(
+    serverId: string,
+    kind: 'streamable-http' | 'sse',
+    endpoint: { url: string; headers: Record<string, string> },
+    opts: BackendOpenOptions,
+    timeout: number,
+  ): Promise<BackendSession> {
+    const attempt = async (transport: SdkTransport): Promise<BackendSession> => {
+      const client = new Client(GATEWAY_CLIENT_INFO, { capabilities: {} });
+      client.onerror = () => undefined; // surfaced as the failed request
+      if (opts.onNotification) {
+        const forward = opts.onNotification;
+        client.fallbackNotificationHandler = (n) => {
+          forward({ jsonrpc: '2.0', ...n });
+          return Promise.resolve();
+        };
+      }
+      try {
+        await client.connect(transport, { timeout, ...(opts.signal ? { signal: opts.signal } : {}) });
+      } catch (error) {
+        await client.close().catch(() => undefined);
+        throw error;
+      }
+      return new SdkBackendSession(serverId, client, transport, this.breakers, timeout);
+    };
+    const url = new URL(endpoint.url);
+    const requestInit = { headers: endpoint.headers };
+    const fetch = this.egress.fetch as never;
+    const sse = () => new SSEClientTransport(url, { fetch, requestInit, eventSourceInit: { fetch } });
+    if (kind === 'sse') return attempt(sse());
+    try {
+      return await attempt(
+        new StreamableHTTPClientTransport(url, {
+          fetch,
+          requestInit,
+          reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+        }),
+      );
+    } catch (error) {
+      // The spec's backwards-compatibility rule: a 4xx to the initialize POST means an older HTTP+SSE server.
+      if (error instanceof StreamableHTTPError && (error.code === 404 || error.code === 405)) return attempt(sse());
+      throw error;
+    }
+  }
+}
