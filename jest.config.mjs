@@ -32,5 +32,7 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
+    // The client library's own tests (packages/client): real local HTTP servers, no service.
+    { ...common, displayName: 'client', testMatch: ['<rootDir>/packages/client/test/**/*.spec.ts'] },
   ],
 };
