@@ -32,6 +32,9 @@ import { StreamHub } from '../streaming/stream.hub.js';
 import { ConnectionRegistry, type PresenceListener } from './connection-registry.js';
 import { closeTransport, SOCKET_CODEC, SocketSubscriber } from './socket.subscriber.js';
 
+/** At most one presence broadcast per this period (ms); see presenceChanged. */
+const PRESENCE_BROADCAST_MS = 1000;
+
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketState>;
 
@@ -72,6 +75,10 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
   private io?: IoServer;
   private readonly sockets = new Set<IoSocket>();
   private readonly disconnects: Counter<'reason'>;
+  /** Presence changes not yet broadcast, by user (the last one wins). */
+  private readonly presenceOut = new Map<string, { event: 'user.connected' | 'user.disconnected'; user: PresenceUser }>();
+  private presenceTimer?: NodeJS.Timeout;
+  private lastPresenceBroadcast = 0;
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -178,6 +185,11 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
 
   private connected(socket: IoSocket): void {
     if (socket.data.releaseIfDropped) socket.conn.off('close', socket.data.releaseIfDropped);
+    socket.data.releaseIfDropped = undefined;
+    // The handshake's HTTP request (headers, raw headers, its socket's upgrade state) was read by
+    // handshake(): engine.io would keep it for the socket's life. socket.io documents dropping it
+    // to save memory; nothing reads socket.request after this (socket.handshake keeps the headers).
+    (socket.conn as unknown as { request: IncomingMessage | null }).request = null;
     const principal = socket.data.principal;
     if (!principal || socket.disconnected) {
       if (principal) void this.cluster.releaseConnection(principal.id).catch(() => undefined);
@@ -319,11 +331,31 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     }
   }
 
+  /**
+   * Presence changes go to every socket, so each broadcast is one write per
+   * socket: they are gathered and sent at most once per PRESENCE_BROADCAST_MS,
+   * the last change of each user only (its `tabs` is the current count), so
+   * that many sockets opening or closing at once (a reconnect storm, a
+   * deployment) cost O(sockets) per period, not per change.
+   */
   presenceChanged(joined: PresenceUser[], left: PresenceUser[]): void {
     if (!this.io) return;
-    for (const user of joined) this.io.emit('user.connected', { user });
-    for (const user of left) this.io.emit('user.disconnected', { user });
+    for (const user of joined) this.presenceOut.set(user.userId, { event: 'user.connected', user });
+    for (const user of left) this.presenceOut.set(user.userId, { event: 'user.disconnected', user });
+    if (this.presenceTimer || this.presenceOut.size === 0) return;
+    const wait = Math.max(0, this.lastPresenceBroadcast + PRESENCE_BROADCAST_MS - Date.now());
+    this.presenceTimer = setTimeout(this.broadcastPresence, wait);
+    this.presenceTimer.unref();
   }
+
+  private readonly broadcastPresence = (): void => {
+    this.presenceTimer = undefined;
+    this.lastPresenceBroadcast = Date.now();
+    const changes = [...this.presenceOut.values()];
+    this.presenceOut.clear();
+    if (!this.io) return;
+    for (const { event, user } of changes) this.io.emit(event, { user });
+  };
 
   /** SIGTERM: every client is told why and its transport closed; it reconnects to another replica and resumes. */
   private async drain(): Promise<void> {
@@ -333,6 +365,7 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   beforeApplicationShutdown(): void {
+    clearTimeout(this.presenceTimer);
     // Close every engine connection (WebSocket and long-poll) without closing the HTTP server: Fastify does that.
     for (const socket of [...this.sockets]) socket.disconnect(true);
     this.io?.engine.close();

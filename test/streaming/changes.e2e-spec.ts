@@ -156,10 +156,10 @@ describe('SSE change stream (one replica)', () => {
 
   it('sends an explicit reset when the cursor is older than retention, then follows', async () => {
     await appendEvents(20);
-    const last = await waitFor(async () => {
-      const h = await head();
-      return (await db.query('SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL')).rows[0].n === 0 ? h : undefined;
-    });
+    // Nothing left to number first, then the head: read the other way round, the sequencer may number the 20 in between.
+    const last = await waitFor(async () =>
+      (await db.query('SELECT count(*)::int AS n FROM outbox WHERE seq IS NULL')).rows[0].n === 0 ? await head() : undefined,
+    );
     const removed = await t.app.get(OutboxRetention).prune(0, 5);
     expect(removed).toBeGreaterThan(0);
     const c = await open('?lastEventId=1');
