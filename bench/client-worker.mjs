@@ -16,9 +16,9 @@
 // transaction with `pg` directly, the floor) and the resume storm of W8
 // ('resume': many connections opened at once, each counting its own frames).
 //
-// Transports: 'sse' (this service, nchan, the raw Node server). A Socket.IO
-// transport (a later issue) plugs in as another `protocol` with its own
-// handshake and frame counter; everything else (IPC, stats, samples) is shared.
+// Transports: 'sse' (this service, nchan, the raw Node server) and, with
+// client 'socketio' (W9, W10), Socket.IO through socket.io-client, the same
+// client for this service and plain socket.io; IPC, stats and samples are shared.
 import http from 'node:http';
 import net from 'node:net';
 import pg from 'pg';
@@ -204,6 +204,72 @@ function openOneHttp(target, sampled, localAddress, timeoutMs, targetIndex) {
   });
 }
 
+/**
+ * Opens one Socket.IO connection with socket.io-client (W9, W10; the same client
+ * for this service and plain socket.io): WebSocket transport only, no
+ * reconnection. With `target.subscribe` it then subscribes (this service's
+ * protocol) and is open once the ack says ok. Every `event` message counts as
+ * a frame; sampled connections note its `seq` and the publisher's timestamp.
+ */
+let ioConnect;
+async function openOneSocketIo(target, sampled, localAddress, timeoutMs, targetIndex) {
+  ioConnect ??= (await import('socket.io-client')).io;
+  return new Promise((resolve) => {
+    const conn = { io: null, sampled, target: targetIndex, events: 0, open: false };
+    let settled = false;
+    const settle = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (result !== 'ok') socket.disconnect();
+      resolve(result);
+    };
+    const socket = ioConnect(`http://127.0.0.1:${target.port}`, {
+      path: target.path,
+      transports: ['websocket'],
+      auth: target.auth,
+      query: target.query,
+      reconnection: false,
+      forceNew: true,
+      localAddress,
+      timeout: timeoutMs,
+    });
+    conn.io = socket;
+    const timer = setTimeout(() => settle('timeout'), timeoutMs);
+    const ready = () => {
+      conn.open = true;
+      conns.add(conn);
+      settle('ok');
+    };
+    socket.on('event', (e) => {
+      frames++;
+      if (!conn.sampled) return;
+      sRecv.push(now());
+      sBt.push(typeof e?.data?.bt === 'number' ? e.data.bt : -1);
+      sId.push(String(e?.seq));
+      sTarget.push(conn.target);
+      conn.events++;
+    });
+    socket.on('connect', () => {
+      if (!target.subscribe) return ready();
+      socket.timeout(timeoutMs).emit('subscribe', target.subscribe, (err, ack) => {
+        if (err) settle('subscribe timeout');
+        else if (ack?.ok) ready();
+        else settle(`subscribe ${ack?.error?.code ?? 'failed'}`);
+      });
+    });
+    socket.on('connect_error', (e) => settle(e?.data?.code ?? e?.message ?? 'connect_error'));
+    socket.on('disconnect', () => {
+      if (conn.open) {
+        conn.open = false;
+        closedAfterOpen++;
+        conns.delete(conn);
+      }
+      settle('closed');
+    });
+  });
+}
+
 async function open({ targets, count, offset = 0, sampleEvery = 0, concurrency = 200, localAddress, timeoutMs = 60_000, client = 'raw' }) {
   const requests = targets.map(requestBytes);
   const results = new Map();
@@ -217,7 +283,9 @@ async function open({ targets, count, offset = 0, sampleEvery = 0, concurrency =
       const r =
         client === 'http'
           ? await openOneHttp(targets[t], sampled, localAddress, timeoutMs, t)
-          : await openOne(targets[t], requests[t], sampled, localAddress, timeoutMs, t);
+          : client === 'socketio'
+            ? await openOneSocketIo(targets[t], sampled, localAddress, timeoutMs, t)
+            : await openOne(targets[t], requests[t], sampled, localAddress, timeoutMs, t);
       results.set(r, (results.get(r) ?? 0) + 1);
     }
   };
@@ -289,7 +357,8 @@ function replay({ target, expect, timeoutMs = 60_000, localAddress }) {
 function closeAll() {
   for (const c of conns) {
     c.open = false;
-    if (c.req) c.req.destroy();
+    if (c.io) c.io.disconnect();
+    else if (c.req) c.req.destroy();
     else c.socket.destroy();
   }
   conns.clear();

@@ -4,7 +4,7 @@
 // write throughput against a raw `pg` floor, and a resume storm, from one run
 // on this machine. See docs/benchmarks.md (written by this run).
 //
-//   node bench/run.mjs [--quick] [--systems service,nchan,raw] [--workloads W3,W7,W1,W2,W4,W5,W8,W6]
+//   node bench/run.mjs [--quick] [--systems service,nchan,raw,socketio] [--workloads W3,W7,W1,W2,W4,W5,W8,W6,W9,W10]
 //                      [--workers N] [--no-report]
 //
 // BENCH_DIST=<dir> runs the service from a copy of dist/ (other engineers'
@@ -25,8 +25,8 @@ import { ClientPool } from './lib/clients.mjs';
 import { ensurePackages, startPostgres, startRedis } from './lib/infra.mjs';
 import { CLK_TCK, HARD_FD_LIMIT, killAllStarted, now } from './lib/proc.mjs';
 import { renderMarkdown, renderSvg, renderTable } from './lib/report.mjs';
-import { NchanSystem, RawSystem, ServiceSystem } from './lib/systems.mjs';
-import { cluster, fanout, fanoutHttp, idle, replay, resumeStorm, SIZES, writes } from './lib/workloads.mjs';
+import { NchanSystem, PlainSocketIoSystem, RawSystem, ServiceSystem } from './lib/systems.mjs';
+import { cluster, fanout, fanoutHttp, idle, replay, resumeStorm, SIZES, socketFanout, socketIdle, writes } from './lib/workloads.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -40,11 +40,12 @@ function arg(name, fallback) {
 }
 
 const quick = arg('quick', false) === true;
-const systemNames = String(arg('systems', 'service,nchan,raw')).split(',');
-const ALL_WORKLOADS = 'W3,W7,W1,W2,W4,W5,W8,W6';
+const ALL_SYSTEMS = 'service,nchan,raw,socketio';
+const systemNames = String(arg('systems', ALL_SYSTEMS)).split(',');
+const ALL_WORKLOADS = 'W3,W7,W1,W2,W4,W5,W8,W6,W10,W9';
 const workloadNames = String(arg('workloads', ALL_WORKLOADS)).split(',');
 const workers = Number(arg('workers', 2));
-const fullRun = !quick && systemNames.length === 3 && workloadNames.length === ALL_WORKLOADS.split(',').length;
+const fullRun = !quick && systemNames.length === ALL_SYSTEMS.split(',').length && workloadNames.length === ALL_WORKLOADS.split(',').length;
 const writeReport = arg('no-report', false) !== true;
 const merge = arg('merge', false) === true;
 const sizes = structuredClone(quick ? SIZES.quick : SIZES.full);
@@ -76,7 +77,24 @@ const WORKLOADS = {
     only: ['service', 'nchan'],
   },
   W8: { run: resumeStorm, title: `W8 resume storm: ${sizes.W8.clients} clients resuming ${sizes.W8.behind} events behind at once`, only: ['service'] },
+  // Socket.IO (issue 11): this service's /ws/v1 against plain socket.io + @socket.io/redis-adapter, same socket.io-client clients.
+  W9: {
+    run: socketFanout,
+    title: `W9 Socket.IO fan-out: ${sizes.W9.subscribers} subscribers, ${sizes.W9.events} events at ${sizes.W9.rate}/s (filters and resume on)`,
+    only: ['service', 'socketio'],
+  },
+  W10: {
+    run: socketIdle,
+    title: `W10 Socket.IO idle: ${sizes.W10.connections} connections on a fresh server (memory)`,
+    fresh: true,
+    only: ['service', 'socketio'],
+  },
 };
+
+/** Whether a workload runs on a system: its `only` list, else every SSE system (all but plain socket.io). */
+function applies(spec, systemName) {
+  return spec.only ? spec.only.includes(systemName) : systemName !== 'socketio';
+}
 
 let tmp;
 let loadAtStart;
@@ -151,6 +169,8 @@ async function main() {
   const serviceRedis = await startRedis('redis-service');
   const nchanRedis = await startRedis('redis-nchan');
   redises.push(serviceRedis, nchanRedis);
+  const socketioRedis = systemNames.includes('socketio') ? await startRedis('redis-socketio') : undefined;
+  if (socketioRedis) redises.push(socketioRedis);
   for (const name of systemNames) {
     const sys =
       name === 'service'
@@ -159,8 +179,10 @@ async function main() {
           ? new NchanSystem({ root: tmp, redisPort: nchanRedis.port })
           : name === 'raw'
             ? new RawSystem()
-            : undefined;
-    if (!sys) throw new Error(`unknown system ${name} (service, nchan, raw)`);
+            : name === 'socketio'
+              ? new PlainSocketIoSystem({ redisUrl: socketioRedis.url })
+              : undefined;
+    if (!sys) throw new Error(`unknown system ${name} (service, nchan, raw, socketio)`);
     await sys.start();
     systems.push(sys);
     log(`${sys.label} started`);
@@ -175,7 +197,7 @@ async function main() {
     results[w] = {};
     log(spec.title);
     for (const sys of systems) {
-      if (spec.only && !spec.only.includes(sys.name)) continue;
+      if (!applies(spec, sys.name)) continue;
       if (now() - started > BUDGET_MS) {
         log(`  ${sys.name}: skipped (time budget spent)`);
         results[w][sys.name] = { skipped: 'time budget' };
@@ -226,6 +248,7 @@ async function main() {
     for (const [w, bySystem] of Object.entries(results)) {
       replaced[w] = Object.fromEntries(Object.keys(bySystem).map((k) => [k, prev.results[w]?.[k]]));
       prev.results[w] = { ...prev.results[w], ...bySystem };
+      prev.meta.sizes[w] = sizes[w]; // a workload new since the last full run has no size there yet
     }
     const reason = arg('reason', undefined);
     prev.meta.reruns = [
@@ -241,11 +264,7 @@ async function main() {
       },
     ];
     report = prev;
-    complete =
-      !quick &&
-      ALL_WORKLOADS.split(',').every((w) =>
-        ['service', 'nchan', 'raw'].every((k) => (WORKLOADS[w].only && !WORKLOADS[w].only.includes(k) ? true : report.results[w]?.[k])),
-      );
+    complete = !quick && ALL_WORKLOADS.split(',').every((w) => ALL_SYSTEMS.split(',').every((k) => (applies(WORKLOADS[w], k) ? report.results[w]?.[k] : true)));
   }
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(latest, JSON.stringify(report, null, 2));

@@ -138,6 +138,44 @@ function writeRows(w6) {
   ];
 }
 
+/** W9, W10 (Socket.IO): rows of [figure, service, plain socket.io]. */
+function socketRows(report) {
+  const R = report.results;
+  const out = [];
+  const row = (w, label, f) => {
+    if (R[w]) out.push([label, ...['service', 'socketio'].map((k) => cell(R[w][k], f))]);
+  };
+  const perConn = (r, key) => (r.heapBefore ? (r.heapAfter[key] - r.heapBefore[key]) / 1024 / Math.max(1, r.opened - 1) : NaN);
+  if (R.W10) {
+    out.push([`**W10** ${fmtInt(report.meta.sizes.W10.connections)} idle Socket.IO connections, fresh server`, '', '']);
+    row('W10', 'RSS per idle connection (KB)', (r) => fmt(r.rssPerConnKB, 2));
+    row('W10', 'RSS before → after (MB)', (r) => `${fmt(r.rssBeforeMB, 0)} → ${fmt(r.rssAfterMB, 0)}`);
+    row('W10', 'V8 heap used / committed, growth per connection (KB)', (r) =>
+      r.heapBefore ? `${fmt(perConn(r, 'heapUsed'), 2)} / ${fmt(perConn(r, 'heapTotal'), 2)}` : '–',
+    );
+    row('W10', 'held / reached by one event', (r) => `${fmtInt(r.held)} / ${fmtInt(r.reachedByEvent)}`);
+    row('W10', 'time to open all (s)', (r) => fmt(r.openMs / 1000, 1));
+  }
+  if (R.W9) {
+    const sz = report.meta.sizes.W9;
+    out.push([`**W9** ${fmtInt(sz.subscribers)} Socket.IO subscribers × ${sz.events} events at ${sz.rate}/s`, '', '']);
+    row('W9', 'CPU µs per delivered event', (r) => fmt(r.cpuPerEvent, 2));
+    row('W9', '… of which user / kernel', (r) => `${fmt(r.userPerEvent, 2)} / ${fmt(r.sysPerEvent, 2)}`);
+    const svc = R.W9.service;
+    const plain = R.W9.socketio;
+    if (svc?.cpuPerEvent && plain?.cpuPerEvent) out.push(['ratio of the service to it', '1.00×', `${fmt(svc.cpuPerEvent / plain.cpuPerEvent, 2)}×`]);
+    row('W9', 'server CPU busy (cores)', (r) => fmt(r.cpuCores, 2));
+    row('W9', 'load client CPU busy (cores, all workers)', (r) => fmt(r.clientCpuCores, 2));
+    row('W9', 'delivered / expected', (r) => `${fmtInt(r.delivered)} / ${fmtInt(r.expected)}`);
+    row('W9', 'publish→delivery p50 / p99 (ms)', (r) => pair(r.publish));
+    row('W9', 'commit→delivery p50 / p99 (ms)', (r) => pair(r.commit));
+    row('W9', 'machine busy meanwhile (cores, everyone)', (r) => fmt(r.machineBusyCores, 2));
+  }
+  return out;
+}
+
+const SOCKET_HEADER = ['figure', 'Agentic Registry (/ws/v1)', 'plain socket.io + redis-adapter'];
+
 /** W8 (service only): rows of [figure, value]. */
 function resumeRows(w8) {
   return [
@@ -286,6 +324,34 @@ export function targets(report) {
       `the V8 heap grew ${fmt(grown, 1)} KB per connection (heap used +${fmt(used, 1)} KB): the openings' garbage promoted to the old space, whose pages stay committed after it is collected; a connection's own state is ~2.5 KB (docs/profiles/fanout.md)`,
     ]);
   }
+  const w9 = svc('W9');
+  const p9 = R.W9?.socketio;
+  if (usable(w9) && usable(p9)) {
+    const ratio = w9.cpuPerEvent / p9.cpuPerEvent;
+    t.push([
+      'W9 Socket.IO CPU per delivered event ≤ 1.0× plain socket.io broadcasting to a room (filters and resume on)',
+      `${fmt(ratio, 2)}× (${fmt(w9.cpuPerEvent, 2)} vs ${fmt(p9.cpuPerEvent, 2)} µs)`,
+      ratio <= 1.0,
+      `user time ${fmt(w9.userPerEvent, 2)} vs ${fmt(p9.userPerEvent, 2)} µs, kernel ${fmt(w9.sysPerEvent, 2)} vs ${fmt(p9.sysPerEvent, 2)} µs per delivered event`,
+    ]);
+  }
+  const w10 = svc('W10');
+  if (usable(w10)) {
+    const p10 = R.W10?.socketio;
+    const want = report.meta.sizes.W10.connections;
+    t.push([
+      `RSS ≤ 20 KB per idle Socket.IO connection at ${fmtInt(want)}, fresh replica (W10)`,
+      `${fmt(w10.rssPerConnKB, 2)} KB${usable(p10) ? ` (plain socket.io ${fmt(p10.rssPerConnKB, 2)} KB)` : ''}`,
+      w10.rssPerConnKB <= 20,
+      `the V8 heap grew ${fmt(w10.heapBefore ? (w10.heapAfter.heapTotal - w10.heapBefore.heapTotal) / 1024 / Math.max(1, w10.opened - 1) : NaN, 1)} KB per connection (docs/profiles/fanout.md)`,
+    ]);
+    t.push([
+      `W10 holds ${fmtInt(want)} idle Socket.IO connections on one replica`,
+      `${fmtInt(w10.held)} held, ${fmtInt(w10.reachedByEvent)} reached by one event`,
+      w10.held >= want && w10.reachedByEvent >= want,
+      `${fmtInt(w10.opened)} opened ${JSON.stringify(w10.openResults ?? {})}`,
+    ]);
+  }
   return t;
 }
 
@@ -312,6 +378,7 @@ export function renderTable(report) {
   const w8 = report.results.W8?.service;
   if (w8?.clients)
     out.push(`W8 ${fmtInt(w8.clients)} clients resuming ${fmtInt(w8.behind)} events behind at once`, ...textTable(['figure', 'service'], resumeRows(w8)));
+  if (report.results.W9 || report.results.W10) out.push('W9, W10 Socket.IO', ...textTable(SOCKET_HEADER, socketRows(report)));
   for (const [what, value, ok, why] of targets(report))
     out.push(`${ok ? 'MET    ' : 'NOT MET'}  ${what}: ${value}${ok || !why ? '' : `\n         because ${why}`}`);
   out.push(`total run time ${fmt(report.meta.totalSeconds, 0)} s`);
@@ -544,13 +611,17 @@ export function renderMarkdown(report) {
   const w6 = s6?.floor
     ? `\n### W6: ${sz.W6.concurrency} clients creating agents for ${sz.W6.seconds} s (service only)\n\n${simpleTable(W6_HEADER, writeRows(s6))}\n`
     : '';
+  const socketio =
+    R.W9 || R.W10
+      ? `\n### W9, W10: Socket.IO, this service's \`/ws/v1\` against plain socket.io\n\n${simpleTable(SOCKET_HEADER, socketRows(report))}\n${socketParagraph(report)}\n`
+      : '';
   const w8 = s8
     ? `\n### W8: ${fmtInt(s8.clients)} clients resuming ${fmtInt(s8.behind)} events behind at once (service only)\n\n${simpleTable(['figure', 'service'], resumeRows(s8))}\n`
     : '';
 
   return `# Benchmarks
 
-Written by ${m.build?.startsWith('commit') ? `\`node bench/run.mjs\` (what \`npm run bench\` runs after building), with the service built from ${m.build} by \`bench/build-snapshot.mjs\`,` : '\`npm run bench\`'} on ${m.date.slice(0, 10)} (${m.machine}, Node ${m.node}); the whole run took ${fmt(m.totalSeconds, 0)} s.
+Written by ${m.build?.startsWith('commit') ? `\`node bench/run.mjs\` (what \`npm run bench\` runs after building), with the service built from ${m.build} by \`bench/build-snapshot.mjs\`,` : '`npm run bench`'} on ${m.date.slice(0, 10)} (${m.machine}, Node ${m.node}); the whole run took ${fmt(m.totalSeconds, 0)} s.
 Every figure on this page comes from that one run${m.reruns?.length ? ' (except the workloads listed below, re-run afterwards)' : ''}, for the three systems side by side; run it again to refresh the page (and \`docs/benchmarks.svg\`). The machine's two cores were shared with other engineers' test suites running meanwhile: load average ${m.loadAverage ? `${fmt(m.loadAverage.start[0], 1)} at the start and ${fmt(m.loadAverage.end[0], 1)} at the end` : 'not recorded'}${loads.length ? `; when each workload started: ${loads.map(([w, l]) => `${w} ${fmt(l, 1)}`).join(', ')}` : ''}. Latencies and throughputs move with it; CPU per event or per write much less.
 ${(m.reruns ?? []).map((r) => `\n- Re-run on ${r.date.slice(0, 16).replace('T', ' ')} UTC: ${r.workloads.join(', ')} (${r.systems.join(', ')})${r.reason ? `, because ${r.reason}` : ''}; load average ${fmt(r.loadAverage?.start?.[0], 1)} at its start. The first run's figures it replaced are in \`bench/results/latest.json\` (\`meta.reruns\`).`).join('')}
 
@@ -563,7 +634,7 @@ ${targetsTable(report)}
 ## Figures
 
 ${markdownTable(report)}
-${w6}${w8}
+${w6}${w8}${socketio}
 ## What the figures say
 
 ${para.join('\n\n')}
@@ -578,12 +649,31 @@ Profiles of the write path and of the 10,000-subscriber fan-out, and the optimiz
 - **RSS per idle connection.** \`VmRSS\` from \`/proc/<pid>/status\` of a freshly started server with one connection open, then after opening the rest and ${8} s of settling; the difference divided by the connections opened (W3 also after the first ${fmtInt(sz.W3.midpoint)}, settled the same way). Then one event is published and must reach every connection. W7 also reads the replica's V8 heap from its \`/metrics\` before and after.
 - **Latency.** publish→delivery: from the publisher's clock just before the INSERT or POST (W4: before the PATCH request; W7: before the POST that creates the agent) to the frame's arrival at the client; commit→delivery: from \`pg_xact_commit_timestamp\` of the writing transaction (\`track_commit_timestamp=on\`); numbered: the outbox row's \`sequenced_at\`; on Redis: a subscriber of the bus channel run by the benchmark. All clocks are this machine's wall clock (\`performance.timeOrigin + performance.now()\` in every process).
 - **Replay.** One client resumes ${fmtInt(sz.W5.behind)} events behind (service: \`?lastEventId=\`, inside the window, then older than the window; nchan: a channel holding ${fmtInt(sz.W5.behind)} messages read from the oldest; raw: its in-memory list); events per second from the request to the last of them. W8: ${fmtInt(sz.W8?.clients)} raw-socket clients open at once with \`?lastEventId=\` ${fmtInt(sz.W8?.behind)} events back (inside the window), each counting its own frames; RSS of the serving replica read every 20 ms from /proc, the baseline the highest of five readings just before.
+- **Socket.IO (W9, W10).** The same clients for both systems: \`socket.io-client\` 4 in the worker processes, WebSocket transport only, no reconnection, one \`event\` message counted per delivered event. *Agentic Registry*: \`/ws/v1\` on the measured replica with \`auth.token\`, each socket subscribing with \`{ channels: ['agents'], events: 'agent.created,agent.updated', lastEventId: <head> }\` (a filter and a resume cursor: the replay and hand-over path, cursor tracking); events are outbox rows as in W1. *plain socket.io*: \`bench/socketio-server.mjs\`, socket.io 4 with \`@socket.io/redis-adapter\` on a Redis of its own, its defaults otherwise, two processes: one takes \`POST /pub\` and calls \`io.to(room).emit('event', …)\`, the adapter carries it over Redis to the measured one, whose clients joined the room from their handshake query. W9 measures as W1; W10 as W3, on a freshly started server, then one event must reach every connection.
 - **Writes (W6).** ${sz.W6?.concurrency} concurrent clients in the worker processes, each creating agents one after the other for ${sz.W6?.seconds} s: the floor with one \`pg\` connection per client in a database of its own on the same PostgreSQL (the service's \`agents\` and \`outbox\` tables, indexes and NOTIFY trigger, nobody sequencing); then the service through \`POST /api/v1/agents\` over keep-alive connections, with one replica (the others stopped) and with three (requests round-robin over them, as a load balancer would). The created agents are deleted (and the table vacuumed) before each run. Service CPU: every running replica from /proc, until the sequencer has numbered the last write; PostgreSQL CPU: the postmaster, its live children and those that exited. Statements: \`pg_stat_statements\`, reset before each run, every client of the database (pool, sequencer, lease). Waits: \`pg_stat_activity\` of the database's client backends sampled every 50 ms.
 
 ## Running it
 
 \`npm run bench\` installs what is missing (\`redis-server\`, \`nginx\`, \`libnginx-mod-nchan\` with apt-get, as root), builds, runs everything on 127.0.0.1 and writes this page. \`node bench/run.mjs --quick\` runs smaller sizes; \`--systems service,nchan\` and \`--workloads W1,W4\` run a part (both leave this page alone; \`bench/results/latest.json\` always has the raw figures); \`node bench/run.mjs --render\` rewrites this page from it. To measure a fixed commit while others rebuild \`dist/\`: \`BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/run.mjs\`. Every wait is bounded and the run stops itself after 9.8 minutes at most; it ends only the processes it started, by pid, and removes its temporary directory.
 
-A Socket.IO system (this service's Socket.IO path and plain socket.io) fits the same harness: a class in \`bench/lib/systems.mjs\` with \`transport: 'socketio'\` and a matching protocol in \`bench/client-worker.mjs\` (handshake and frame counting); the workloads, CPU/RSS readings and this report do not change.
 `;
+}
+
+/** What W9/W10 say, from the figures. */
+function socketParagraph(report) {
+  const R = report.results;
+  const [s9, p9] = ['service', 'socketio'].map((k) => (ok(R.W9?.[k]) ? R.W9[k] : undefined));
+  const [s10, p10] = ['service', 'socketio'].map((k) => (ok(R.W10?.[k]) ? R.W10[k] : undefined));
+  const out = [];
+  if (s9 && p9) {
+    out.push(
+      `Per delivered event the service spent ${fmt(s9.cpuPerEvent, 2)} µs of CPU (user ${fmt(s9.userPerEvent, 2)}, kernel ${fmt(s9.sysPerEvent, 2)}) against plain socket.io's ${fmt(p9.cpuPerEvent, 2)} µs (${fmt(p9.userPerEvent, 2)} / ${fmt(p9.sysPerEvent, 2)}): ${fmt(s9.cpuPerEvent / p9.cpuPerEvent, 2)}×, with a filter and a resume cursor per socket. Both encode an event once for all its receivers (the service's hub once per group of equal filters, socket.io once per broadcast) and write one WebSocket frame per event and socket; the service coalesces under load and keeps every socket's cursor. publish→delivery p50 / p99: ${pair(s9.publish, 0)} ms against ${pair(p9.publish, 0)} ms.`,
+    );
+  }
+  if (s10 && p10) {
+    out.push(
+      `An idle Socket.IO connection costs the service ${fmt(s10.rssPerConnKB, 1)} KB of RSS on a fresh replica (${fmtInt(s10.held)} held, ${fmtInt(s10.reachedByEvent)} reached by one event) and plain socket.io ${fmt(p10.rssPerConnKB, 1)} KB (${fmtInt(p10.held)} / ${fmtInt(p10.reachedByEvent)}). What is kept per connection and why: [profiles/fanout.md](profiles/fanout.md).`,
+    );
+  }
+  return out.join('\n\n');
 }

@@ -23,6 +23,7 @@
 //   writeScaling(n), writeTargets(), replicaPids(), postgresCpu(), floorUrl(),
 //   resetWrites(prefix), statements(db), sampleActivity(db)   W6 (and bench/profile/)
 //   resumeTarget(behind, pool)          W8: n events behind, inside the replica's window
+//   socketTargets(channel)              W9, W10: Socket.IO clients (also PlainSocketIoSystem, 'socketio')
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
@@ -211,6 +212,22 @@ export class ServiceSystem {
   targets(kind) {
     if (kind === 'cluster') return ['writer', 'sub', 'sub2'].map((n) => this.target(this.replicas[n]));
     return [this.target(this.replicas.sub)];
+  }
+
+  /**
+   * W9, W10: Socket.IO clients of the measured replica (\`/ws/v1\`, \`auth.token\`), each subscribing with a
+   * channel and an event filter and resuming from \`lastEventId\` (the cursor, replay and hand-over path).
+   */
+  async socketTargets() {
+    const lastEventId = await this.head();
+    return [
+      {
+        port: this.replicas.sub.port,
+        path: '/ws/v1',
+        auth: { token: this.adminKey },
+        subscribe: { channels: ['agents'], events: 'agent.created,agent.updated', lastEventId },
+      },
+    ];
   }
 
   async head() {
@@ -640,5 +657,64 @@ export class RawSystem {
   async stop() {
     this.agent.destroy();
     await stopProc(this.node.proc);
+  }
+}
+
+// ---- plain socket.io (W9, W10) -------------------------------------------------
+
+/**
+ * socket.io 4 with @socket.io/redis-adapter (bench/socketio-server.mjs): a
+ * publishing node (POST /pub → `io.to(room).emit`) and the measured node its
+ * clients connect to, on one Redis of their own. Clients join the room named
+ * in their handshake query.
+ */
+export class PlainSocketIoSystem {
+  name = 'socketio';
+  label = 'plain socket.io';
+  transport = 'socketio';
+  nodes = {};
+
+  constructor({ redisUrl }) {
+    this.redisUrl = redisUrl;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  }
+
+  async startNode(name) {
+    const port = await freePort();
+    const proc = spawnLimited(process.env.BENCH_NODE ?? process.execPath, [path.join(here, '..', 'socketio-server.mjs')], {
+      name: `socketio-${name}`,
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', PORT: String(port), REDIS_URL: this.redisUrl },
+    });
+    await waitForPort(port, 10_000, proc);
+    this.nodes[name] = { port, proc };
+  }
+
+  async start() {
+    await this.startNode('pub');
+    await this.startNode('sub');
+  }
+
+  async restartMeasured() {
+    await stopProc(this.nodes.sub.proc, 5000);
+    await this.startNode('sub');
+  }
+
+  measuredPids() {
+    return [this.nodes.sub.proc.pid];
+  }
+
+  /** Socket.IO clients of the measured node, in room `channel`. */
+  socketTargets(channel) {
+    return [{ port: this.nodes.sub.port, path: '/socket.io', query: { room: channel } }];
+  }
+
+  publisher(channel) {
+    return httpPublisher((i, bt) => httpRequest(this.agent, this.nodes.pub.port, 'POST', `/pub?room=${channel}`, eventJson(i + 1, bt)));
+  }
+
+  async stop() {
+    this.agent.destroy();
+    for (const n of Object.values(this.nodes)) await stopProc(n.proc, 5000);
   }
 }

@@ -13,6 +13,8 @@ export const SIZES = {
     W6: { seconds: 15, concurrency: 16 },
     W7: { subscribers: 10_000, events: 200, rate: 50, sampleEvery: 100 },
     W8: { clients: 2000, behind: 5000 },
+    W9: { subscribers: 1000, events: 200, rate: 50, sampleEvery: 10 },
+    W10: { connections: 10_000 },
   },
   quick: {
     W1: { subscribers: 500, events: 200, rate: 200, sampleEvery: 10, fixedCostEvents: 100 },
@@ -23,6 +25,8 @@ export const SIZES = {
     W6: { seconds: 4, concurrency: 16 },
     W7: { subscribers: 2000, events: 100, rate: 50, sampleEvery: 20 },
     W8: { clients: 300, behind: 2000 },
+    W9: { subscribers: 300, events: 100, rate: 50, sampleEvery: 10 },
+    W10: { connections: 2000 },
   },
 };
 
@@ -77,10 +81,11 @@ async function fixedCost(sys, channel, events, rate) {
   return (sumCpu(pids) - cpu0) / events;
 }
 
-export async function fanout(name, sys, pool, { subscribers, events, rate, sampleEvery, fixedCostEvents = 0 }, log) {
+export async function fanout(name, sys, pool, { subscribers, events, rate, sampleEvery, fixedCostEvents = 0 }, log, { client = 'raw' } = {}) {
   const channel = channelOf(name);
   const fixed = fixedCostEvents > 0 ? await fixedCost(sys, `${channel}-idle`, fixedCostEvents, rate) : undefined;
-  const opened = await openWarm(pool, sys.targets('main', channel), subscribers, { sampleEvery });
+  const targets = client === 'socketio' ? await sys.socketTargets(channel) : sys.targets('main', channel);
+  const opened = await openWarm(pool, targets, subscribers, { sampleEvery, client, ...(client === 'socketio' ? { concurrency: 32, timeoutMs: 120_000 } : {}) });
   log(`  ${sys.name}: ${opened.opened}/${subscribers} subscribers in ${(opened.ms / 1000).toFixed(1)} s ${JSON.stringify(opened.results)}`);
   await sleep(1000);
   await pool.samples(); // drop anything from before the window
@@ -147,28 +152,33 @@ async function settledRss(pids) {
   return { rss, readings };
 }
 
-export async function idle(name, sys, pool, { connections, midpoint }, log) {
+export async function idle(name, sys, pool, { connections, midpoint }, log, { client = 'raw' } = {}) {
   const channel = channelOf(name);
   const pids = sys.measuredPids();
-  const targets = sys.targets('main', channel);
-  const warm = await pool.open(targets, 1); // sets the channel up (nchan); counted as held, not in the RSS delta
+  const targets = client === 'socketio' ? await sys.socketTargets(channel) : sys.targets('main', channel);
+  const warm = await pool.open(targets, 1, { client }); // sets the channel up (nchan); counted as held, not in the RSS delta
   await sleep(1500);
   const rss0 = sumRss(pids);
+  const heap0 = client === 'socketio' && sys.heap ? await sys.heap() : undefined;
   // First `midpoint` connections (RSS per connection at that count, settled), then the rest.
   let mid;
   let first = { opened: 0, ms: 0, results: {} };
   if (midpoint && midpoint < connections) {
-    first = await pool.open(targets, midpoint - warm.opened, { concurrency: 64, timeoutMs: 120_000 });
+    first = await pool.open(targets, midpoint - warm.opened, { concurrency: 64, timeoutMs: 120_000, client });
     const settled = await settledRss(pids);
     mid = { connections: first.opened + warm.opened, rssMB: settled.rss / 2 ** 20, rssPerConnKB: (settled.rss - rss0) / Math.max(1, first.opened) / 1024 };
     log(`  ${sys.name}: ${mid.connections} connections: ${mid.rssPerConnKB.toFixed(2)} KB each`);
   }
-  const rest = await pool.open(targets, connections - warm.opened - first.opened, { concurrency: 64, timeoutMs: 120_000 });
+  const rest = await pool.open(targets, connections - warm.opened - first.opened, { concurrency: 64, timeoutMs: 120_000, client });
   const opened = { opened: first.opened + rest.opened, ms: first.ms + rest.ms, results: { ...rest.results } };
   for (const [k, v] of Object.entries(first.results)) opened.results[k] = (opened.results[k] ?? 0) + v;
   log(`  ${sys.name}: ${opened.opened + warm.opened}/${connections} connections in ${(opened.ms / 1000).toFixed(1)} s ${JSON.stringify(opened.results)}`);
   const { rss: rss1, readings: settle } = await settledRss(pids);
+  const heap1 = heap0 ? await sys.heap() : undefined;
   const held = (await pool.stats()).open;
+  log(
+    `  ${sys.name}: RSS ${(rss0 / 2 ** 20).toFixed(0)} → ${(rss1 / 2 ** 20).toFixed(0)} MB, ${((rss1 - rss0) / Math.max(1, opened.opened) / 1024).toFixed(2)} KB per connection`,
+  );
   const base = (await pool.stats()).frames;
   const pub = sys.publisher(channel);
   pub.send(0, now());
@@ -180,6 +190,7 @@ export async function idle(name, sys, pool, { connections, midpoint }, log) {
     connections,
     opened: opened.opened + warm.opened,
     openMs: opened.ms,
+    openResults: opened.results,
     held,
     stillOpenAfterEvent: after.open,
     reachedByEvent: wait.frames,
@@ -187,6 +198,8 @@ export async function idle(name, sys, pool, { connections, midpoint }, log) {
     rssAfterMB: rss1 / 2 ** 20,
     rssPerConnKB: (rss1 - rss0) / Math.max(1, opened.opened) / 1024,
     rssSettleMB: settle,
+    heapBefore: heap0,
+    heapAfter: heap1,
     mid,
     pids: pids.map((p) => ({ pid: p, rssMB: rssBytes(p) / 2 ** 20 })),
   };
@@ -548,3 +561,15 @@ export async function resumeStorm(name, sys, pool, { clients, behind }, log) {
     heapAfter: heap1,
   };
 }
+
+// ---- W9, W10: Socket.IO ---------------------------------------------------------
+
+/**
+ * W9: W1's fan-out with Socket.IO clients (socket.io-client, WebSocket only) of
+ * this service (each subscribed with a channel, an event filter and a resume
+ * cursor) and of plain socket.io (a room, via @socket.io/redis-adapter).
+ */
+export const socketFanout = (name, sys, pool, size, log) => fanout(name, sys, pool, size, log, { client: 'socketio' });
+
+/** W10: W3's idle connections with the same Socket.IO clients, on a fresh server. */
+export const socketIdle = (name, sys, pool, size, log) => idle(name, sys, pool, size, log, { client: 'socketio' });
