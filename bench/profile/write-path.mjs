@@ -9,6 +9,8 @@
 // would give. Prints markdown (docs/profiles/write-path.md is written from it).
 //
 //   BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/profile/write-path.mjs [--seconds 15] [--keep DIR]
+//   … --replicas 3   the load round-robin over 3 replicas, every one profiled (W6's 3-replica case);
+//                    the `pg` variants and the bare Node server are then left out
 //
 // Everything on 127.0.0.1, bounded, and every process it starts is ended by pid.
 import { createHash } from 'node:crypto';
@@ -32,6 +34,7 @@ const SECONDS = Number(arg('seconds', 15));
 const VARIANT_SECONDS = Number(arg('variant-seconds', 8));
 const CONCURRENCY = 16;
 const keep = arg('keep');
+const REPLICAS = Number(arg('replicas', 1));
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-profile-'));
 chmodSync(tmp, 0o755);
@@ -77,6 +80,9 @@ async function main() {
   sys = new ServiceSystem({ databaseUrl: postgres.url, redisUrl: redis.url, postgres, env: { PROBE_CPU: '1', PROBE_DIR: tmp } });
   sys.nodeArgsOf = () => ['--import', path.join(here, 'probe.mjs')];
   const writer = await sys.startReplica('writer');
+  const replicas = [writer];
+  for (let i = 2; i <= REPLICAS; i++) replicas.push(await sys.startReplica(`r${i}`));
+  const pids = replicas.map((x) => x.proc.pid);
   sys.db = new pg.Pool({ connectionString: postgres.url, max: 4 });
   pool = new ClientPool(2);
   pool.start();
@@ -88,14 +94,15 @@ async function main() {
   await sys.resetWrites(prefix);
   await sleep(1000);
   // Idle CPU of the replica (timers, lease renewal, polls) over 2 s.
-  const idle0 = sumCpu([writer.proc.pid]);
+  const idle0 = sumCpu(pids);
   await sleep(2000);
-  const idleMsPerSec = (sumCpu([writer.proc.pid]) - idle0) / 1000 / 2;
+  const idleMsPerSec = (sumCpu(pids) - idle0) / 1000 / 2;
 
-  process.kill(writer.proc.pid, 'SIGUSR2'); // phase 0 ends: the profiler starts
+  for (const pid of pids) process.kill(pid, 'SIGUSR2'); // phase 0 ends: the profiler starts
   await sleep(200);
   const activity = sys.sampleActivity('bench');
-  const c0 = sumCpuSplit([writer.proc.pid]);
+  const perReplica0 = pids.map((pid) => sumCpu([pid]));
+  const c0 = sumCpuSplit(pids);
   const pg0 = sys.postgresCpu();
   const cl0 = sumCpu(pool.pids());
   log(`load: ${CONCURRENCY} clients for ${SECONDS} s`);
@@ -105,18 +112,37 @@ async function main() {
     if (!(await sys.db.query('SELECT EXISTS (SELECT 1 FROM outbox WHERE seq IS NULL) AS p')).rows[0].p) break;
     await sleep(50);
   }
-  const c1 = sumCpuSplit([writer.proc.pid]);
+  const c1 = sumCpuSplit(pids);
+  const perReplica1 = pids.map((pid) => sumCpu([pid]));
   const pg1 = sys.postgresCpu();
   const cl1 = sumCpu(pool.pids());
-  process.kill(writer.proc.pid, 'SIGUSR2'); // phase 1 ends: profile written
+  for (const pid of pids) process.kill(pid, 'SIGUSR2'); // phase 1 ends: profile written
   const statements = await sys.statements('bench');
   await sleep(1500);
   const files = readdirSync(tmp);
-  const probeFile = files.find((f) => f.startsWith(`probe-${writer.proc.pid}.1.json`));
-  const profFile = files.find((f) => f.startsWith(`probe-${writer.proc.pid}.1.cpuprofile`));
-  const probe = JSON.parse(readFileSync(path.join(tmp, probeFile), 'utf8'));
-  const profile = JSON.parse(readFileSync(path.join(tmp, profFile), 'utf8'));
-  if (keep) copyFileSync(path.join(tmp, profFile), path.join(keep, 'write-path.cpuprofile'));
+  const read = (pid, ext) =>
+    JSON.parse(
+      readFileSync(
+        path.join(
+          tmp,
+          files.find((f) => f.startsWith(`probe-${pid}.1.${ext}`)),
+        ),
+        'utf8',
+      ),
+    );
+  const probe = read(writer.proc.pid, 'json');
+  const profiles = pids.map((pid) => read(pid, 'cpuprofile'));
+  const profile = profiles[0];
+  if (keep)
+    pids.forEach((pid, i) =>
+      copyFileSync(
+        path.join(
+          tmp,
+          files.find((f) => f.startsWith(`probe-${pid}.1.cpuprofile`)),
+        ),
+        path.join(keep, `write-path${i ? `-r${i + 1}` : ''}.cpuprofile`),
+      ),
+    );
   const ok = r.ok;
   const lat = stats(r.latencies);
   const cpuUser = (c1.user - c0.user) / 1000 / ok;
@@ -125,7 +151,7 @@ async function main() {
   print(`## Load`);
   print();
   print(
-    `${CONCURRENCY} clients (2 worker processes, keep-alive \`node:http\`) creating agents through \`POST /api/v1/agents\` on one replica for ${SECONDS} s, after a 3 s warm-up.`,
+    `${CONCURRENCY} clients (2 worker processes, keep-alive \`node:http\`) creating agents through \`POST /api/v1/agents\` on ${REPLICAS === 1 ? 'one replica' : `${REPLICAS} replicas (round-robin, as a load balancer would)`} for ${SECONDS} s, after a 3 s warm-up.`,
   );
   print();
   print('| figure | value |');
@@ -133,9 +159,13 @@ async function main() {
   print(`| writes | ${ok.toLocaleString('en-US')} (${JSON.stringify(r.statuses)}) |`);
   print(`| writes/s | ${(ok / (r.ms / 1000)).toFixed(0)} |`);
   print(`| latency p50 / p99 (ms) | ${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} |`);
-  print(`| replica CPU per write (ms, /proc: user + kernel) | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) |`);
   print(
-    `| … of which the replica's idle background (timers, lease, polls: ${idleMsPerSec.toFixed(1)} ms/s) | ${((idleMsPerSec * (r.ms / 1000)) / ok).toFixed(3)} |`,
+    `| replica CPU per write (ms, /proc: user + kernel${REPLICAS > 1 ? ', all replicas' : ''}) | ${(cpuUser + cpuSys).toFixed(3)} (${cpuUser.toFixed(3)} + ${cpuSys.toFixed(3)}) |`,
+  );
+  if (REPLICAS > 1)
+    print(`| … per replica (writer/sequencer first) | ${perReplica1.map((v, i) => ((v - perReplica0[i]) / 1000 / ok).toFixed(3)).join(' / ')} |`);
+  print(
+    `| … of which the replica${REPLICAS > 1 ? "s'" : "'s"} idle background (timers, lease, polls: ${idleMsPerSec.toFixed(1)} ms/s) | ${((idleMsPerSec * (r.ms / 1000)) / ok).toFixed(3)} |`,
   );
   print(`| PostgreSQL CPU per write (ms, all backends) | ${((pg1 - pg0) / 1000 / ok).toFixed(3)} |`);
   print(`| load client CPU per write (ms) | ${((cl1 - cl0) / 1000 / ok).toFixed(3)} |`);
@@ -153,10 +183,25 @@ async function main() {
     print(`| ${(s.calls / ok).toFixed(3)} | ${(s.ms / Math.max(1, s.calls)).toFixed(3)} | \`${s.query.slice(0, 110).replace(/\|/g, '\\|')}\` |`);
   print(`| **${(calls / ok).toFixed(2)}** | | all statements |`);
   print();
-  print(`## CPU profile of the replica during the load`);
+  print(`## CPU profile of the replica during the load${REPLICAS > 1 ? ' (the writer, which also sequences)' : ''}`);
   print();
   print(toMarkdown(summarize(profile), { top: 30, per: ok, unit: 'write' }));
   print();
+  for (let i = 1; i < profiles.length; i++) {
+    print(`## CPU profile of replica ${i + 1} during the load`);
+    print();
+    print(toMarkdown(summarize(profiles[i]), { top: 15, per: ok, unit: 'write' }));
+    print();
+  }
+  if (REPLICAS > 1) {
+    print(
+      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, Node ${process.version}, load average at the end ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}; service build: ${sys.main}.`,
+    );
+    return;
+  }
 
   // ---- the same transaction's SQL without the service ----------------------------
   const floorUrl = await sys.floorUrl();

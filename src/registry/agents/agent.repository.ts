@@ -69,8 +69,34 @@ o AS (${OUTBOX_INSERT} SELECT 'agent.created', a.id, a.version, $7::text, NULL F
 SELECT a.*, NULL::int AS active_prompt_version, a.id IS NULL AND EXISTS (SELECT 1 FROM agents WHERE id = $1::text) AS taken
 FROM cap LEFT JOIN a ON true`;
 
+/**
+ * Several creates in one statement (group commit, see WriteBatcher): the
+ * batch is one JSON array parameter, `ord` its order. The counter row is
+ * locked once; rows are inserted while `count + ord` stays within the cap
+ * (the rest are refused), each with its own `agent.created` outbox row and
+ * actor. One duplicate id fails the whole statement (the caller then runs
+ * each create alone).
+ */
+const CREATE_MANY = `
+WITH cap AS (SELECT n FROM registry_counts WHERE table_name = 'agents' FOR UPDATE),
+input AS (SELECT e, ord FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, ord)),
+a AS (
+  INSERT INTO agents (id, name, description, model, tags, metadata)
+  SELECT e->>'id', e->>'name', e->>'description', e->'model', ARRAY(SELECT jsonb_array_elements_text(e->'tags')), e->'metadata'
+  FROM input, cap WHERE cap.n + input.ord <= $2::bigint ORDER BY input.ord
+  RETURNING *
+),
+o AS (${OUTBOX_INSERT} SELECT 'agent.created', a.id, a.version, input.e->>'actor', NULL FROM a JOIN input ON input.e->>'id' = a.id ORDER BY input.ord)
+SELECT a.*, NULL::int AS active_prompt_version, a.id IS NULL AND EXISTS (SELECT 1 FROM agents x WHERE x.id = input.e->>'id') AS taken
+FROM input LEFT JOIN a ON a.id = input.e->>'id' ORDER BY input.ord`;
+
 /** What `create` found: the new agent, or why there is none. */
 export type Created = { agent: Agent } | { refused: 'exists' | 'cap' };
+
+function created(row: AgentRow & { taken: boolean }): Created {
+  if (row.id === null) return { refused: row.taken ? 'exists' : 'cap' };
+  return { agent: toAgent(row) };
+}
 
 /** Every agent query; each takes the caller's EntityManager (and so its transaction), `create` the writer's one statement. */
 @Injectable()
@@ -93,8 +119,23 @@ export class AgentRepository {
     ]);
     const row = found[0];
     if (!row) throw new Error('registry_counts has no row for agents');
-    if (row.id === null) return { refused: row.taken ? 'exists' : 'cap' };
-    return { agent: toAgent(row) };
+    return created(row);
+  }
+
+  /** `create` for several agents in one statement, results in the same order; fails whole on any duplicate id. */
+  async createMany(run: Statement, batch: readonly { agent: CreateAgent; actor: string }[], limit: number): Promise<Created[]> {
+    const input = batch.map(({ agent: a, actor }) => ({
+      id: a.id,
+      name: a.name,
+      description: a.description,
+      model: a.model,
+      tags: a.tags,
+      metadata: a.metadata,
+      actor,
+    }));
+    const found = await run<AgentRow & { taken: boolean }>('registry.agent.create-many', CREATE_MANY, [JSON.stringify(input), limit]);
+    if (found.length !== batch.length) throw new Error(`a batch of ${batch.length} creates returned ${found.length} rows`);
+    return found.map(created);
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<Agent | undefined> {

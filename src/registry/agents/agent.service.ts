@@ -6,23 +6,33 @@ import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { quotaExceeded } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
-import { type Agent, AgentRepository } from './agent.repository.js';
+import { WriteBatcher } from '../write-batcher.js';
+import { type Agent, AgentRepository, type Created } from './agent.repository.js';
 import type { CreateAgent, UpdateAgent } from './agent.schemas.js';
 
 /** Agent use cases. Each mutation writes the row and its outbox event in one transaction (RegistryWriter). */
 @Injectable()
 export class AgentService {
+  /** Creates arriving while others run go together in one statement (group commit). */
+  private readonly creates: WriteBatcher<{ agent: CreateAgent; actor: string }, Created>;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly agents: AgentRepository,
     private readonly writer: RegistryWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    const limit = config.registryLimits.agents;
+    this.creates = new WriteBatcher(
+      ({ agent, actor }) => this.agents.create(this.writer.statement, agent, actor, limit),
+      (batch) => this.agents.createMany(this.writer.statement, batch, limit),
+    );
+  }
 
   async create(input: CreateAgent, actor: string): Promise<Agent> {
     try {
       const limit = this.config.registryLimits.agents;
-      const created = await this.agents.create(this.writer.statement, input, actor, limit);
+      const created = await this.creates.submit({ agent: input, actor });
       if ('agent' in created) return created.agent;
       if (created.refused === 'exists') throw DomainError.conflict(`agent "${input.id}" already exists`);
       throw quotaExceeded('agents', limit, 'MAX_AGENTS');

@@ -1,0 +1,135 @@
+import pg from 'pg';
+import { AgentRepository } from '../../src/registry/agents/agent.repository.js';
+import { RegistryWriter } from '../../src/registry/registry.writer.js';
+import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
+
+const agent = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  name: `Agent ${id} — ünïcode ✓`,
+  description: 'd',
+  model: { provider: 'anthropic', name: 'claude', temperature: 0.2, parameters: { z: [1, 'two', null], 'ü ✓': { deep: 'quote " and \\ backslash' } } },
+  tags: ['a', 'b.c', 'x:1'],
+  metadata: { nested: { deep: true }, n: 1 },
+  ...extra,
+});
+
+/**
+ * Creates that arrive together go as one statement (WriteBatcher + AgentRepository.createMany).
+ * The batch statement must give what the one-create statement gives, row for row and event
+ * for event, hold the cap exactly, and commit nothing when it fails.
+ */
+describe('agent creates in one batch statement', () => {
+  let t: TestApp;
+  let db: pg.Client;
+  let repo: AgentRepository;
+  let writer: RegistryWriter;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { MAX_AGENTS: '1000', DATABASE_POOL_SIZE: '20' } });
+    db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    repo = t.app.get(AgentRepository);
+    writer = t.app.get(RegistryWriter);
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+
+  const counted = async () => Number((await db.query(`SELECT n FROM registry_counts WHERE table_name = 'agents'`)).rows[0].n);
+  const events = async (ids: string[]) =>
+    (await db.query(`SELECT type, resource_id, version, actor, data FROM outbox WHERE resource_id = ANY($1) ORDER BY id`, [ids])).rows;
+
+  it('creates each agent and its one event, as the one-create statement does', async () => {
+    const alone = await repo.create(writer.statement, agent('one-alone'), 'api_key:solo', 1000);
+    const batch = await repo.createMany(
+      writer.statement,
+      [
+        { agent: agent('batch-1'), actor: 'api_key:first' },
+        { agent: agent('batch-2', { tags: [] }), actor: 'user:second' },
+        { agent: agent('batch-3', { metadata: {} }), actor: 'api_key:third' },
+      ],
+      1000,
+    );
+    expect(batch.map((c) => ('agent' in c ? c.agent.id : c.refused))).toEqual(['batch-1', 'batch-2', 'batch-3']);
+    // Same shape and values as the single statement's result, and as a later read.
+    const strip = (a: Record<string, unknown>) => ({ ...a, id: undefined, name: undefined, createdAt: undefined, updatedAt: undefined });
+    const first = batch[0];
+    if (!('agent' in alone) || !('agent' in first)) throw new Error('not created');
+    expect(strip(first.agent as never)).toEqual(strip(alone.agent as never));
+    expect(Object.keys(first.agent)).toEqual(Object.keys(alone.agent));
+    for (const c of batch) {
+      if (!('agent' in c)) throw new Error('not created');
+      const read = await api(t.baseUrl, 'GET', `/api/v1/agents/${c.agent.id}`, { key: t.adminKey });
+      expect(read.body).toEqual(JSON.parse(JSON.stringify(c.agent)));
+    }
+    expect((await api(t.baseUrl, 'GET', '/api/v1/agents/batch-2', { key: t.adminKey })).body.tags).toEqual([]);
+    expect(await events(['one-alone', 'batch-1', 'batch-2', 'batch-3'])).toEqual([
+      { type: 'agent.created', resource_id: 'one-alone', version: 1, actor: 'api_key:solo', data: null },
+      { type: 'agent.created', resource_id: 'batch-1', version: 1, actor: 'api_key:first', data: null },
+      { type: 'agent.created', resource_id: 'batch-2', version: 1, actor: 'user:second', data: null },
+      { type: 'agent.created', resource_id: 'batch-3', version: 1, actor: 'api_key:third', data: null },
+    ]);
+  });
+
+  it('commits nothing when one id of the batch is taken, or repeated in it', async () => {
+    const before = await counted();
+    await expect(
+      repo.createMany(
+        writer.statement,
+        [
+          { agent: agent('dup-new'), actor: 'a' },
+          { agent: agent('batch-1'), actor: 'a' },
+        ],
+        1000,
+      ),
+    ).rejects.toMatchObject({ code: '23505' });
+    await expect(
+      repo.createMany(
+        writer.statement,
+        [
+          { agent: agent('twice'), actor: 'a' },
+          { agent: agent('twice'), actor: 'a' },
+        ],
+        1000,
+      ),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await counted()).toBe(before);
+    expect(await events(['dup-new', 'twice'])).toEqual([]);
+    expect((await db.query(`SELECT count(*)::int AS n FROM agents WHERE id IN ('dup-new', 'twice')`)).rows[0].n).toBe(0);
+  });
+
+  it('fills the cap exactly and refuses the rest of the batch', async () => {
+    const now = await counted();
+    const batch = await repo.createMany(
+      writer.statement,
+      ['cap-a', 'cap-b', 'cap-c', 'cap-d'].map((id) => ({ agent: agent(id), actor: 'a' })),
+      now + 2,
+    );
+    expect(batch.map((c) => ('agent' in c ? c.agent.id : c.refused))).toEqual(['cap-a', 'cap-b', 'cap', 'cap']);
+    expect(await counted()).toBe(now + 2);
+    expect((await events(['cap-a', 'cap-b', 'cap-c', 'cap-d'])).map((e) => e.resource_id)).toEqual(['cap-a', 'cap-b']);
+  });
+
+  it('answers every one of many concurrent REST creates as if it ran alone (duplicates, two callers)', async () => {
+    const editor = await createKey(t, 'editor', 'batch-editor');
+    const ids = Array.from({ length: 30 }, (_, i) => `rest-${i % 20}`); // 10 ids sent twice
+    const results = await Promise.all(
+      ids.map((id, i) => api(t.baseUrl, 'POST', '/api/v1/agents', { key: i % 2 ? editor : t.adminKey, body: agent(id) }).then((r) => ({ id, i, r }))),
+    );
+    for (let n = 0; n < 20; n++) {
+      const mine = results.filter((x) => x.id === `rest-${n}`);
+      const statuses = mine.map((x) => x.r.status).sort();
+      expect(statuses).toEqual(mine.length === 2 ? [201, 409] : [201]);
+      const conflict = mine.find((x) => x.r.status === 409);
+      if (conflict) expect(conflict.r.body).toMatchObject({ code: 'conflict', detail: `agent "rest-${n}" already exists` });
+      const made = mine.find((x) => x.r.status === 201)!;
+      expect(made.r.headers.get('etag')).toBe('"1"');
+      expect(made.r.headers.get('location')).toBe(`/api/v1/agents/rest-${n}`);
+      // Its one event names the caller whose create won.
+      const ev = await events([`rest-${n}`]);
+      expect(ev).toHaveLength(1);
+      expect(ev[0].actor).toBe(made.i % 2 ? 'api_key:batch-editor' : 'api_key:bootstrap-admin');
+    }
+    expect(await counted()).toBe(Number((await db.query('SELECT count(*) AS n FROM agents')).rows[0].n));
+  });
+});
