@@ -19,7 +19,7 @@ export class WriteBatcher<I, O> {
     private readonly single: (input: I) => Promise<O>,
     /** Several writes in one statement; the results in the inputs' order. */
     private readonly many: (inputs: I[]) => Promise<O[]>,
-    private readonly maxInFlight = 2,
+    private readonly maxInFlight = 1,
     private readonly maxBatch = 64,
   ) {}
 

@@ -13,7 +13,7 @@ import type { CreateAgent, UpdateAgent } from './agent.schemas.js';
 /** Agent use cases. Each mutation writes the row and its outbox event in one transaction (RegistryWriter). */
 @Injectable()
 export class AgentService {
-  /** Creates arriving while others run go together in one statement (group commit). */
+  /** Creates arriving while another runs go together in one statement (group commit). */
   private readonly creates: WriteBatcher<{ agent: CreateAgent; actor: string }, Created>;
 
   constructor(
@@ -23,9 +23,12 @@ export class AgentService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     const limit = config.registryLimits.agents;
+    // One statement in flight per replica: every create locks the cap's counter row, so two
+    // would only queue on it inside PostgreSQL; the creates that wait here go out together instead.
     this.creates = new WriteBatcher(
       ({ agent, actor }) => this.agents.create(this.writer.statement, agent, actor, limit),
       (batch) => this.agents.createMany(this.writer.statement, batch, limit),
+      1,
     );
   }
 
