@@ -209,6 +209,8 @@ function simpleTable(header, body) {
 /** The targets of the issue, judged from this run. */
 /** Share (0..1) of sampled backends in `state` during a W6 run. */
 const share = (c, key) => c?.activity?.shares?.[key] ?? 0;
+/** W6: agent creates per create statement (the service batches the creates that wait while one runs). */
+const perCreateStatement = (c) => 1 / (c?.top ?? []).filter((x) => x.query.startsWith('WITH cap AS')).reduce((n, x) => n + x.perWrite, 0);
 const pct = (v) => `${fmt(100 * v, 0)}%`;
 
 /**
@@ -276,7 +278,8 @@ export function targets(report) {
     // The reason follows what was measured: the cap lock when backends wait on it, else CPU and round trips.
     const lockShare = share(w6.three, 'active Lock:advisory');
     const locked = lockWait !== undefined && Number(String(lockShare).replace('%', '')) >= 5;
-    const cpuReason = `the service is CPU-bound on 2 shared cores: ${fmt(w6.three.statementsPerWrite, 1)} statements per write against the floor's ${fmt(w6.floor.statementsPerWrite, 0)}, each a round trip, and ${fmt(w6.three.serviceCpuPerWrite, 2)} ms of service CPU per write over the cluster (lock waits: ${lockShare} of sampled backends); see docs/profiles/write-path.md`;
+    const load = Number.isFinite(w6.loadAverageAtStart) ? `; load average ${fmt(w6.loadAverageAtStart, 1)} when W6 started (other engineers' suites)` : '';
+    const cpuReason = `CPU on 2 shared cores: per write the 3 replicas spend ${fmt(w6.three.serviceCpuPerWrite, 2)} ms, PostgreSQL ${fmt(w6.three.postgresCpuPerWrite, 2)} ms (the floor's ${fmt(w6.floor.postgresCpuPerWrite, 2)}), the load client ${fmt(w6.three.clientCpuPerWrite, 2)} ms, all on the same cores; each replica sees a third of the ${report.meta.sizes.W6.concurrency} clients and sends ${fmt(perCreateStatement(w6.three), 1)} creates per statement (${fmt(perCreateStatement(w6.one), 1)} with one replica)${load}; see docs/profiles/write-path.md`;
     const lockReason = locked
       ? `writes serialize on the registry cap check (\`pg_advisory_xact_lock\` + \`count(*)\`, held until COMMIT): ${lockShare} of sampled backends wait on it, ${fmt(lockWait?.msPerCall, 1)} ms per write; ${fmt(w6.three.statementsPerWrite, 1)} statements per write against the floor's ${fmt(w6.floor.statementsPerWrite, 0)} (docs/profiles/write-path.md)`
       : cpuReason;
@@ -292,13 +295,15 @@ export function targets(report) {
       w6.three.writesPerSec >= w6.one.writesPerSec,
       locked
         ? `the lock is cluster-wide, so replicas add no throughput; they add processes to the same 2 cores (service CPU per write ${fmt(w6.one.serviceCpuPerWrite, 2)} → ${fmt(w6.three.serviceCpuPerWrite, 2)} ms) and stretch each lock holder's round trips (mean lock wait ${fmt(w6.one.top?.find((x) => x.query.startsWith('SELECT pg_advisory_xact_lock'))?.msPerCall, 1)} → ${fmt(lockWait?.msPerCall, 1)} ms)`
-        : `on one 2-core machine replicas share the same CPU with PostgreSQL and the load client: each added replica adds its own per-write work (service CPU per write ${fmt(w6.one.serviceCpuPerWrite, 2)} → ${fmt(w6.three.serviceCpuPerWrite, 2)} ms over the cluster), no capacity; across machines they would`,
+        : `one replica gets all ${report.meta.sizes.W6.concurrency} clients' creates and sends ${fmt(perCreateStatement(w6.one), 1)} per statement (one round trip, one commit); three each get a third, send ${fmt(perCreateStatement(w6.three), 1)} per statement and wake for more of their requests one by one, so the service CPU per write rises ${fmt(w6.one.serviceCpuPerWrite, 2)} → ${fmt(w6.three.serviceCpuPerWrite, 2)} ms over the cluster, on the same 2 cores as PostgreSQL and the load client: replicas on one machine add work, not capacity`,
     ]);
     t.push([
       'W6 service CPU per write, summed over the cluster, ≤ 0.4 ms',
       `${fmt(w6.three.serviceCpuPerWrite, 2)} ms (3 replicas), ${fmt(w6.one.serviceCpuPerWrite, 2)} ms (1)`,
       w6.three.serviceCpuPerWrite <= 0.4 && w6.one.serviceCpuPerWrite <= 0.4,
-      `${fmt(w6.one.statementsPerWrite, 1)} statements per write, each a round trip (a socket write that wakes a PostgreSQL backend, then a read), plus a numbering run of the sequencer every ${fmt(1 / (w6.one.top?.find((x) => x.query.startsWith('UPDATE outbox o SET seq'))?.perWrite ?? NaN), 1)} writes; socket writes are ~half of the replica's CPU profile (docs/profiles/write-path.md)`,
+      w6.one.serviceCpuPerWrite <= 0.4
+        ? `met with one replica (${fmt(perCreateStatement(w6.one), 1)} creates per statement); with three, each replica batches ${fmt(perCreateStatement(w6.three), 1)} per statement and pays a wake-up, an HTTP read and write and its share of a PostgreSQL round trip for most requests alone (${fmt(w6.three.statementsPerWrite, 2)} statements per write, the sequencer's included); docs/profiles/write-path.md profiles each replica`
+        : `${fmt(w6.one.statementsPerWrite, 2)} statements per write (${fmt(perCreateStatement(w6.one), 1)} creates per statement), plus a numbering run of the sequencer every ${fmt(1 / (w6.one.top?.find((x) => x.query.startsWith('UPDATE outbox o SET seq'))?.perWrite ?? NaN), 1)} writes (docs/profiles/write-path.md)`,
     ]);
   }
   const w7 = svc('W7');
@@ -585,7 +590,7 @@ export function renderMarkdown(report) {
       );
     } else {
       para.push(
-        `**Writes are CPU-bound (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}× the floor). The registry cap no longer takes a lock (a trigger-kept counter row, checked after the INSERT), and no sampled backend waited on one. What remains is per-write work on two shared cores: ${fmt(s6.one.statementsPerWrite, 1)} statements per create, each a round trip, ${fmt(s6.one.serviceCpuPerWrite, 2)} ms of service CPU per write with one replica (${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three) and PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms; the sequencer ran a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} writes with one replica and every ${fmt(1 / numbering(s6.three)?.perWrite, 1)} with three. Extra replicas on the same machine add their per-write work, not capacity. The CPU profile and the ranked fixes (fewer round trips, no ORM on the write path, an API-key cache) are in [profiles/write-path.md](profiles/write-path.md) and [profiles/README.md](profiles/README.md).`,
+        `**Writes are CPU-bound (W6).** The floor — the same row, outbox row and NOTIFY in one transaction, with \`pg\` directly, ${fmt(s6.floor.statementsPerWrite, 0)} statements — commits ${fmtInt(s6.floor.writesPerSec)} writes/s with ${sz.W6.concurrency} clients. The service commits ${fmtInt(s6.one.writesPerSec)}/s with one replica (${fmt(s6.one.writesPerSec / s6.floor.writesPerSec, 2)}× the floor) and ${fmtInt(s6.three.writesPerSec)}/s with three (${fmt(s6.three.writesPerSec / s6.floor.writesPerSec, 2)}×). A create is one statement — the cap's counter row locked, the row and its outbox row inserted, in data-modifying CTEs, on the \`pg\` pool without TypeORM — and the creates that arrive while one runs go together as the next statement: ${fmt(perCreateStatement(s6.one), 1)} creates per statement with one replica, ${fmt(perCreateStatement(s6.three), 1)} with three, ${fmt(s6.one.statementsPerWrite, 2)} and ${fmt(s6.three.statementsPerWrite, 2)} statements per write counting the sequencer's (a numbering transaction every ${fmt(1 / numbering(s6.one)?.perWrite, 1)} and ${fmt(1 / numbering(s6.three)?.perWrite, 1)} writes). API keys are looked up once a second per replica, not per request. Service CPU per write: ${fmt(s6.one.serviceCpuPerWrite, 2)} ms with one replica, ${fmt(s6.three.serviceCpuPerWrite, 2)} ms summed over three; PostgreSQL ${fmt(s6.one.postgresCpuPerWrite, 2)} and ${fmt(s6.three.postgresCpuPerWrite, 2)} ms against the floor's ${fmt(s6.floor.postgresCpuPerWrite, 2)} ms. Three replicas on the same two cores each see a third of the clients, batch less and wake for more requests one by one: they add work, not capacity. The CPU profiles (one replica, and each of three) are in [profiles/write-path.md](profiles/write-path.md).`,
       );
     }
   }
