@@ -10,29 +10,81 @@ import type { Codec, Subscriber } from '../streaming/subscriber.js';
  * namespace; engine.io adds its own `4` (message) in front. The change's JSON is
  * the publisher's, used verbatim, so an event is serialized once per cluster
  * and framed once per replica.
+ *
+ * For a WebSocket transport a batch also goes as WebSocket frames built once
+ * (per event, cached on it) and written for every socket in one buffer: one
+ * socket write per batch and socket, as SSE does, where engine.io would make
+ * one write per event. engine.io's `wsPreEncodedFrame` option (what
+ * socket.io's broadcast uses for one pre-framed packet) carries it.
  */
-type Packets = string[];
+export interface Packets {
+  readonly packets: readonly string[];
+  /** The events the packets are of (none for a cursor). */
+  readonly events: readonly HubEvent[];
+  /** All packets as WebSocket frames, in one buffer; made on the first WebSocket write. */
+  frames?: Buffer;
+}
 
 const PACKET = Symbol('socket.io packet');
-type CachedEvent = HubEvent & { [PACKET]?: string };
+const FRAME = Symbol('websocket frame');
+type CachedEvent = HubEvent & { [PACKET]?: string; [FRAME]?: Buffer };
 
 function eventPacket(e: HubEvent): string {
   const cached = e as CachedEvent;
   return (cached[PACKET] ??= `2["event",${e.json}]`);
 }
 
-/** How the hub encodes for Socket.IO subscriptions: one packet string per event, shared by every socket of the group. */
+/**
+ * A WebSocket text frame (RFC 6455 §5.2; server to client, so unmasked), final,
+ * carrying engine.io's message packet `4<packet>`.
+ */
+export function webSocketFrame(packet: string): Buffer {
+  const size = Buffer.byteLength(packet) + 1;
+  const head = size < 126 ? 2 : size < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + size);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (size < 126) frame[1] = size;
+  else if (size < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(size, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(size), 2);
+  }
+  frame[head] = 0x34; // '4': engine.io message
+  frame.write(packet, head + 1);
+  return frame;
+}
+
+function eventFrame(e: HubEvent): Buffer {
+  const cached = e as CachedEvent;
+  return (cached[FRAME] ??= webSocketFrame(eventPacket(e)));
+}
+
+function framesOf(payload: Packets): Buffer {
+  if (payload.events.length === payload.packets.length) {
+    return payload.events.length === 1 ? eventFrame(payload.events[0]) : Buffer.concat(payload.events.map(eventFrame));
+  }
+  return Buffer.concat(payload.packets.map(webSocketFrame));
+}
+
+/** How the hub encodes for Socket.IO subscriptions: one payload per batch, shared by every socket of the group. */
 export const SOCKET_CODEC: Codec<Packets> = {
   transport: 'socketio',
-  events: (events) => events.map(eventPacket),
-  cursor: (seq) => [`2["cursor",{"cursor":${seq}}]`],
+  events: (events) => ({ packets: events.map(eventPacket), events }),
+  cursor: (seq) => ({ packets: [`2["cursor",{"cursor":${seq}}]`], events: [] }),
 };
 
 /** Engine.io's connection, as far as back-pressure is concerned. */
 interface EngineConnection {
   readonly readyState: string;
-  readonly writeBuffer: unknown[];
-  readonly transport: { readonly name: string; readonly writable: boolean; socket?: { _socket?: { writableLength: number } } };
+  readonly writeBuffer: { options?: { wsPreEncodedFrame?: Buffer[] } }[];
+  readonly transport: {
+    readonly name: string;
+    readonly writable: boolean;
+    readonly perMessageDeflate?: unknown;
+    socket?: { _socket?: { writableLength: number }; _sender?: { sendFrame?: unknown } };
+  };
   write(data: string, options?: object): void;
   once(event: 'drain' | 'close', listener: () => void): void;
   removeListener(event: 'drain' | 'close', listener: () => void): void;
@@ -81,13 +133,15 @@ export class SocketSubscriber implements Subscriber<Packets> {
     return this.socket.conn as unknown as EngineConnection;
   }
 
-  /** Bytes waiting: in engine.io's buffer (counted by packet, ~1 KB each) and in the WebSocket's socket. */
+  /** Bytes waiting: in engine.io's buffer (pre-framed batches by size, other packets ~1 KB each) and in the WebSocket's socket. */
   private backlog(): number {
     const conn = this.conn;
-    return conn.writeBuffer.length * 1024 + (conn.transport.socket?._socket?.writableLength ?? 0);
+    let queued = 0;
+    for (const packet of conn.writeBuffer) queued += packet.options?.wsPreEncodedFrame?.[0]?.length ?? 1024;
+    return queued + (conn.transport.socket?._socket?.writableLength ?? 0);
   }
 
-  write(packets: Packets): void {
+  write(payload: Packets): void {
     if (this.closed) return;
     if (this.backlog() > this.maxBufferBytes) {
       this.onSlow(this);
@@ -95,7 +149,15 @@ export class SocketSubscriber implements Subscriber<Packets> {
     }
     const conn = this.conn;
     if (conn.readyState !== 'open') return;
-    for (const packet of packets) conn.write(packet);
+    const transport = conn.transport;
+    // engine.io writes a pre-framed packet as it is exactly when this holds (WebSocketTransport._canSendPreEncodedFrame);
+    // otherwise (long-polling, or compression on) it would send the first packet only, so each goes on its own.
+    if (transport.name === 'websocket' && !transport.perMessageDeflate && typeof transport.socket?._sender?.sendFrame === 'function') {
+      payload.frames ??= framesOf(payload);
+      conn.write(payload.packets[0], { wsPreEncodedFrame: [payload.frames] });
+      return;
+    }
+    for (const packet of payload.packets) conn.write(packet);
   }
 
   async writeReplay(events: HubEvent[]): Promise<void> {
