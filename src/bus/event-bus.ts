@@ -16,10 +16,16 @@ export interface BusListener {
 export interface ControlMessage {
   /**
    * `disconnect`: drop this principal's sockets; `presence`: someone's presence changed, recompute now;
-   * `credentials`: a credential was revoked or changed, forget cached ones and re-check open streams now.
+   * `credentials`: a credential was revoked or changed, forget cached ones and re-check open streams now;
+   * `gateway_session_closed`: a gateway streaming session was closed, free what any replica holds for it;
+   * `gateway_cancel`: the client cancelled a request of a gateway session (`clientId`), abort it wherever it runs.
    */
-  readonly op: 'disconnect' | 'presence' | 'credentials';
+  readonly op: 'disconnect' | 'presence' | 'credentials' | 'gateway_session_closed' | 'gateway_cancel';
   readonly principalId?: string;
+  /** `gateway_*`: the streaming session. */
+  readonly sessionId?: string;
+  /** `gateway_cancel`: the client's JSON-RPC id of the request. */
+  readonly clientId?: string | number;
   readonly reason?: string;
   /** The replica that sent it. */
   readonly from: string;

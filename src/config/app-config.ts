@@ -56,6 +56,25 @@ export interface AppConfig {
   };
   /** MCP server health probing (src/health); per-server settings are in each server's `healthCheck`. */
   readonly health: HealthConfig;
+  /** The gateway's streaming sessions and tool streams (src/gateway/sessions, src/gateway/tool-streams). */
+  readonly gateway: GatewayConfig;
+}
+
+export interface GatewayConfig {
+  /** Serve the streaming sessions (`/api/v1/gateway/stream`). */
+  readonly sessionsEnabled: boolean;
+  /** Serve the tool streams (`POST /api/v1/mcp/stream`, `GET /api/v1/stream/tools/:server/:tool`). */
+  readonly toolStreamsEnabled: boolean;
+  /** A request without an answer after this gets an `error` event (a tool stream its `error`). */
+  readonly requestTimeoutMs: number;
+  /** A session with no request and no open stream for this long expires. */
+  readonly sessionIdleMs: number;
+  /** Open streaming sessions per client (API key or user); one more is 429. */
+  readonly maxSessionsPerClient: number;
+  /** Events kept per session for resumption; older ones are evicted first and the eviction reported as an `error` event. */
+  readonly maxPendingEvents: number;
+  /** `heartbeat` event interval on session streams. */
+  readonly heartbeatMs: number;
 }
 
 export interface HealthConfig {
@@ -278,6 +297,13 @@ const envSchema = z
     HEALTH_SAMPLES: int(20, 1, 1000),
     HEALTH_RESYNC_MS: int(60_000, 1000, 3_600_000),
     HEALTH_CHECK_BUFFER_BYTES: int(64 * 1024, 1024, 64 * 1024 * 1024),
+    GATEWAY_SESSIONS_ENABLED: bool(true),
+    GATEWAY_TOOL_STREAMS_ENABLED: bool(true),
+    GATEWAY_REQUEST_TIMEOUT_MS: int(60_000, 100, 3_600_000),
+    GATEWAY_SESSION_IDLE_MS: int(3600 * 1000, 1000, 7 * 24 * 3600 * 1000),
+    GATEWAY_MAX_SESSIONS_PER_CLIENT: int(5, 1, 10_000),
+    GATEWAY_MAX_PENDING_EVENTS: int(1000, 10, 1_000_000),
+    GATEWAY_HEARTBEAT_MS: int(30_000, 100, 3_600_000),
   })
   .superRefine((env, ctx) => {
     const fail = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message });
@@ -354,6 +380,15 @@ function toAppConfig(env: Environment): AppConfig {
       samples: env.HEALTH_SAMPLES,
       resyncMs: env.HEALTH_RESYNC_MS,
       checkBufferBytes: env.HEALTH_CHECK_BUFFER_BYTES,
+    },
+    gateway: {
+      sessionsEnabled: env.GATEWAY_SESSIONS_ENABLED,
+      toolStreamsEnabled: env.GATEWAY_TOOL_STREAMS_ENABLED,
+      requestTimeoutMs: env.GATEWAY_REQUEST_TIMEOUT_MS,
+      sessionIdleMs: env.GATEWAY_SESSION_IDLE_MS,
+      maxSessionsPerClient: env.GATEWAY_MAX_SESSIONS_PER_CLIENT,
+      maxPendingEvents: env.GATEWAY_MAX_PENDING_EVENTS,
+      heartbeatMs: env.GATEWAY_HEARTBEAT_MS,
     },
   };
 }

@@ -31,6 +31,7 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
   /** Connections told to close by the drain, until their sockets are gone. */
   private closing: SseConnection[] = [];
   private readonly disconnects: Counter<'reason'>;
+  private readonly closeHooks = new WeakMap<SseConnection, (reason: string) => void>();
 
   constructor(
     private readonly hub: StreamHub,
@@ -129,7 +130,22 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
     }
   }
 
+  /** Runs `hook` once when `conn` ends (whoever ends it): for streams fed by something other than the hub. */
+  whenClosed(conn: SseConnection, hook: (reason: string) => void): void {
+    if (conn.closed) hook('closed');
+    else this.closeHooks.set(conn, hook);
+  }
+
   connectionClosed(conn: SseConnection, reason: string): void {
+    const hook = this.closeHooks.get(conn);
+    if (hook) {
+      this.closeHooks.delete(conn);
+      try {
+        hook(reason);
+      } catch (error) {
+        this.logger.warn(`a stream close hook failed: ${(error as Error).message}`);
+      }
+    }
     this.connections.delete(conn);
     this.credentials.untrack(conn);
     this.hub.leave(conn);

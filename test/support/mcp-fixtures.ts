@@ -2,10 +2,12 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { z } from 'zod';
 import { sleep } from './timing.js';
 
 /**
@@ -27,6 +29,10 @@ export class McpFixture {
   requests = 0;
   /** MCP `initialize` requests answered (one per probe). */
   initializes = 0;
+  /** Calls of the `wait` tool that ended because the client cancelled them (`notifications/cancelled`). */
+  cancelled = 0;
+  /** Calls of the `wait` tool that started. */
+  waiting = 0;
 
   constructor(
     readonly name: string,
@@ -36,6 +42,14 @@ export class McpFixture {
   /** Streamable HTTP endpoint. */
   get url(): string {
     return `${this.host.origin}/${this.name}/mcp`;
+  }
+
+  /**
+   * Stateful Streamable HTTP endpoint (a server per MCP session, SSE responses):
+   * what `progress` notifications and cancellation of a running `wait` need.
+   */
+  get statefulUrl(): string {
+    return `${this.host.origin}/${this.name}/smcp`;
   }
 
   /** Legacy HTTP+SSE endpoint (GET opens the stream; POSTs go to the endpoint it announces). */
@@ -49,10 +63,58 @@ export class McpFixture {
     return this;
   }
 
+  /**
+   * A server with `tools`. Two names behave specially (list them in `tools` to offer them):
+   * `progress` reports `steps` progress notifications (`{steps, delayMs}`) before answering;
+   * `wait` answers only after `ms` (default: never), counting in `cancelled` a call the client cancelled.
+   */
   build(): McpServer {
     const server = new McpServer({ name: `fixture-${this.name}`, version: '1.0.0' });
     for (const tool of this.tools) {
-      server.registerTool(tool, { description: `the ${tool} tool of ${this.name}` }, async () => ({ content: [{ type: 'text' as const, text: tool }] }));
+      if (tool === 'progress') {
+        server.registerTool(
+          tool,
+          {
+            description: `reports progress, then answers (${this.name})`,
+            inputSchema: { steps: z.number().int().min(1).max(1000).optional(), delayMs: z.number().int().min(0).max(10_000).optional() },
+          },
+          async ({ steps = 3, delayMs = 10 }, extra) => {
+            const token = extra._meta?.progressToken;
+            for (let i = 1; i <= steps; i++) {
+              await sleep(delayMs);
+              if (token !== undefined) {
+                await extra.sendNotification({
+                  method: 'notifications/progress',
+                  params: { progressToken: token, progress: i, total: steps, message: `step ${i} of ${steps}` },
+                });
+              }
+            }
+            return { content: [{ type: 'text' as const, text: `done ${steps}` }] };
+          },
+        );
+      } else if (tool === 'wait') {
+        server.registerTool(
+          tool,
+          {
+            description: `answers after ms (default: never), unless cancelled (${this.name})`,
+            inputSchema: { ms: z.number().int().min(0).max(600_000).optional() },
+          },
+          async ({ ms }, extra) => {
+            this.waiting++;
+            const cancelled = await new Promise<boolean>((resolve) => {
+              const timer = ms === undefined ? undefined : setTimeout(() => resolve(false), ms);
+              extra.signal.addEventListener('abort', () => {
+                clearTimeout(timer);
+                resolve(true);
+              });
+            });
+            if (cancelled) this.cancelled++;
+            return { content: [{ type: 'text' as const, text: cancelled ? 'cancelled' : `waited ${ms}` }] };
+          },
+        );
+      } else {
+        server.registerTool(tool, { description: `the ${tool} tool of ${this.name}` }, async () => ({ content: [{ type: 'text' as const, text: tool }] }));
+      }
     }
     return server;
   }
@@ -86,6 +148,7 @@ export class McpFixtureHost {
   private server!: http.Server;
   private readonly sockets = new Set<Socket>();
   private readonly sseSessions = new Map<string, SSEServerTransport>();
+  private readonly statefulSessions = new Map<string, StreamableHTTPServerTransport>();
   port = 0;
 
   static async start(): Promise<McpFixtureHost> {
@@ -147,6 +210,7 @@ export class McpFixtureHost {
       const body = req.method === 'POST' ? await readBody(req) : undefined;
       if (isInitialize(body)) fixture.initializes++;
       if (kind === 'mcp') await this.streamable(fixture, req, res, body);
+      else if (kind === 'smcp') await this.stateful(fixture, req, res, body);
       else if (kind === 'sse' && req.method === 'GET') await this.sseOpen(fixture, res);
       else if (kind === 'messages' && req.method === 'POST') await this.ssePost(url, req, res, body);
       else res.writeHead(404).end();
@@ -167,6 +231,35 @@ export class McpFixtureHost {
     await transport.handleRequest(req, res, body);
   }
 
+  /** Stateful Streamable HTTP: one server and transport per MCP session (mcp-session-id), SSE responses. */
+  private async stateful(fixture: McpFixture, req: http.IncomingMessage, res: http.ServerResponse, body: unknown): Promise<void> {
+    const sessionId = req.headers['mcp-session-id'];
+    let transport = typeof sessionId === 'string' ? this.statefulSessions.get(sessionId) : undefined;
+    if (!transport) {
+      if (sessionId !== undefined || !isInitialize(body)) {
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }));
+        return;
+      }
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => void this.statefulSessions.set(id, created),
+      });
+      created.onclose = () => {
+        if (created.sessionId) this.statefulSessions.delete(created.sessionId);
+      };
+      await fixture.build().connect(created);
+      transport = created;
+    }
+    await transport.handleRequest(req, res, body);
+  }
+
+  /** Stateful sessions open on this host (a client that ends its session removes it). */
+  get statefulSessionCount(): number {
+    return this.statefulSessions.size;
+  }
+
   private async sseOpen(fixture: McpFixture, res: http.ServerResponse): Promise<void> {
     const transport = new SSEServerTransport(`/${fixture.name}/messages`, res);
     this.sseSessions.set(transport.sessionId, transport);
@@ -184,6 +277,7 @@ export class McpFixtureHost {
   }
 
   async close(): Promise<void> {
+    for (const t of this.statefulSessions.values()) void t.close();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -17,6 +17,7 @@ import {
 import { EgressClient } from '../../egress/egress.module.js';
 import { egressDenial } from '../../egress/egress.dispatcher.js';
 import { CircuitBreakers } from '../../health/circuit-breakers.js';
+import type { ProbeTarget } from '../../health/health.types.js';
 import { ServerDirectory } from '../../health/server-directory.js';
 import { GatewayError } from './gateway-errors.js';
 
@@ -37,6 +38,25 @@ export interface BackendOpenOptions {
   readonly onNotification?: (notification: JSONRPCNotification) => void;
   readonly signal?: AbortSignal;
   readonly timeoutMs?: number;
+}
+
+const lastReload = new WeakMap<ServerDirectory, number>();
+
+/**
+ * The server as this replica's directory knows it. The directory follows the
+ * change stream, so a server registered a moment ago (through any replica)
+ * may not be in it yet: an unknown id makes it re-read the registry once
+ * (at most once a second per replica) before the answer is "no such server".
+ */
+export async function findServer(directory: ServerDirectory, serverId: string): Promise<ProbeTarget | undefined> {
+  await directory.ready();
+  const known = directory.get(serverId);
+  if (known) return known;
+  const now = Date.now();
+  if (now - (lastReload.get(directory) ?? 0) < 1000) return undefined;
+  lastReload.set(directory, now);
+  await directory.reloadAll().catch(() => undefined);
+  return directory.get(serverId);
 }
 
 /** One initialized MCP client session with a backend; every call through it is counted by the server's circuit breaker. */
@@ -202,8 +222,7 @@ export class BackendConnector {
   ) {}
 
   async open(serverId: string, opts: BackendOpenOptions = {}): Promise<BackendSession> {
-    await this.directory.ready();
-    const target = this.directory.get(serverId);
+    const target = await findServer(this.directory, serverId);
     if (!target || !target.enabled) throw new GatewayError('not_found', `no enabled MCP server ${serverId}`, { server: serverId });
     if (!(await this.breakers.allow(serverId))) {
       throw new GatewayError('circuit_open', `the circuit of ${serverId} is open: failing fast`, { server: serverId });

@@ -9,6 +9,7 @@ import { EventFilter } from '../../streaming/event-filter.js';
 import type { HubEvent } from '../../streaming/event-window.js';
 import { StreamHub } from '../../streaming/stream.hub.js';
 import type { Codec, Subscriber } from '../../streaming/subscriber.js';
+import { findServer } from './backend-connector.js';
 import type { GatewayCaller } from './gateway-caller.js';
 
 /** An enabled MCP server a caller may reach at all (some of its tools may still be denied). */
@@ -102,8 +103,7 @@ export class GatewayPolicy implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Whether the caller may reach this server at all (lists, resources, prompts). */
   async decideServer(caller: GatewayCaller, serverId: string): Promise<GatewayDecision> {
-    await this.directory.ready();
-    const server = this.directory.get(serverId);
+    const server = await findServer(this.directory, serverId);
     if (!server || !server.enabled) return { allowed: false, code: 'not_found', detail: `no enabled MCP server ${serverId}` };
     if (caller.admin) return { allowed: true };
     if (caller.agentId === null) return notBound(caller);
@@ -115,8 +115,7 @@ export class GatewayPolicy implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Whether the caller may call this tool of this server. */
   async decideTool(caller: GatewayCaller, serverId: string, toolName: string): Promise<GatewayDecision> {
-    await this.directory.ready();
-    const server = this.directory.get(serverId);
+    const server = await findServer(this.directory, serverId);
     if (!server || !server.enabled) return { allowed: false, code: 'not_found', detail: `no enabled MCP server ${serverId}` };
     if (caller.admin) return { allowed: true };
     if (caller.agentId === null) return notBound(caller);

@@ -1,0 +1,552 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit, Optional } from '@nestjs/common';
+import type { JSONRPCNotification } from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import { Gauge } from 'prom-client';
+import type { Principal } from '../../auth/principal.js';
+import { EventBus } from '../../bus/event-bus.js';
+import { RedisConnections } from '../../bus/redis.connections.js';
+import { DomainError } from '../../common/domain-error.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
+import { MetricsService } from '../../ops/metrics.service.js';
+import { EventFilter } from '../../streaming/event-filter.js';
+import type { HubEvent } from '../../streaming/event-window.js';
+import { chunk, type SseConnection } from '../../streaming/sse.connection.js';
+import { SseStreamService } from '../../streaming/sse-stream.service.js';
+import { BackendConnector, type BackendSession } from '../core/backend-connector.js';
+import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
+import { GatewayError } from '../core/gateway-errors.js';
+import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
+import { GatewayPolicy } from '../core/gateway-policy.js';
+import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
+import { broadcastList, route } from './gateway-router.js';
+import { SessionBackends } from './session-backends.js';
+import { type SessionRecord, SessionStore, type StoredEvent } from './session-store.js';
+import { type LiveListener, SessionStreamReader } from './stream-reader.js';
+
+export type JsonRpcId = string | number;
+
+export interface JsonRpcRequest {
+  readonly jsonrpc: '2.0';
+  readonly id?: JsonRpcId;
+  readonly method: string;
+  readonly params?: Record<string, unknown>;
+}
+
+export interface ServerStatus {
+  readonly id: string;
+  readonly status: 'ready' | 'failed' | 'denied';
+  readonly error?: { code: number; message: string };
+}
+
+/** Requests awaiting their answer per session; one more is 429. */
+export const MAX_PENDING_REQUESTS = 100;
+/** A response whose JSON is larger than this goes as `chunk` events, then a `response` without `result`. */
+export const CHUNK_BYTES = 256 * 1024;
+/** Replay page size (events read from Redis at a time). */
+const REPLAY_PAGE = 1000;
+/** Backend sessions of a streaming session unused this long are closed on this replica (reopened on use). */
+const BACKEND_IDLE_MS = 5 * 60_000;
+/** How often this replica looks for overdue requests, expired sessions and idle backends. */
+const SWEEP_MS = 1000;
+
+function frame(e: StoredEvent): string {
+  return `id: ${e.seq}\nevent: ${e.type}\ndata: ${e.data}\n\n`;
+}
+
+function evicted(from: number, to: number): string {
+  const count = to - from + 1;
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: {
+      code: -32007,
+      message: `${count} event${count === 1 ? ' was' : 's were'} evicted before being read (oldest first; the session keeps the latest events only)`,
+      data: { reason: 'evicted', first: from, last: to },
+    },
+  });
+}
+
+/** One SSE stream of a session on this replica: replay from its cursor, then live, reporting any evicted range. */
+class SessionStream implements LiveListener {
+  /** Live events that arrived while the replay ran. */
+  private buffered: StoredEvent[] | null = [];
+
+  constructor(
+    readonly sessionId: string,
+    readonly conn: SseConnection,
+    public cursor: number,
+  ) {}
+
+  deliver(events: StoredEvent[]): void {
+    if (this.buffered) this.buffered.push(...events);
+    else this.write(events);
+  }
+
+  /** Replay done: what arrived meanwhile goes now (what the replay covered is skipped). */
+  live(): void {
+    const buffered = this.buffered ?? [];
+    this.buffered = null;
+    if (buffered.length > 0) this.write(buffered);
+  }
+
+  encode(events: StoredEvent[]): string {
+    let text = '';
+    for (const e of events) {
+      if (e.seq <= this.cursor) continue;
+      if (e.seq > this.cursor + 1) text += frame({ seq: e.seq - 1, type: 'error', data: evicted(this.cursor + 1, e.seq - 1) });
+      text += frame(e);
+      this.cursor = e.seq;
+    }
+    return text;
+  }
+
+  write(events: StoredEvent[]): void {
+    const text = this.encode(events);
+    if (text !== '') this.conn.write(chunk(Buffer.from(text)));
+  }
+
+  heartbeat(): void {
+    this.conn.write(chunk(Buffer.from(`id: ${this.cursor}\nevent: heartbeat\ndata: {"ts":${Date.now()}}\n\n`)));
+  }
+}
+
+/**
+ * Streaming sessions (`/api/v1/gateway/stream`): a client opens a session on
+ * some MCP servers, follows its events over SSE, and posts JSON-RPC requests
+ * whose answers arrive on that stream, through whichever replica. The session
+ * (record, events, pending requests) lives in Redis (SessionStore); each
+ * replica follows the sessions streamed through it with one blocking reader
+ * (SessionStreamReader) and holds backend MCP sessions for the requests it
+ * handles (SessionBackends). Closing a session frees what every replica holds
+ * for it (a bus control message).
+ */
+@Injectable()
+export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('GatewaySessions');
+  private store?: SessionStore;
+  private reader?: SessionStreamReader;
+  private readonly backends: SessionBackends;
+  private readonly streams = new Map<string, Set<SessionStream>>();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping = false;
+  private lastPendingSweep = 0;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly connector: BackendConnector,
+    private readonly policy: GatewayPolicy,
+    private readonly callers: GatewayCallers,
+    private readonly calls: GatewayCalls,
+    private readonly sse: SseStreamService,
+    private readonly bus: EventBus,
+    metrics: MetricsService,
+    @Optional() @Inject(RedisConnections) private readonly redis?: RedisConnections | null,
+  ) {
+    this.backends = new SessionBackends(connector, BACKEND_IDLE_MS, (sessionId, serverId, n) => this.forwardNotification(sessionId, serverId, n));
+    const streams = this.streams;
+    const backends = this.backends;
+    new Gauge({
+      name: 'registry_gateway_session_streams',
+      help: 'Streaming-session SSE streams open on this replica',
+      registers: [metrics.registry],
+      collect() {
+        let n = 0;
+        for (const set of streams.values()) n += set.size;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'registry_gateway_backend_sessions',
+      help: 'Backend MCP sessions this replica holds for streaming sessions',
+      registers: [metrics.registry],
+      collect() {
+        this.set(backends.backendCount);
+      },
+    });
+  }
+
+  get enabled(): boolean {
+    return this.config.gateway.sessionsEnabled;
+  }
+
+  onModuleInit(): void {
+    if (!this.enabled || !this.redis) return;
+    const g = this.config.gateway;
+    this.store = new SessionStore(this.redis.commands, this.config.redisPrefix, {
+      maxEvents: g.maxPendingEvents,
+      idleMs: g.sessionIdleMs,
+      maxPerOwner: g.maxSessionsPerClient,
+    });
+    const blocking = this.redis.commands.duplicate({ connectionName: `registry-gw-${this.config.replicaId}`, enableAutoPipelining: false });
+    blocking.on('error', (error: Error) => this.logger.warn(`redis (session reader): ${error.message}`));
+    this.reader = new SessionStreamReader(blocking, this.redis.commands);
+    this.bus.onControl((message) => {
+      if (message.op === 'gateway_session_closed' && message.sessionId) this.closedEverywhere(message.sessionId, message.reason ?? 'session closed');
+      else if (message.op === 'gateway_cancel' && message.sessionId && message.clientId !== undefined) {
+        this.backends.cancel(message.sessionId, message.clientId, 'cancelled by the client');
+      }
+    });
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), g.heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.sweepTimer);
+    this.reader?.stop();
+    await this.backends.closeAll();
+  }
+
+  private requireStore(): SessionStore {
+    if (!this.enabled) throw new DomainError('not_found', 'streaming sessions are switched off (GATEWAY_SESSIONS_ENABLED=false)');
+    if (!this.store) throw new DomainError('service_unavailable', 'streaming sessions need Redis (REDIS_URL): their state is shared by the replicas');
+    return this.store;
+  }
+
+  /** The session if `principal` owns it; 404 otherwise (another client's session is not revealed). */
+  private async owned(principal: Principal, sessionId: string): Promise<SessionRecord> {
+    const store = this.requireStore();
+    const session = /^[A-Za-z0-9_-]{16,64}$/.test(sessionId) ? await store.get(sessionId) : undefined;
+    if (!session || session.owner !== principal.id) throw new DomainError('not_found', `no streaming session ${sessionId}`);
+    return session;
+  }
+
+  // ---- create -----------------------------------------------------------------
+
+  async create(
+    principal: Principal,
+    servers: string[] | undefined,
+    deferred: boolean,
+  ): Promise<{ session_id: string; servers: ServerStatus[]; deferred: boolean }> {
+    const store = this.requireStore();
+    const caller = await this.callers.resolve(principal);
+    const wanted = servers ?? (await this.policy.reachableServers(caller)).map((s) => s.id);
+    const statuses: ServerStatus[] = [];
+    const allowed: string[] = [];
+    for (const serverId of [...new Set(wanted)]) {
+      const decision = await this.policy.decideServer(caller, serverId);
+      if (decision.allowed) allowed.push(serverId);
+      else statuses.push({ id: serverId, status: 'denied', error: new GatewayError(decision.code, decision.detail).toJsonRpc() });
+    }
+    if (allowed.length === 0) {
+      throw new DomainError('forbidden', wanted.length === 0 ? 'you may reach no MCP server through the gateway' : 'you may reach none of these MCP servers', {
+        extensions: { servers: statuses },
+      });
+    }
+    const sessionId = randomBytes(18).toString('base64url');
+    if (!(await store.create(sessionId, principal.id, allowed, deferred))) {
+      throw new DomainError(
+        'too_many_requests',
+        `you already have ${this.config.gateway.maxSessionsPerClient} open streaming sessions; close one (DELETE) first`,
+        {
+          headers: { 'retry-after': '5' },
+        },
+      );
+    }
+    // Initialize every allowed backend now, reporting which failed (they are retried on first use).
+    const timeoutMs = Math.min(this.config.gateway.requestTimeoutMs, 30_000);
+    const opened = await Promise.all(
+      allowed.map(async (serverId): Promise<ServerStatus> => {
+        const started = performance.now();
+        try {
+          await this.backends.get(sessionId, serverId, timeoutMs);
+          this.calls.record({ caller, serverId, tool: null, method: 'initialize', durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
+          return { id: serverId, status: 'ready' };
+        } catch (error) {
+          const e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error).message);
+          this.calls.record({
+            caller,
+            serverId,
+            tool: null,
+            method: 'initialize',
+            durationMs: performance.now() - started,
+            outcome: outcomeOf(e.code),
+            surface: 'session',
+            detail: e.message,
+          });
+          return { id: serverId, status: 'failed', error: e.toJsonRpc() };
+        }
+      }),
+    );
+    return { session_id: sessionId, servers: [...opened, ...statuses], deferred };
+  }
+
+  // ---- close ------------------------------------------------------------------
+
+  async close(principal: Principal, sessionId: string): Promise<void> {
+    const session = await this.owned(principal, sessionId);
+    await this.requireStore().delete(sessionId, session.owner);
+    this.closedEverywhere(sessionId, 'session closed');
+    await this.bus
+      .publishControl({ op: 'gateway_session_closed', sessionId, reason: 'session closed', from: this.config.replicaId })
+      .catch((error: Error) => this.logger.warn(`announcing the close of a session failed (${error.message}); other replicas free it within their sweep`));
+  }
+
+  /** Ends this replica's streams of the session and frees its backend sessions. */
+  private closedEverywhere(sessionId: string, reason: string): void {
+    const streams = this.streams.get(sessionId);
+    if (streams) for (const s of [...streams]) s.conn.close(reason);
+    void this.backends.close(sessionId, reason);
+  }
+
+  // ---- stream -----------------------------------------------------------------
+
+  async stream(request: FastifyRequest, reply: FastifyReply, principal: Principal, sessionId: string, lastEventId: number | undefined): Promise<void> {
+    const session = await this.owned(principal, sessionId);
+    const store = this.requireStore();
+    const reader = this.reader!;
+    const key = store.key('e', sessionId);
+    // A cursor ahead of the session (events it never had) resumes from the session's last event.
+    const cursor = Math.min(lastEventId ?? 0, session.seq);
+    await this.sse.open(request, reply, principal, EventFilter.parse(undefined, principal.role), undefined, async (conn) => {
+      const stream = new SessionStream(sessionId, conn, cursor);
+      let set = this.streams.get(sessionId);
+      if (!set) this.streams.set(sessionId, (set = new Set()));
+      set.add(stream);
+      reader.join(key, stream.cursor, stream);
+      this.sse.whenClosed(conn, () => {
+        reader.leave(key, stream);
+        const s = this.streams.get(sessionId);
+        s?.delete(stream);
+        if (s?.size === 0) this.streams.delete(sessionId);
+      });
+      void store.touch(sessionId, principal.id).catch(() => undefined);
+      // Join first, then replay: what is appended meanwhile is buffered and deduplicated by number.
+      for (;;) {
+        const page = await store.range(sessionId, stream.cursor, REPLAY_PAGE);
+        if (page.length === 0 || conn.closed) break;
+        const text = stream.encode(page);
+        if (text !== '') await conn.writeReplay([{ frame: Buffer.from(text) } as HubEvent]);
+        if (page.length < REPLAY_PAGE) break;
+      }
+      stream.live();
+    });
+  }
+
+  private heartbeat(): void {
+    const touched: { id: string; owner: string }[] = [];
+    for (const [sessionId, set] of this.streams) {
+      for (const s of set) s.heartbeat();
+      const owner = [...set][0]?.conn.userId;
+      if (owner) touched.push({ id: sessionId, owner });
+    }
+    for (const t of touched) void this.store?.touch(t.id, t.owner).catch(() => undefined);
+  }
+
+  /** Overdue requests get their timeout error; streams and backends of sessions that expired are freed. */
+  private async sweep(): Promise<void> {
+    const store = this.store;
+    if (!store || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const ids = [...new Set([...this.streams.keys(), ...this.backends.sessionIds()])];
+      const exists = await store.exists(ids);
+      ids.forEach((id, i) => {
+        if (!exists[i]) this.closedEverywhere(id, 'session expired');
+      });
+      const now = Date.now();
+      if (now - this.lastPendingSweep >= Math.min(5000, this.config.gateway.requestTimeoutMs / 4)) {
+        this.lastPendingSweep = now;
+        // Safety net for requests whose replica died: the stream's replica answers them with a timeout.
+        for (const id of this.streams.keys()) {
+          for (const p of await store.pending(id)) {
+            if (p.deadline + 2000 < now) await this.answerError(id, p.requestId, p.id, new GatewayError('timeout', 'no answer within the request timeout'));
+          }
+        }
+      }
+      await this.backends.sweepIdle();
+    } catch (error) {
+      this.logger.warn(`session sweep failed: ${(error as Error).message}`);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  // ---- requests ---------------------------------------------------------------
+
+  /** Accepts a JSON-RPC request (answered on the stream) or notification; returns its request id. */
+  async request(principal: Principal, sessionId: string, message: JsonRpcRequest): Promise<{ request_id: string | null }> {
+    const session = await this.owned(principal, sessionId);
+    const store = this.requireStore();
+    void store.touch(sessionId, session.owner).catch(() => undefined);
+    if (message.id === undefined) {
+      // A notification: only cancellation means something to the gateway.
+      if (message.method === 'notifications/cancelled') {
+        const clientId = message.params?.requestId;
+        if (typeof clientId === 'string' || typeof clientId === 'number') {
+          await this.bus.publishControl({ op: 'gateway_cancel', sessionId, clientId, from: this.config.replicaId });
+        }
+      }
+      return { request_id: null };
+    }
+    const requestId = randomBytes(9).toString('base64url');
+    const deadline = Date.now() + this.config.gateway.requestTimeoutMs;
+    if (!(await store.addPending(sessionId, { requestId, id: message.id, deadline }, MAX_PENDING_REQUESTS))) {
+      throw new DomainError('too_many_requests', `this session already has ${MAX_PENDING_REQUESTS} requests awaiting an answer`, {
+        headers: { 'retry-after': '1' },
+      });
+    }
+    const caller = await this.callers.resolve(principal);
+    void this.handle(session, caller, requestId, message).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
+    return { request_id: requestId };
+  }
+
+  private async handle(session: SessionRecord, caller: GatewayCaller, requestId: string, message: JsonRpcRequest): Promise<void> {
+    const started = performance.now();
+    const id = message.id!;
+    const tracked = this.backends.track(session.id, requestId, id);
+    let serverId: string | null = null;
+    let tool: string | null = null;
+    try {
+      const name = message.params?.name;
+      if (session.deferred && message.method === 'tools/call' && GatewaySessions.isMeta(name)) {
+        const args = message.params?.arguments as Record<string, unknown> | undefined;
+        await this.answer(session.id, requestId, id, await this.callMeta(session, caller, name, args));
+        this.calls.record({ caller, serverId, tool: name, method: message.method, durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
+        return;
+      }
+      const r = route(session.servers, message.method, message.params);
+      if (session.deferred && r.kind === 'server' && r.tool !== null) {
+        const full = typeof name === 'string' ? name : `${r.serverId}__${r.tool}`;
+        if (!(await this.requireStore().activated(session.id)).includes(full)) {
+          throw new GatewayError('invalid_params', `tool ${full} is not activated in this session: find it with search_tools, then activate_tools`, {
+            tool: full,
+          });
+        }
+      }
+      let result: Record<string, unknown>;
+      if (r.kind === 'local') {
+        result = {};
+      } else if (r.kind === 'broadcast') {
+        const options = { signal: tracked.signal, timeoutMs: this.config.gateway.requestTimeoutMs };
+        const listed = await broadcastList(r.method, r.servers, caller, this.policy, (s) => this.backend(session.id, s), options);
+        result = listed.result;
+        if (session.deferred && r.method === 'tools/list') result = { ...result, tools: (await this.catalog(session, listed.tools ?? [])).exposed() };
+      } else {
+        serverId = r.serverId;
+        tool = r.tool;
+        result = await this.forward(session, caller, requestId, r.serverId, r.method, r.params, r.tool, tracked.signal);
+      }
+      await this.answer(session.id, requestId, id, result);
+      this.calls.record({ caller, serverId, tool, method: message.method, durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
+    } catch (error) {
+      const e =
+        error instanceof GatewayError ? error : new GatewayError(tracked.signal.aborted ? 'cancelled' : 'internal', (error as Error).message ?? String(error));
+      await this.answerError(session.id, requestId, id, e);
+      this.calls.record({
+        caller,
+        serverId,
+        tool,
+        method: message.method,
+        durationMs: performance.now() - started,
+        outcome: outcomeOf(e.code),
+        surface: 'session',
+        detail: e.message,
+      });
+    } finally {
+      tracked.done();
+    }
+  }
+
+  /** Deferred sessions: `search_tools`/`activate_tools` answered here; other tools must be activated first. */
+  private async forward(
+    session: SessionRecord,
+    caller: GatewayCaller,
+    requestId: string,
+    serverId: string,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    tool: string | null,
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const timeoutMs = this.config.gateway.requestTimeoutMs;
+    if (method === 'tools/call' && tool !== null) {
+      const decision = await this.policy.decideTool(caller, serverId, tool);
+      if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId, tool });
+      const backend = await this.backend(session.id, serverId);
+      const args = params?.arguments as Record<string, unknown> | undefined;
+      return await backend.callTool(tool, args, {
+        signal,
+        timeoutMs,
+        onProgress: (p) =>
+          void this.store
+            ?.append(
+              session.id,
+              'notification',
+              JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+            )
+            .catch(() => undefined),
+      });
+    }
+    const decision = await this.policy.decideServer(caller, serverId);
+    if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId });
+    const backend = await this.backend(session.id, serverId);
+    return backend.request(method, params, { signal, timeoutMs });
+  }
+
+  private backend(sessionId: string, serverId: string): Promise<BackendSession> {
+    return this.backends.get(sessionId, serverId, Math.min(this.config.gateway.requestTimeoutMs, 30_000));
+  }
+
+  private async catalog(session: SessionRecord, tools: Parameters<DeferredToolCatalog['replaceTools']>[0]): Promise<DeferredToolCatalog> {
+    return new DeferredToolCatalog(tools, await this.requireStore().activated(session.id));
+  }
+
+  private async answer(sessionId: string, requestId: string, id: JsonRpcId, result: Record<string, unknown>): Promise<void> {
+    const store = this.requireStore();
+    const json = JSON.stringify(result);
+    if (json.length <= CHUNK_BYTES) {
+      await store.answer(
+        sessionId,
+        requestId,
+        'response',
+        `{"request_id":${JSON.stringify(requestId)},"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${json}}`,
+      );
+      return;
+    }
+    // Large results: the result's JSON text in pieces, then the response that says how many.
+    const count = Math.ceil(json.length / CHUNK_BYTES);
+    for (let i = 0; i < count; i++) {
+      const data = json.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+      await store.append(sessionId, 'chunk', JSON.stringify({ request_id: requestId, id, index: i, count, data }));
+    }
+    await store.answer(sessionId, requestId, 'response', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, result_chunks: count }));
+  }
+
+  private async answerError(sessionId: string, requestId: string, id: JsonRpcId | null, error: GatewayError): Promise<void> {
+    await this.requireStore().answer(sessionId, requestId, 'error', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, error: error.toJsonRpc() }));
+  }
+
+  /** Backend notifications outside a request (list changes, logging, resource updates) go to the session's stream. */
+  private forwardNotification(sessionId: string, serverId: string, n: JSONRPCNotification): void {
+    void this.store?.append(sessionId, 'notification', JSON.stringify({ server: serverId, ...n })).catch(() => undefined);
+  }
+
+  /** Deferred sessions: runs a meta tool; activation adds to the session's set and announces the list change. */
+  async callMeta(session: SessionRecord, caller: GatewayCaller, name: string, args: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
+    const listed = await broadcastList('tools/list', session.servers, caller, this.policy, (s) => this.backend(session.id, s), {
+      timeoutMs: this.config.gateway.requestTimeoutMs,
+    });
+    const catalog = await this.catalog(session, listed.tools ?? []);
+    const outcome = catalog.callMeta(name, args);
+    if (!outcome) throw new GatewayError('method_not_found', `unknown meta tool ${name}`);
+    if (outcome.changed) {
+      await this.requireStore().activate(session.id, catalog.activated());
+      await this.requireStore().append(
+        session.id,
+        'notification',
+        JSON.stringify({ server: null, jsonrpc: '2.0', method: 'notifications/tools/list_changed' }),
+      );
+    }
+    return outcome.result;
+  }
+
+  /** Whether `name` is one of the deferred-loading meta tools. */
+  static isMeta(name: unknown): name is string {
+    return typeof name === 'string' && META_TOOL_NAMES.includes(name);
+  }
+}

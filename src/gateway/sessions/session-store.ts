@@ -1,0 +1,251 @@
+import type { Redis } from 'ioredis';
+
+/** What a streaming session is, as every replica sees it (the Redis record is the truth). */
+export interface SessionRecord {
+  readonly id: string;
+  /** The principal id (`key:<uuid>` / `user:<uuid>`) that created it; only it may use it. */
+  readonly owner: string;
+  /** The servers the session was opened with (those the owner could reach then). */
+  readonly servers: string[];
+  readonly deferred: boolean;
+  readonly createdAt: number;
+  /** Last event number appended (0: none yet). */
+  readonly seq: number;
+}
+
+/** One stored event: its number (the SSE id), type and JSON data. */
+export interface StoredEvent {
+  readonly seq: number;
+  readonly type: string;
+  readonly data: string;
+}
+
+export interface PendingRequest {
+  readonly requestId: string;
+  /** The client's JSON-RPC id. */
+  readonly id: string | number;
+  readonly deadline: number;
+}
+
+export interface SessionLimits {
+  /** Events kept per session for resumption; older ones are evicted (reported, never silently). */
+  readonly maxEvents: number;
+  /** A session without requests or an open stream expires after this. */
+  readonly idleMs: number;
+  readonly maxPerOwner: number;
+}
+
+// KEYS: session hash, events stream; ARGV: type, data, maxEvents, ttlMs. Returns the event's number, 0 if the session is gone.
+const APPEND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. n, 't', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return n`;
+
+// KEYS: session hash, events stream, pending hash; ARGV: requestId, type, data, maxEvents, ttlMs.
+// The one answer of a request: appended only if the request is still pending (a response and its timeout never both).
+const ANSWER = `
+if redis.call('HDEL', KEYS[3], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '0-' .. n, 't', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return n`;
+
+// KEYS: session hash, owner set, events stream; ARGV: sessionId, owner, now, expiresAt, maxPerOwner, meta, ttlMs.
+const CREATE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'seq', 0, 'meta', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return 1`;
+
+// KEYS: session hash, owner set, events stream, pending hash, activated set; ARGV: sessionId, expiresAt, ttlMs.
+const TOUCH = `
+if redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ARGV[3])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return 1`;
+
+type ScriptedRedis = Redis & {
+  gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
+  gwAnswer(k1: string, k2: string, k3: string, requestId: string, type: string, data: string, max: number, ttl: number): Promise<number>;
+  gwCreate(
+    k1: string,
+    k2: string,
+    k3: string,
+    id: string,
+    owner: string,
+    now: number,
+    expiresAt: number,
+    max: number,
+    meta: string,
+    ttl: number,
+  ): Promise<number>;
+  gwTouch(k1: string, k2: string, k3: string, k4: string, k5: string, id: string, expiresAt: number, ttl: number): Promise<number>;
+};
+
+function defineScripts(redis: Redis): ScriptedRedis {
+  const r = redis as ScriptedRedis;
+  if (typeof r.gwAppend !== 'function') {
+    redis.defineCommand('gwAppend', { numberOfKeys: 2, lua: APPEND });
+    redis.defineCommand('gwAnswer', { numberOfKeys: 3, lua: ANSWER });
+    redis.defineCommand('gwCreate', { numberOfKeys: 3, lua: CREATE });
+    redis.defineCommand('gwTouch', { numberOfKeys: 5, lua: TOUCH });
+  }
+  return r;
+}
+
+/** Parses XRANGE/XREAD entries (`[id, [field, value, …]]`) into events. */
+export function toEvents(entries: [string, string[]][]): StoredEvent[] {
+  const out: StoredEvent[] = [];
+  for (const [id, fields] of entries) {
+    let type = '';
+    let data = '';
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 't') type = fields[i + 1]!;
+      else if (fields[i] === 'd') data = fields[i + 1]!;
+    }
+    out.push({ seq: Number(id.slice(id.indexOf('-') + 1)), type, data });
+  }
+  return out;
+}
+
+/**
+ * Streaming sessions in Redis, so any replica can serve any part of one: the
+ * record (owner, servers, options, last event number) in a hash; the events
+ * in a Redis Stream with ids `0-<n>` (n = the SSE id), capped at `maxEvents`
+ * (oldest evicted first, which a reader notices as a jump and reports);
+ * requests awaiting their answer in a hash (so a response and a timeout can
+ * never both be sent); each owner's sessions in a sorted set scored by expiry
+ * (the per-client limit). Everything expires after `idleMs` without a request
+ * or an open stream.
+ */
+export class SessionStore {
+  private readonly redis: ScriptedRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    readonly limits: SessionLimits,
+  ) {
+    this.redis = defineScripts(redis);
+  }
+
+  key(kind: 's' | 'e' | 'p' | 'a', id: string): string {
+    return `${this.prefix}:gw:${kind}:${id}`;
+  }
+
+  private ownerKey(owner: string): string {
+    return `${this.prefix}:gw:o:${owner}`;
+  }
+
+  /** Creates the session; false when the owner is at its limit. */
+  async create(id: string, owner: string, servers: string[], deferred: boolean): Promise<boolean> {
+    const now = Date.now();
+    const meta = JSON.stringify({ servers, deferred, createdAt: now });
+    const created = await this.redis.gwCreate(
+      this.key('s', id),
+      this.ownerKey(owner),
+      this.key('e', id),
+      id,
+      owner,
+      now,
+      now + this.limits.idleMs,
+      this.limits.maxPerOwner,
+      meta,
+      this.limits.idleMs,
+    );
+    return created === 1;
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const h = await this.redis.hgetall(this.key('s', id));
+    if (!h.owner || !h.meta) return undefined;
+    const meta = JSON.parse(h.meta) as { servers: string[]; deferred: boolean; createdAt: number };
+    return { id, owner: h.owner, servers: meta.servers, deferred: meta.deferred, createdAt: meta.createdAt, seq: Number(h.seq ?? 0) };
+  }
+
+  /** Keeps the session alive another `idleMs`; false when it is gone. */
+  async touch(id: string, owner: string): Promise<boolean> {
+    return (
+      (await this.redis.gwTouch(
+        this.key('s', id),
+        this.ownerKey(owner),
+        this.key('e', id),
+        this.key('p', id),
+        this.key('a', id),
+        id,
+        Date.now() + this.limits.idleMs,
+        this.limits.idleMs,
+      )) === 1
+    );
+  }
+
+  async delete(id: string, owner: string): Promise<void> {
+    await this.redis.multi().del(this.key('s', id), this.key('e', id), this.key('p', id), this.key('a', id)).zrem(this.ownerKey(owner), id).exec();
+  }
+
+  async exists(ids: string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.exists(this.key('s', id));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, n]) => error !== null || n === 1);
+  }
+
+  /** Appends an event; its number, or 0 when the session is gone. */
+  append(id: string, type: string, data: string): Promise<number> {
+    return this.redis.gwAppend(this.key('s', id), this.key('e', id), type, data, this.limits.maxEvents, this.limits.idleMs);
+  }
+
+  async addPending(id: string, request: PendingRequest, maxPending: number): Promise<boolean> {
+    const key = this.key('p', id);
+    const [[, count]] = (await this.redis.multi().hlen(key).exec()) as [[unknown, number]];
+    if (count >= maxPending) return false;
+    await this.redis
+      .multi()
+      .hset(key, request.requestId, JSON.stringify({ id: request.id, deadline: request.deadline }))
+      .pexpire(key, this.limits.idleMs)
+      .exec();
+    return true;
+  }
+
+  /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
+  answer(id: string, requestId: string, type: 'response' | 'error', data: string): Promise<number> {
+    return this.redis.gwAnswer(this.key('s', id), this.key('e', id), this.key('p', id), requestId, type, data, this.limits.maxEvents, this.limits.idleMs);
+  }
+
+  async pending(id: string): Promise<PendingRequest[]> {
+    const all = await this.redis.hgetall(this.key('p', id));
+    return Object.entries(all).map(([requestId, v]) => {
+      const parsed = JSON.parse(v) as { id: string | number; deadline: number };
+      return { requestId, id: parsed.id, deadline: parsed.deadline };
+    });
+  }
+
+  /** Events after `after`, at most `count`, oldest first. */
+  async range(id: string, after: number, count: number): Promise<StoredEvent[]> {
+    const entries = (await this.redis.xrange(this.key('e', id), `(0-${after}`, '+', 'COUNT', count)) as [string, string[]][];
+    return toEvents(entries);
+  }
+
+  async activated(id: string): Promise<string[]> {
+    return (await this.redis.smembers(this.key('a', id))).sort();
+  }
+
+  async activate(id: string, names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.redis
+      .multi()
+      .sadd(this.key('a', id), ...names)
+      .pexpire(this.key('a', id), this.limits.idleMs)
+      .exec();
+  }
+}
