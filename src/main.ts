@@ -26,26 +26,8 @@ async function main(): Promise<void> {
   if (!config.redisUrl) logger.log('REDIS_URL not set: in-process event bus (run one replica only)');
 
   const app = await createApp(config, databaseUrl, jsonLogger);
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.getHttpServer().address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
-
-  // A database blip while starting (a restarted PostgreSQL, a killed backend)
-  // must not kill the replica: the bootstrap is idempotent, try it again.
-  const bootstrapKey = await retrying(() => app.get(ApiKeyService).bootstrap(), logger);
-  if (bootstrapKey) {
-    // Printed once, on the first start; only its hash is stored in the database.
-    console.log(`\n  Bootstrap admin API key (shown once, store it now):\n\n    ${bootstrapKey}\n`);
-    if (embedded) {
-      // Local embedded mode only: also kept beside the database it unlocks, for the README walkthrough.
-      const file = path.join(config.dataDir, 'bootstrap-admin-key');
-      writeFileSync(file, `${bootstrapKey}\n`, { mode: 0o600 });
-      console.log(`  (embedded mode: also written to ${file})\n`);
-    }
-  }
-
+  // The signal handlers go in before the listener opens: a SIGTERM that comes as soon as the
+  // replica is ready (while the bootstrap below still runs) drains it instead of killing it.
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -73,6 +55,25 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
+
+  // A database blip while starting (a restarted PostgreSQL, a killed backend)
+  // must not kill the replica: the bootstrap is idempotent, try it again.
+  const bootstrapKey = await retrying(() => app.get(ApiKeyService).bootstrap(), logger);
+  if (bootstrapKey) {
+    // Printed once, on the first start; only its hash is stored in the database.
+    console.log(`\n  Bootstrap admin API key (shown once, store it now):\n\n    ${bootstrapKey}\n`);
+    if (embedded) {
+      // Local embedded mode only: also kept beside the database it unlocks, for the README walkthrough.
+      const file = path.join(config.dataDir, 'bootstrap-admin-key');
+      writeFileSync(file, `${bootstrapKey}\n`, { mode: 0o600 });
+      console.log(`  (embedded mode: also written to ${file})\n`);
+    }
+  }
 }
 
 /** Runs `work` until it succeeds, up to 6 attempts with backoff (0.2 s … 3.2 s). */
