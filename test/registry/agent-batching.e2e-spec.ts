@@ -18,7 +18,7 @@ const agent = (id: string, extra: Record<string, unknown> = {}) => ({
  * The batch statement must give what the one-create statement gives, row for row and event
  * for event, hold the cap exactly, and commit nothing when it fails.
  */
-describe('agent creates in one batch statement', () => {
+describe('agent writes in one statement (creates batched)', () => {
   let t: TestApp;
   let db: pg.Client;
   let repo: AgentRepository;
@@ -63,6 +63,16 @@ describe('agent creates in one batch statement', () => {
       expect(read.body).toEqual(JSON.parse(JSON.stringify(c.agent)));
     }
     expect((await api(t.baseUrl, 'GET', '/api/v1/agents/batch-2', { key: t.adminKey })).body.tags).toEqual([]);
+    // Tags keep the order they were sent in.
+    const ordered = await repo.createMany(
+      writer.statement,
+      [
+        { agent: agent('order-1', { tags: ['zz', 'aa', 'mm', 'b.1', '0'] }), actor: 'a' },
+        { agent: agent('order-2', { tags: ['x'] }), actor: 'a' },
+      ],
+      1000,
+    );
+    expect(ordered.map((c) => ('agent' in c ? c.agent.tags : c.refused))).toEqual([['zz', 'aa', 'mm', 'b.1', '0'], ['x']]);
     expect(await events(['one-alone', 'batch-1', 'batch-2', 'batch-3'])).toEqual([
       { type: 'agent.created', resource_id: 'one-alone', version: 1, actor: 'api_key:solo', data: null },
       { type: 'agent.created', resource_id: 'batch-1', version: 1, actor: 'api_key:first', data: null },
@@ -108,6 +118,40 @@ describe('agent creates in one batch statement', () => {
     expect(batch.map((c) => ('agent' in c ? c.agent.id : c.refused))).toEqual(['cap-a', 'cap-b', 'cap', 'cap']);
     expect(await counted()).toBe(now + 2);
     expect((await events(['cap-a', 'cap-b', 'cap-c', 'cap-d'])).map((e) => e.resource_id)).toEqual(['cap-a', 'cap-b']);
+  });
+
+  it('deletes in one statement: 404, 412 naming the current version, 409 while referenced, one event with the version it had', async () => {
+    const key = t.adminKey;
+    expect((await api(t.baseUrl, 'DELETE', '/api/v1/agents/no-such-agent', { key })).status).toBe(404);
+    expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key, body: agent('del-1') })).status).toBe(201);
+    expect((await api(t.baseUrl, 'PATCH', '/api/v1/agents/del-1', { key, body: { description: 'v2' } })).status).toBe(200);
+    const stale = await api(t.baseUrl, 'DELETE', '/api/v1/agents/del-1', { key, headers: { 'if-match': '"1"' } });
+    expect(stale.status).toBe(412);
+    expect(stale.headers.get('content-type')).toContain('application/problem+json');
+    expect(stale.body).toMatchObject({ code: 'precondition_failed', detail: 'agent "del-1" is at version 2; the If-Match version is stale' });
+    // Referenced by a trust rule: refused, nothing deleted, no event.
+    expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key, body: { id: 'del-srv', name: 's', url: 'https://mcp.example.test/mcp' } })).status).toBe(
+      201,
+    );
+    const rule = await api(t.baseUrl, 'POST', '/api/v1/trust-rules', {
+      key,
+      body: { agentId: 'del-1', mcpServerId: 'del-srv', toolPattern: '*', effect: 'allow' },
+    });
+    expect(rule.status).toBe(201);
+    const before = await counted();
+    const referenced = await api(t.baseUrl, 'DELETE', '/api/v1/agents/del-1', { key });
+    expect(referenced.status).toBe(409);
+    expect(referenced.body.detail).toContain('referenced by trust rules');
+    expect(await counted()).toBe(before);
+    expect((await events(['del-1'])).map((e) => e.type)).toEqual(['agent.created', 'agent.updated']);
+    expect((await api(t.baseUrl, 'DELETE', `/api/v1/trust-rules/${rule.body.id}`, { key })).status).toBe(204);
+    // Two deletes at once: one 204, the other 404; one event, with the version the agent had.
+    const both = await Promise.all([1, 2].map(() => api(t.baseUrl, 'DELETE', '/api/v1/agents/del-1', { key, headers: { 'if-match': '"2"' } })));
+    expect(both.map((r) => r.status).sort()).toEqual([204, 404]);
+    expect(await counted()).toBe(before - 1);
+    expect((await events(['del-1'])).slice(2)).toEqual([
+      { type: 'agent.deleted', resource_id: 'del-1', version: 2, actor: 'api_key:bootstrap-admin', data: null },
+    ]);
   });
 
   it('answers every one of many concurrent REST creates as if it ran alone (duplicates, two callers)', async () => {

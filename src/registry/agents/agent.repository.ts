@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { one, rows, sql } from '../../database/sql.js';
+import { one, rows } from '../../database/sql.js';
 import { OUTBOX_INSERT } from '../../outbox/outbox.repository.js';
 import type { Statement } from '../registry.writer.js';
 import type { CreateAgent, ModelSettings } from './agent.schemas.js';
@@ -82,13 +82,25 @@ WITH cap AS (SELECT n FROM registry_counts WHERE table_name = 'agents' FOR UPDAT
 input AS (SELECT e, ord FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, ord)),
 a AS (
   INSERT INTO agents (id, name, description, model, tags, metadata)
-  SELECT e->>'id', e->>'name', e->>'description', e->'model', ARRAY(SELECT jsonb_array_elements_text(e->'tags')), e->'metadata'
+  SELECT e->>'id', e->>'name', e->>'description', e->'model', ARRAY(SELECT t FROM jsonb_array_elements_text(e->'tags') WITH ORDINALITY AS x(t, i) ORDER BY i), e->'metadata'
   FROM input, cap WHERE cap.n + input.ord <= $2::bigint ORDER BY input.ord
   RETURNING *
 ),
 o AS (${OUTBOX_INSERT} SELECT 'agent.created', a.id, a.version, input.e->>'actor', NULL FROM a JOIN input ON input.e->>'id' = a.id ORDER BY input.ord)
 SELECT a.*, NULL::int AS active_prompt_version, a.id IS NULL AND EXISTS (SELECT 1 FROM agents x WHERE x.id = input.e->>'id') AS taken
 FROM input LEFT JOIN a ON a.id = input.e->>'id' ORDER BY input.ord`;
+
+/**
+ * A delete in one statement: lock the row, delete it if `$2` (the expected
+ * version, NULL: any) is its version, append `agent.deleted` with the version
+ * it had. No row: it does not exist; `deleted` false: the version differed.
+ * A trust rule still referencing it fails the statement (ON DELETE RESTRICT).
+ */
+const DELETE = `
+WITH cur AS (SELECT id, version FROM agents WHERE id = $1::text FOR UPDATE),
+d AS (DELETE FROM agents a USING cur WHERE a.id = cur.id AND ($2::int IS NULL OR cur.version = $2::int) RETURNING a.id, cur.version),
+o AS (${OUTBOX_INSERT} SELECT 'agent.deleted', d.id, d.version, $3::text, NULL FROM d)
+SELECT cur.version, d.id IS NOT NULL AS deleted FROM cur LEFT JOIN d ON true`;
 
 /** What `create` found: the new agent, or why there is none. */
 export type Created = { agent: Agent } | { refused: 'exists' | 'cap' };
@@ -163,7 +175,12 @@ export class AgentRepository {
     return toAgent(row!);
   }
 
-  async delete(m: EntityManager, id: string): Promise<number> {
-    return (await sql(m, 'DELETE FROM agents WHERE id = $1', [id])).count;
+  /**
+   * Deletes the agent and appends its `agent.deleted` event (one statement), unless its
+   * version is not `expected`. Returns its version then, or undefined when there is no such agent.
+   */
+  async delete(run: Statement, id: string, expected: number | undefined, actor: string): Promise<{ version: number; deleted: boolean } | undefined> {
+    const [row] = await run<{ version: number; deleted: boolean }>('registry.agent.delete', DELETE, [id, expected ?? null, actor]);
+    return row;
   }
 }

@@ -67,17 +67,17 @@ export class AgentService {
   }
 
   async delete(id: string, expected: number | undefined, actor: string): Promise<void> {
+    let found: { version: number; deleted: boolean } | undefined;
     try {
-      await this.writer.change(this.target(id, expected), async (current, m) => {
-        await this.agents.delete(m, id);
-        return { result: undefined, event: { type: 'agent.deleted', id, version: current.version, actor } };
-      });
+      found = await this.agents.delete(this.writer.statement, id, expected, actor);
     } catch (error) {
       if (isReferencedError(error)) {
         throw DomainError.conflict(`agent "${id}" is referenced by trust rules; delete those first`);
       }
       throw error;
     }
+    if (!found) throw DomainError.notFound('agent', id);
+    if (!found.deleted) throw DomainError.stale('agent', id, found.version);
   }
 
   private target(id: string, expected: number | undefined): ChangeTarget<Agent> {
