@@ -11,6 +11,7 @@
 // builds replace dist/ while they work); BENCH_NODE=<node binary> runs its
 // replicas on another Node (the harness itself stays on this one).
 //   node bench/run.mjs --render     (rewrite the docs from bench/results/latest.json)
+//   node bench/run.mjs --workloads W7 --systems service --out /tmp/a.json   (figures to another file: A/B runs)
 //   node bench/run.mjs --workloads W6 --systems service --merge [--reason "..."]
 //                                   (re-run some workloads and put them into the last
 //                                    full run's figures; the page lists what was re-run, when and why)
@@ -238,7 +239,8 @@ async function main() {
   };
   let report = { meta, results };
   let complete = fullRun;
-  const latest = path.join(here, 'results', 'latest.json');
+  // --out FILE: the figures go there (and --merge merges into it) instead of the shared latest.json, e.g. for A/B runs of two builds.
+  const latest = typeof arg('out', undefined) === 'string' ? path.resolve(arg('out')) : path.join(here, 'results', 'latest.json');
   if (merge) {
     // --merge: these workloads were re-run (e.g. other work on the machine made the first figures noisy);
     // they replace the previous run's figures for these systems, and the page says so.
@@ -269,7 +271,7 @@ async function main() {
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(latest, JSON.stringify(report, null, 2));
   console.log(`\n${renderTable(report)}`);
-  if (complete && writeReport) {
+  if (complete && writeReport && arg('out', undefined) === undefined) {
     writeFileSync(path.join(repo, 'docs', 'benchmarks.md'), renderMarkdown(report));
     writeFileSync(path.join(repo, 'docs', 'benchmarks.svg'), renderSvg(report));
     log('wrote docs/benchmarks.md and docs/benchmarks.svg');
