@@ -66,6 +66,36 @@ describe('WriteBatcher', () => {
     expect(r.sent).toEqual([[1], [2, -3, 4], [2], [-3], [4]]);
   });
 
+  it('rejects only the write whose result is an Error once a batch committed, and runs nothing again', async () => {
+    const sent: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new WriteBatcher<number, number>(
+      async (n) => {
+        sent.push([n]);
+        await gate;
+        return n;
+      },
+      async (inputs) => {
+        sent.push(inputs);
+        return inputs.map((n) => (n === 3 ? new Error('unreadable row 3') : n * 10));
+      },
+      1,
+      64,
+    );
+    const first = b.submit(1);
+    const rest = [2, 3, 4].map((n) =>
+      b.submit(n).then(
+        (v) => ({ v }),
+        (e: Error) => ({ e: e.message }),
+      ),
+    );
+    release();
+    expect(await first).toBe(1);
+    expect(await Promise.all(rest)).toEqual([{ v: 20 }, { e: 'unreadable row 3' }, { v: 40 }]);
+    expect(sent).toEqual([[1], [2, 3, 4]]);
+  });
+
   it('frees its slot after a failure and keeps serving', async () => {
     const r = recorder();
     const b = new WriteBatcher(r.single, r.many, 1, 64);

@@ -9,6 +9,8 @@
  * A batch is all or nothing in PostgreSQL: when its statement fails (one
  * duplicate id, a constraint, a lost connection), each of its writes runs
  * again on its own, so every caller gets the answer its write alone would get.
+ * So `many` must reject only when its statement did not commit; a problem
+ * with one result after the commit is that write's Error in the results.
  */
 export class WriteBatcher<I, O> {
   private readonly queue: { input: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
@@ -17,8 +19,8 @@ export class WriteBatcher<I, O> {
   constructor(
     /** One write alone. */
     private readonly single: (input: I) => Promise<O>,
-    /** Several writes in one statement; the results in the inputs' order. */
-    private readonly many: (inputs: I[]) => Promise<O[]>,
+    /** Several writes in one statement; the results (or a write's Error) in the inputs' order. */
+    private readonly many: (inputs: I[]) => Promise<(O | Error)[]>,
     private readonly maxInFlight = 1,
     private readonly maxBatch = 64,
   ) {}
@@ -43,14 +45,19 @@ export class WriteBatcher<I, O> {
 
   private async execute(batch: { input: I; resolve: (o: O) => void; reject: (e: unknown) => void }[]): Promise<void> {
     if (batch.length > 1) {
-      let results: O[] | undefined;
+      let results: (O | Error)[] | undefined;
       try {
         results = await this.many(batch.map((b) => b.input));
       } catch {
         // Rolled back whole: each write on its own below.
       }
       if (results) {
-        batch.forEach((b, i) => b.resolve(results[i]));
+        batch.forEach((b, i) => {
+          const result = results[i];
+          if (result instanceof Error) b.reject(result);
+          else if (result === undefined) b.reject(new Error(`a batch of ${batch.length} writes returned ${results.length} results`));
+          else b.resolve(result);
+        });
         return;
       }
     }

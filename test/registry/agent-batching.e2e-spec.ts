@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { AgentRepository } from '../../src/registry/agents/agent.repository.js';
+import { AgentRepository, type Created } from '../../src/registry/agents/agent.repository.js';
 import { RegistryWriter } from '../../src/registry/registry.writer.js';
 import { api, createKey, startTestApp, type TestApp } from '../support/test-env.js';
 
@@ -12,6 +12,9 @@ const agent = (id: string, extra: Record<string, unknown> = {}) => ({
   metadata: { nested: { deep: true }, n: 1 },
   ...extra,
 });
+
+/** What a create came to: the agent's id, `exists`/`cap`, or the error's message. */
+const outcome = (c: Created | Error) => (c instanceof Error ? c.message : 'agent' in c ? c.agent.id : c.refused);
 
 /**
  * Creates that arrive together go as one statement (WriteBatcher + AgentRepository.createMany).
@@ -50,15 +53,15 @@ describe('agent writes in one statement (creates batched)', () => {
       ],
       1000,
     );
-    expect(batch.map((c) => ('agent' in c ? c.agent.id : c.refused))).toEqual(['batch-1', 'batch-2', 'batch-3']);
+    expect(batch.map(outcome)).toEqual(['batch-1', 'batch-2', 'batch-3']);
     // Same shape and values as the single statement's result, and as a later read.
     const strip = (a: Record<string, unknown>) => ({ ...a, id: undefined, name: undefined, createdAt: undefined, updatedAt: undefined });
     const first = batch[0];
-    if (!('agent' in alone) || !('agent' in first)) throw new Error('not created');
+    if (!('agent' in alone) || first instanceof Error || !('agent' in first)) throw new Error('not created');
     expect(strip(first.agent as never)).toEqual(strip(alone.agent as never));
     expect(Object.keys(first.agent)).toEqual(Object.keys(alone.agent));
     for (const c of batch) {
-      if (!('agent' in c)) throw new Error('not created');
+      if (c instanceof Error || !('agent' in c)) throw new Error('not created');
       const read = await api(t.baseUrl, 'GET', `/api/v1/agents/${c.agent.id}`, { key: t.adminKey });
       expect(read.body).toEqual(JSON.parse(JSON.stringify(c.agent)));
     }
@@ -72,7 +75,7 @@ describe('agent writes in one statement (creates batched)', () => {
       ],
       1000,
     );
-    expect(ordered.map((c) => ('agent' in c ? c.agent.tags : c.refused))).toEqual([['zz', 'aa', 'mm', 'b.1', '0'], ['x']]);
+    expect(ordered.map((c) => (c instanceof Error || !('agent' in c) ? outcome(c) : c.agent.tags))).toEqual([['zz', 'aa', 'mm', 'b.1', '0'], ['x']]);
     expect(await events(['one-alone', 'batch-1', 'batch-2', 'batch-3'])).toEqual([
       { type: 'agent.created', resource_id: 'one-alone', version: 1, actor: 'api_key:solo', data: null },
       { type: 'agent.created', resource_id: 'batch-1', version: 1, actor: 'api_key:first', data: null },
@@ -115,7 +118,7 @@ describe('agent writes in one statement (creates batched)', () => {
       ['cap-a', 'cap-b', 'cap-c', 'cap-d'].map((id) => ({ agent: agent(id), actor: 'a' })),
       now + 2,
     );
-    expect(batch.map((c) => ('agent' in c ? c.agent.id : c.refused))).toEqual(['cap-a', 'cap-b', 'cap', 'cap']);
+    expect(batch.map(outcome)).toEqual(['cap-a', 'cap-b', 'cap', 'cap']);
     expect(await counted()).toBe(now + 2);
     expect((await events(['cap-a', 'cap-b', 'cap-c', 'cap-d'])).map((e) => e.resource_id)).toEqual(['cap-a', 'cap-b']);
   });

@@ -134,8 +134,12 @@ export class AgentRepository {
     return created(row);
   }
 
-  /** `create` for several agents in one statement, results in the same order; fails whole on any duplicate id. */
-  async createMany(run: Statement, batch: readonly { agent: CreateAgent; actor: string }[], limit: number): Promise<Created[]> {
+  /**
+   * `create` for several agents in one statement, results in the same order; fails whole
+   * (nothing committed) on any duplicate id. Once it has committed it no longer throws:
+   * a result it cannot read is that create's Error.
+   */
+  async createMany(run: Statement, batch: readonly { agent: CreateAgent; actor: string }[], limit: number): Promise<(Created | Error)[]> {
     const input = batch.map(({ agent: a, actor }) => ({
       id: a.id,
       name: a.name,
@@ -146,8 +150,15 @@ export class AgentRepository {
       actor,
     }));
     const found = await run<AgentRow & { taken: boolean }>('registry.agent.create-many', CREATE_MANY, [JSON.stringify(input), limit]);
-    if (found.length !== batch.length) throw new Error(`a batch of ${batch.length} creates returned ${found.length} rows`);
-    return found.map(created);
+    return batch.map((_, i) => {
+      const row = found[i];
+      if (!row) return new Error(`a batch of ${batch.length} creates returned ${found.length} rows`);
+      try {
+        return created(row);
+      } catch (error) {
+        return error instanceof Error ? error : new Error(String(error));
+      }
+    });
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<Agent | undefined> {
