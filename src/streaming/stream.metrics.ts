@@ -16,7 +16,7 @@ function commitTime(e: HubEvent): number {
 /**
  * The stream core's metrics. Counters are read from the hub's own stats when
  * Prometheus scrapes (nothing on the hot path); commit→delivery latency is
- * observed once per event per replica, when its fan-out flush has written it
+ * observed once per event per replica, when its fan-out round has written it to every subscriber
  * (from the event's `ts`, the time its outbox row was written in the
  * committing transaction). Labels are bounded: no per-user or per-event labels.
  */
@@ -46,7 +46,11 @@ export class StreamMetrics implements OnModuleInit {
       () => hub.stats.delivered,
     );
     counterFrom('registry_stream_deliveries_total', 'Events written to subscribers, summed over subscribers', () => hub.stats.deliveries);
-    counterFrom('registry_stream_flushes_total', 'Fan-out flushes (one write per subscriber with something to get)', () => hub.stats.flushes);
+    counterFrom(
+      'registry_stream_flushes_total',
+      'Fan-out rounds (a pass over the subscribers: one write per subscriber with something to get)',
+      () => hub.stats.flushes,
+    );
     counterFrom('registry_stream_backfills_total', 'Back-fills from the outbox (a gap, a bus reconnect, a lost tail)', () => hub.stats.backfills);
     counterFrom('registry_stream_backfilled_events_total', 'Events read from the outbox by back-fills', () => hub.stats.backfilledEvents);
     counterFrom('registry_stream_resets_total', 'Subscribers told to refetch state (cursor older than retention, or ahead)', () => hub.stats.resets);
@@ -79,7 +83,7 @@ export class StreamMetrics implements OnModuleInit {
     });
     const latency = new Histogram({
       name: 'registry_stream_delivery_latency_seconds',
-      help: 'From the event’s commit (its outbox row) to the end of the fan-out flush that wrote it on this replica',
+      help: 'From the event’s commit (its outbox row) to the end of the fan-out round after which every subscriber on this replica has it',
       buckets: LATENCY_BUCKETS,
       registers,
     });
