@@ -1,11 +1,10 @@
 // The systems under test, behind one shape so every workload runs the same
-// way against each (W1-W5 on all three, W7 on the service and nchan, W6 and W8
-// on the service only):
+// way against each (W1-W5 on the three SSE systems, W7 on the service and
+// nchan, W6 and W8 on the service only, W9 and W10 on the service and plain
+// socket.io):
 //
-//   name, label, transport      'sse' today; a Socket.IO system (a later issue:
-//                               this service's Socket.IO path and plain
-//                               socket.io) sets transport 'socketio' and the
-//                               client worker grows a matching protocol
+//   name, label, transport      'sse', or 'socketio' for plain socket.io (PlainSocketIoSystem);
+//                               the service serves both (socketTargets for Socket.IO clients)
 //   start() / stop()
 //   restartMeasured()           a fresh measured process (W3, W7: memory of a fresh server)
 //   measuredPids()              the subscriber-serving process(es) whose CPU and RSS count
