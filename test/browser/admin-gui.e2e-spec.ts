@@ -16,7 +16,7 @@ const BOB = { username: 'bob', password: 'bob-secret-pass-12', role: 'editor' };
 const connection = (page: Page) => page.locator('[data-testid=connection]');
 const agentRow = (page: Page, id: string) => page.locator(`[data-row="agent:${id}"]`);
 
-async function waitLive(page: Page, timeout = 10_000): Promise<void> {
+async function waitLive(page: Page, timeout = 20_000): Promise<void> {
   await page.locator('[data-testid=connection][data-status=live]').waitFor({ timeout });
 }
 
@@ -242,7 +242,7 @@ describe('admin GUI in Chromium, two users on two replicas', () => {
     const socketsBefore = aliceSockets;
 
     socketBlocked = false;
-    await waitLive(a, 15_000);
+    await waitLive(a, 30_000);
     expect(aliceSockets).toBeGreaterThan(socketsBefore);
     await a.waitForFunction((want) => Number(document.querySelector('[data-testid=connection]')?.getAttribute('data-last-seq')) >= want, Math.max(...gapSeqs));
 
