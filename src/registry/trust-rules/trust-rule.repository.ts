@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { one, rows, sql } from '../../database/sql.js';
+import { OUTBOX_INSERT } from '../../outbox/outbox.repository.js';
+import type { Statement } from '../registry.writer.js';
 import type { CreateTrustRule, Effect } from './trust-rule.schemas.js';
 
 export interface TrustRule {
@@ -55,17 +57,53 @@ function toTrustRule(row: TrustRuleRow): TrustRule {
   };
 }
 
-/** Every trust rule query; each takes the caller's EntityManager (and so its transaction). */
+/**
+ * A create in one statement (one round trip, its own transaction): the
+ * referenced agent and MCP server locked against deletion (FOR KEY SHARE, as
+ * the foreign keys would), the cap's counter row locked, the rule inserted
+ * only when both exist and the count is below the cap, and its
+ * `trust_rule.created` outbox row from what the INSERT returned.
+ */
+const CREATE = `
+WITH refs AS (
+  SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1::text FOR KEY SHARE) AS agent,
+         EXISTS (SELECT 1 FROM mcp_servers WHERE id = $2::text FOR KEY SHARE) AS mcp_server
+),
+cap AS (SELECT n FROM registry_counts WHERE table_name = 'trust_rules' FOR UPDATE),
+r AS (
+  INSERT INTO trust_rules (agent_id, mcp_server_id, tool_pattern, effect, priority, description)
+  SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text FROM refs, cap
+  WHERE refs.agent AND refs.mcp_server AND cap.n < $8::bigint
+  RETURNING *
+),
+o AS (
+  ${OUTBOX_INSERT}
+  SELECT 'trust_rule.created', r.id::text, r.version, $7::text, jsonb_build_object('agentId', r.agent_id, 'mcpServerId', r.mcp_server_id) FROM r
+)
+SELECT refs.agent AS agent_exists, refs.mcp_server AS mcp_server_exists, r.* FROM refs CROSS JOIN cap LEFT JOIN r ON true`;
+
+/** What `create` found: the new rule, or why there is none. */
+export type CreatedRule = { rule: TrustRule } | { refused: 'references'; agent: boolean; mcpServer: boolean } | { refused: 'cap' };
+
+/** Every trust rule query; each takes the caller's EntityManager (and so its transaction), `create` the writer's one statement. */
 @Injectable()
 export class TrustRuleRepository {
-  async insert(m: EntityManager, r: CreateTrustRule): Promise<TrustRule> {
-    const row = await one<TrustRuleRow>(
-      m,
-      `INSERT INTO trust_rules (agent_id, mcp_server_id, tool_pattern, effect, priority, description)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [r.agentId, r.mcpServerId, r.toolPattern, r.effect, r.priority, r.description],
-    );
-    return toTrustRule(row!);
+  /** Creates the rule and appends its `trust_rule.created` event (actor `actor`) in one statement. */
+  async create(run: Statement, r: CreateTrustRule, actor: string, limit: number): Promise<CreatedRule> {
+    const [row] = await run<TrustRuleRow & { agent_exists: boolean; mcp_server_exists: boolean }>('registry.trust-rule.create', CREATE, [
+      r.agentId,
+      r.mcpServerId,
+      r.toolPattern,
+      r.effect,
+      r.priority,
+      r.description,
+      actor,
+      limit,
+    ]);
+    if (!row) throw new Error('registry_counts has no row for trust_rules');
+    if (!row.agent_exists || !row.mcp_server_exists) return { refused: 'references', agent: row.agent_exists, mcpServer: row.mcp_server_exists };
+    if (row.id === null) return { refused: 'cap' };
+    return { rule: toTrustRule(row) };
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<TrustRule | undefined> {

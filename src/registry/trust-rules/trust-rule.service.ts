@@ -3,10 +3,10 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { DomainError, type FieldError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { PG, pgCode, pgConstraint } from '../../database/sql.js';
-import { assertWithinCap } from '../registry-limits.js';
+import { quotaExceeded } from '../registry-limits.js';
 import { decodeCursor, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
-import { type TrustRule, type TrustRuleCursor, type TrustRuleFilter, TrustRuleRepository } from './trust-rule.repository.js';
+import { type CreatedRule, type TrustRule, type TrustRuleCursor, type TrustRuleFilter, TrustRuleRepository } from './trust-rule.repository.js';
 import type { CreateTrustRule, UpdateTrustRule } from './trust-rule.schemas.js';
 
 const UNKNOWN_AGENT: FieldError = { field: 'agentId', message: 'no agent has this id' };
@@ -42,23 +42,18 @@ export class TrustRuleService {
   ) {}
 
   async create(input: CreateTrustRule, actor: string): Promise<TrustRule> {
+    const limit = this.config.registryLimits.trustRules;
+    let created: CreatedRule;
     try {
-      return await this.writer.write(async ({ m, append }) => {
-        await this.checkReferences(m, input.agentId, input.mcpServerId);
-        const rule = await this.rules.insert(m, input);
-        await assertWithinCap(m, 'trust_rules', this.config.registryLimits.trustRules, 'MAX_TRUST_RULES', 'trust rules');
-        await append({
-          type: 'trust_rule.created',
-          id: rule.id,
-          version: rule.version,
-          actor,
-          data: { agentId: rule.agentId, mcpServerId: rule.mcpServerId },
-        });
-        return rule;
-      });
+      created = await this.rules.create(this.writer.statement, input, actor, limit);
     } catch (error) {
       throw referenceError(error) ?? error;
     }
+    if ('rule' in created) return created.rule;
+    if (created.refused === 'references') {
+      throw DomainError.validation([...(created.agent ? [] : [UNKNOWN_AGENT]), ...(created.mcpServer ? [] : [UNKNOWN_SERVER])]);
+    }
+    throw quotaExceeded('trust rules', limit, 'MAX_TRUST_RULES');
   }
 
   async get(id: string): Promise<TrustRule> {

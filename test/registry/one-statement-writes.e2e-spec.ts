@@ -180,3 +180,82 @@ describe('agent writes in one statement (creates batched)', () => {
     expect(await counted()).toBe(Number((await db.query('SELECT count(*) AS n FROM agents')).rows[0].n));
   });
 });
+
+/** A trust-rule create is one statement too: references, cap and event checked in it. */
+describe('trust-rule creates in one statement', () => {
+  let t: TestApp;
+  let db: pg.Client;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { MAX_TRUST_RULES: '6', DATABASE_POOL_SIZE: '20' } });
+    db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+    for (const id of ['tr-a', 'tr-b']) expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: agent(id) })).status).toBe(201);
+    const srv = await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', {
+      key: t.adminKey,
+      body: { id: 'tr-srv', name: 's', url: 'https://mcp.example.test/mcp' },
+    });
+    expect(srv.status).toBe(201);
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+  const rule = (agentId: string, mcpServerId = 'tr-srv') => ({ agentId, mcpServerId, toolPattern: 'search_*', effect: 'deny', priority: 5 });
+  const post = (body: unknown) => api(t.baseUrl, 'POST', '/api/v1/trust-rules', { key: t.adminKey, body });
+  const counted = async () => Number((await db.query(`SELECT n FROM registry_counts WHERE table_name = 'trust_rules'`)).rows[0].n);
+
+  it('names each missing reference in one 400 and writes nothing', async () => {
+    const both = await post(rule('no-agent', 'no-server'));
+    expect(both.status).toBe(400);
+    expect(both.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['agentId', 'mcpServerId']);
+    expect((await post(rule('tr-a', 'no-server'))).body.errors.map((e: { field: string }) => e.field)).toEqual(['mcpServerId']);
+    expect(await counted()).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'trust_rule.created'`)).rows[0].n).toBe(0);
+  });
+
+  it("writes the rule and its event with the references in the event's data", async () => {
+    const made = await post(rule('tr-a'));
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({
+      agentId: 'tr-a',
+      mcpServerId: 'tr-srv',
+      toolPattern: 'search_*',
+      effect: 'deny',
+      priority: 5,
+      description: '',
+      version: 1,
+    });
+    const { rows } = await db.query(`SELECT type, resource_id, version, actor, data FROM outbox WHERE resource_id = $1`, [made.body.id]);
+    expect(rows).toEqual([
+      { type: 'trust_rule.created', resource_id: made.body.id, version: 1, actor: 'api_key:bootstrap-admin', data: { agentId: 'tr-a', mcpServerId: 'tr-srv' } },
+    ]);
+    const read = await api(t.baseUrl, 'GET', `/api/v1/trust-rules/${made.body.id}`, { key: t.adminKey });
+    expect(read.body).toEqual(made.body);
+  });
+
+  it('holds MAX_TRUST_RULES exactly under concurrent creates', async () => {
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => post(rule(i % 2 ? 'tr-a' : 'tr-b'))));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(5); // 1 made before, cap 6
+    const refused = results.filter((r) => r.status === 409);
+    expect(refused).toHaveLength(7);
+    expect(refused[0].body).toMatchObject({ code: 'quota_exceeded', setting: 'MAX_TRUST_RULES' });
+    expect(await counted()).toBe(6);
+    expect((await db.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'trust_rule.created'`)).rows[0].n).toBe(6);
+  });
+
+  it('an agent deleted while rules for it are created: the delete is refused or the creates are', async () => {
+    await db.query('DELETE FROM trust_rules');
+    const outcomes = await Promise.all([post(rule('tr-b')), api(t.baseUrl, 'DELETE', '/api/v1/agents/tr-b', { key: t.adminKey }), post(rule('tr-b'))]);
+    const [c1, del, c2] = outcomes.map((r) => r.status);
+    const rules = (await db.query(`SELECT count(*)::int AS n FROM trust_rules WHERE agent_id = 'tr-b'`)).rows[0].n as number;
+    if (del === 204) {
+      // The delete went first: no rule may reference the deleted agent.
+      expect(rules).toBe(0);
+      for (const c of [c1, c2]) expect(c === 400 || c === 409).toBe(true);
+    } else {
+      expect(del).toBe(409);
+      expect(rules).toBeGreaterThan(0);
+    }
+    expect(await counted()).toBe(Number((await db.query('SELECT count(*) AS n FROM trust_rules')).rows[0].n));
+  });
+});
