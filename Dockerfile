@@ -14,12 +14,17 @@ WORKDIR /app
 
 # Dependency layer first so it is cached until the lockfile changes.
 COPY package.json package-lock.json ./
+# The npm workspace (packages/client, the client library): its manifest is part of the install.
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --no-audit --no-fund
 
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The admin GUI (React + Vite) -> gui/dist, served by the service at /admin.
 COPY gui ./gui
+# The client library and its browser demo (-> examples/browser-demo/dist, served at /demo).
+COPY packages ./packages
+COPY examples ./examples
 RUN npm run build
 
 ########################### runtime ###########################
@@ -29,11 +34,13 @@ WORKDIR /app
 
 # Installed as root and left root-owned: the app user can read, not modify, its code.
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/gui/dist ./gui/dist
+COPY --from=build /app/examples/browser-demo/dist ./examples/browser-demo/dist
 
 # Unprivileged user shipped by the official image (uid 1000).
 USER node

@@ -6,6 +6,7 @@ import { ProblemDetailsFilter } from './common/problem-details.filter.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { DemoModule } from './demo/demo.module.js';
 import { DiscoveryModule } from './discovery/discovery.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
@@ -30,6 +31,7 @@ export class AppModule {
         StreamingModule,
         DiscoveryModule,
         AdminUiModule,
+        DemoModule,
         HealthModule,
         RealtimeModule,
         GatewayModule,

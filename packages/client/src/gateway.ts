@@ -54,6 +54,7 @@ interface Pending {
  */
 export class GatewaySession extends EventTarget {
   private readonly pending = new Map<string | number, Pending>();
+  private readonly chunks = new Map<string, string[]>();
   private nextId = 1;
   private lastEventId: string | undefined;
   private readonly controller = new AbortController();
@@ -104,7 +105,9 @@ export class GatewaySession extends EventTarget {
    * Sends a JSON-RPC request through the session; resolves with its
    * `result`, correlated by id. Rejects with `JsonRpcError` (the gateway's or
    * the backend's error), `RequestTimeoutError`, `HttpError` (refused by the
-   * gateway), `SessionClosedError`, or the signal's reason.
+   * gateway), `SessionClosedError`, or the signal's reason. A request given up
+   * on (aborted, or past the client's timeout) is cancelled at the gateway
+   * too (`notifications/cancelled`).
    */
   request<T = any>(method: string, params?: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     if (this.closedReason !== undefined) return Promise.reject(new SessionClosedError(this.closedReason));
@@ -112,10 +115,14 @@ export class GatewaySession extends EventTarget {
     const id = this.nextId++;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs ?? 60_000;
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => this.settle(id, undefined, abortReason(options.signal));
+      const onAbort = () => {
+        this.settle(id, undefined, abortReason(options.signal));
+        this.cancel(id);
+      };
       const timer = setTimeout(() => {
         this.dispatchEvent(new CustomEvent('request-timeout', { detail: { id, method } }));
         this.settle(id, undefined, new RequestTimeoutError(id, timeoutMs));
+        this.cancel(id);
       }, timeoutMs);
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
@@ -137,6 +144,14 @@ export class GatewaySession extends EventTarget {
     });
   }
 
+  /** Tells the gateway to stop a request this client gave up on (`notifications/cancelled`); best effort. */
+  private cancel(id: number): void {
+    if (this.closedReason !== undefined) return;
+    requestJson(this.options, 'POST', this.requestUrl, { body: { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } } }).catch(
+      () => undefined,
+    );
+  }
+
   /** Closes the session (`DELETE`); pending requests fail with `SessionClosedError`. */
   async close(): Promise<void> {
     if (this.closedReason !== undefined) return;
@@ -155,8 +170,20 @@ export class GatewaySession extends EventTarget {
 
   private onMessage(event: string, data: unknown): void {
     const message = asObject(data);
-    if (event === 'response' && message) {
-      const response = message as unknown as JsonRpcResponse;
+    if (event === 'chunk' && message) {
+      // A large result comes in pieces (`{id, index, count, data}`), then a response with `result_chunks`.
+      const key = String(message.request_id ?? message.id);
+      const parts = this.chunks.get(key) ?? [];
+      parts[Number(message.index)] = String(message.data);
+      this.chunks.set(key, parts);
+    } else if (event === 'response' && message) {
+      const response = message as unknown as JsonRpcResponse & { result_chunks?: number; request_id?: string };
+      if (typeof response.result_chunks === 'number') {
+        const key = String(response.request_id ?? response.id);
+        const text = (this.chunks.get(key) ?? []).join('');
+        this.chunks.delete(key);
+        response.result = JSON.parse(text);
+      }
       if (response.id !== undefined && response.id !== null) {
         if (response.error) this.settle(response.id, undefined, rpcError(response));
         else this.settle(response.id, response.result);

@@ -24,7 +24,7 @@ export {
 } from './gateway.js';
 export { type FollowHealthOptions, followHealth, type HealthCheckResult, type HealthUpdate, type ServerHealth } from './health.js';
 export { type ConnectionOptions, requestJson } from './http.js';
-export { keyOf, mirror, type MirrorChange, type MirrorOptions, RegistryMirror } from './mirror.js';
+export { type Entry, keyOf, mirror, type MirrorChange, type MirrorOptions, RegistryMirror } from './mirror.js';
 export { BROADCAST_METHODS, isBroadcastMethod, NAMESPACE_SEPARATOR, namespaced, parseNamespaced } from './namespacing.js';
 export { readSse, type SseFrame, type StreamOptions, type StreamStatus } from './sse.js';
 export { callToolStream, type CallToolStreamOptions, type ToolStreamEvent } from './tool-stream.js';

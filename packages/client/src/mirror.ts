@@ -23,7 +23,8 @@ export function keyOf(section: Section, value: Entry): string {
   return section === 'prompts' ? `${(value as Prompt).agentId}/${value.version}` : (value as Exclude<Entry, Prompt>).id;
 }
 
-type Entry = SectionTypes[Section];
+/** An entry of any section. */
+export type Entry = SectionTypes[Section];
 
 function pathOf(section: Section, key: string): string {
   switch (section) {

@@ -119,7 +119,20 @@ export async function runResumable(c: StreamOptions, spec: ResumableSpec): Promi
       const extra: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
       const last = spec.lastEventId();
       if (last !== undefined) extra['last-event-id'] = last;
-      const res = await fetchOf(c)(spec.url(), { headers: authHeaders(c, extra), signal, credentials: 'same-origin', cache: 'no-store' });
+      // The answer's head must come within the idle bound too: a half-dead path may accept and then say nothing.
+      const attemptController = new AbortController();
+      const onAbort = () => attemptController.abort(abortReason(signal));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const headTimer = setTimeout(() => attemptController.abort(new StreamIdleError(idleMs)), idleMs);
+      let res: Response;
+      try {
+        res = await fetchOf(c)(spec.url(), { headers: authHeaders(c, extra), signal: attemptController.signal, credentials: 'same-origin', cache: 'no-store' });
+      } catch (e) {
+        throw attemptController.signal.reason instanceof StreamIdleError ? attemptController.signal.reason : e;
+      } finally {
+        clearTimeout(headTimer);
+        signal?.removeEventListener('abort', onAbort);
+      }
       if (!res.ok) throw await httpError(res);
       opened = true;
       attempt = 0;
