@@ -3,7 +3,7 @@
 //   start   build when needed, then run the service (embedded PostgreSQL by default)
 //   migrate build when needed, then apply migrations
 //   test    check that redis-server is installed, build, run jest (ESM mode)
-//   bench   build, then run the benchmarks
+//   bench   build, then run the benchmarks (`bench --gateway`: the MCP gateway's, bench/gateway.mjs)
 //   chaos   install redis-server and nginx if missing, build, run the chaos suite (test/chaos)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -122,6 +122,8 @@ switch (command) {
   case 'bench':
     ensureRedis();
     build();
+    // `npm run bench -- --gateway [...]`: the MCP gateway's figures (bench/gateway.mjs) instead of the streaming workloads.
+    if (rest.includes('--gateway')) process.exit(run(process.execPath, [path.join(root, 'bench', 'gateway.mjs'), ...rest.filter((a) => a !== '--gateway')]));
     process.exit(run(process.execPath, [path.join(root, 'bench', 'run.mjs'), ...rest]));
     break;
   default:

@@ -75,6 +75,8 @@ export interface GatewayConfig {
   readonly maxPendingEvents: number;
   /** `heartbeat` event interval on session streams. */
   readonly heartbeatMs: number;
+  /** A replica closes a session's backend MCP sessions unused this long (reopened on the next request). */
+  readonly backendIdleMs: number;
 }
 
 export interface HealthConfig {
@@ -304,6 +306,7 @@ const envSchema = z
     GATEWAY_MAX_SESSIONS_PER_CLIENT: int(5, 1, 10_000),
     GATEWAY_MAX_PENDING_EVENTS: int(1000, 10, 1_000_000),
     GATEWAY_HEARTBEAT_MS: int(30_000, 100, 3_600_000),
+    GATEWAY_BACKEND_IDLE_MS: int(60_000, 1000, 24 * 3600 * 1000),
   })
   .superRefine((env, ctx) => {
     const fail = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message });
@@ -389,6 +392,7 @@ function toAppConfig(env: Environment): AppConfig {
       maxSessionsPerClient: env.GATEWAY_MAX_SESSIONS_PER_CLIENT,
       maxPendingEvents: env.GATEWAY_MAX_PENDING_EVENTS,
       heartbeatMs: env.GATEWAY_HEARTBEAT_MS,
+      backendIdleMs: env.GATEWAY_BACKEND_IDLE_MS,
     },
   };
 }

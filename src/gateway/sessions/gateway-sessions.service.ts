@@ -45,8 +45,6 @@ export const MAX_PENDING_REQUESTS = 100;
 export const CHUNK_BYTES = 256 * 1024;
 /** Replay page size (events read from Redis at a time). */
 const REPLAY_PAGE = 1000;
-/** Backend sessions of a streaming session unused this long are closed on this replica (reopened on use). */
-const BACKEND_IDLE_MS = 5 * 60_000;
 /** How often this replica looks for overdue requests, expired sessions and idle backends. */
 const SWEEP_MS = 1000;
 
@@ -132,6 +130,8 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
   private lastPendingSweep = 0;
+  /** Events waiting to be appended, per session: appended in batches (one Redis round trip per batch), in order. */
+  private readonly queues = new Map<string, { events: { type: string; data: string }[]; dropped: number; scheduled: boolean; chain: Promise<void> }>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -144,7 +144,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     metrics: MetricsService,
     @Optional() @Inject(RedisConnections) private readonly redis?: RedisConnections | null,
   ) {
-    this.backends = new SessionBackends(connector, BACKEND_IDLE_MS, (sessionId, serverId, n) => this.forwardNotification(sessionId, serverId, n));
+    this.backends = new SessionBackends(connector, config.gateway.backendIdleMs, (sessionId, serverId, n) => this.forwardNotification(sessionId, serverId, n));
     const streams = this.streams;
     const backends = this.backends;
     new Gauge({
@@ -473,19 +473,71 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
         signal,
         timeoutMs,
         onProgress: (p) =>
-          void this.store
-            ?.append(
-              session.id,
-              'notification',
-              JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
-            )
-            .catch(() => undefined),
+          this.enqueue(
+            session.id,
+            'notification',
+            JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+          ),
       });
     }
     const decision = await this.policy.decideServer(caller, serverId);
     if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId });
     const backend = await this.backend(session.id, serverId);
     return backend.request(method, params, { signal, timeoutMs });
+  }
+
+  /**
+   * Queues an event for the session (notifications, progress): appended with
+   * the others queued in the same turn in one round trip. More than
+   * GATEWAY_MAX_PENDING_EVENTS waiting (Redis slower than the backend) drops
+   * the oldest, and an `error` event says how many.
+   */
+  private enqueue(sessionId: string, type: string, data: string): void {
+    let q = this.queues.get(sessionId);
+    if (!q) {
+      q = { events: [], dropped: 0, scheduled: false, chain: Promise.resolve() };
+      this.queues.set(sessionId, q);
+    }
+    if (q.events.length >= this.config.gateway.maxPendingEvents) {
+      q.events.shift();
+      q.dropped++;
+    }
+    q.events.push({ type, data });
+    if (!q.scheduled) {
+      q.scheduled = true;
+      setImmediate(() => void this.flush(sessionId));
+    }
+  }
+
+  /** Appends what is queued for the session; resolves once everything queued before the call is stored. */
+  private flush(sessionId: string): Promise<void> {
+    const q = this.queues.get(sessionId);
+    const store = this.store;
+    if (!q || !store) return Promise.resolve();
+    q.chain = q.chain.then(async () => {
+      q.scheduled = false;
+      while (q.events.length > 0 || q.dropped > 0) {
+        const batch = q.events.splice(0, 2000);
+        if (q.dropped > 0) {
+          batch.unshift({
+            type: 'error',
+            data: JSON.stringify({
+              jsonrpc: '2.0',
+              id: null,
+              error: {
+                code: -32007,
+                message: `${q.dropped} notifications were dropped (oldest first): the session's store fell behind`,
+                data: { reason: 'dropped', count: q.dropped },
+              },
+            }),
+          });
+          q.dropped = 0;
+        }
+        await store.appendMany(sessionId, batch).catch((error: Error) => this.logger.warn(`storing ${batch.length} session events failed: ${error.message}`));
+      }
+      if (!q.scheduled && q.events.length === 0 && this.queues.get(sessionId) === q) this.queues.delete(sessionId);
+    });
+    return q.chain;
   }
 
   private backend(sessionId: string, serverId: string): Promise<BackendSession> {
@@ -498,6 +550,8 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
 
   private async answer(sessionId: string, requestId: string, id: JsonRpcId, result: Record<string, unknown>): Promise<void> {
     const store = this.requireStore();
+    // The request's notifications (progress) come before its answer.
+    await this.flush(sessionId);
     const json = JSON.stringify(result);
     if (json.length <= CHUNK_BYTES) {
       await store.answer(
@@ -518,12 +572,13 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async answerError(sessionId: string, requestId: string, id: JsonRpcId | null, error: GatewayError): Promise<void> {
+    await this.flush(sessionId);
     await this.requireStore().answer(sessionId, requestId, 'error', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, error: error.toJsonRpc() }));
   }
 
   /** Backend notifications outside a request (list changes, logging, resource updates) go to the session's stream. */
   private forwardNotification(sessionId: string, serverId: string, n: JSONRPCNotification): void {
-    void this.store?.append(sessionId, 'notification', JSON.stringify({ server: serverId, ...n })).catch(() => undefined);
+    this.enqueue(sessionId, 'notification', JSON.stringify({ server: serverId, ...n }));
   }
 
   /** Deferred sessions: runs a meta tool; activation adds to the session's set and announces the list change. */

@@ -43,6 +43,17 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. n, 't', ARGV[1], 'd', ARG
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return n`;
 
+// KEYS: session hash, events stream; ARGV: maxEvents, ttlMs, then type, data pairs. Returns the last number, 0 if the session is gone.
+const APPEND_MANY = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = 0
+for i = 3, #ARGV, 2 do
+  n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return n`;
+
 // KEYS: session hash, events stream, pending hash; ARGV: requestId, type, data, maxEvents, ttlMs.
 // The one answer of a request: appended only if the request is still pending (a response and its timeout never both).
 const ANSWER = `
@@ -52,6 +63,13 @@ local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '0-' .. n, 't', ARGV[2], 'd', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return n`;
+
+// KEYS: pending hash; ARGV: requestId, value, maxPending, ttlMs. 1 if added, 0 when maxPending are waiting already.
+const ADD_PENDING = `
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1`;
 
 // KEYS: session hash, owner set, events stream; ARGV: sessionId, owner, now, expiresAt, maxPerOwner, meta, ttlMs.
 const CREATE = `
@@ -75,6 +93,8 @@ return 1`;
 
 type ScriptedRedis = Redis & {
   gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
+  gwAppendMany(k1: string, k2: string, max: number, ttl: number, ...pairs: string[]): Promise<number>;
+  gwAddPending(k1: string, requestId: string, value: string, max: number, ttl: number): Promise<number>;
   gwAnswer(k1: string, k2: string, k3: string, requestId: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwCreate(
     k1: string,
@@ -95,6 +115,8 @@ function defineScripts(redis: Redis): ScriptedRedis {
   const r = redis as ScriptedRedis;
   if (typeof r.gwAppend !== 'function') {
     redis.defineCommand('gwAppend', { numberOfKeys: 2, lua: APPEND });
+    redis.defineCommand('gwAppendMany', { numberOfKeys: 2, lua: APPEND_MANY });
+    redis.defineCommand('gwAddPending', { numberOfKeys: 1, lua: ADD_PENDING });
     redis.defineCommand('gwAnswer', { numberOfKeys: 3, lua: ANSWER });
     redis.defineCommand('gwCreate', { numberOfKeys: 3, lua: CREATE });
     redis.defineCommand('gwTouch', { numberOfKeys: 5, lua: TOUCH });
@@ -205,16 +227,17 @@ export class SessionStore {
     return this.redis.gwAppend(this.key('s', id), this.key('e', id), type, data, this.limits.maxEvents, this.limits.idleMs);
   }
 
+  /** Appends events in one round trip, in order; the last one's number, or 0 when the session is gone. */
+  appendMany(id: string, events: readonly { type: string; data: string }[]): Promise<number> {
+    const pairs: string[] = [];
+    for (const e of events) pairs.push(e.type, e.data);
+    return this.redis.gwAppendMany(this.key('s', id), this.key('e', id), this.limits.maxEvents, this.limits.idleMs, ...pairs);
+  }
+
+  /** Records a request awaiting its answer; false when `maxPending` are waiting already. */
   async addPending(id: string, request: PendingRequest, maxPending: number): Promise<boolean> {
-    const key = this.key('p', id);
-    const [[, count]] = (await this.redis.multi().hlen(key).exec()) as [[unknown, number]];
-    if (count >= maxPending) return false;
-    await this.redis
-      .multi()
-      .hset(key, request.requestId, JSON.stringify({ id: request.id, deadline: request.deadline }))
-      .pexpire(key, this.limits.idleMs)
-      .exec();
-    return true;
+    const value = JSON.stringify({ id: request.id, deadline: request.deadline });
+    return (await this.redis.gwAddPending(this.key('p', id), request.requestId, value, maxPending, this.limits.idleMs)) === 1;
   }
 
   /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
