@@ -76,7 +76,7 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     db = await createTestDatabase();
     [host, everything] = await Promise.all([McpFixtureHost.start(), freePort().then((port) => EverythingServer.start(port))]);
     alpha = host.add('alpha');
-    alpha.tools = ['echo', 'progress', 'wait'];
+    alpha.tools = ['echo', 'progress', 'wait', 'big'];
     beta = host.add('beta');
     beta.tools = ['echo', 'secret'];
     host.add('gamma');
@@ -152,7 +152,7 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     expect(answer.body.request_id).toBe(list.requestId);
     const names = (answer.body.result.tools as { name: string }[]).map((t) => t.name).sort();
     // require_approval and deny rules hide their tools; gamma is not in the session.
-    expect(names).toEqual(['alpha__echo', 'alpha__progress', 'beta__echo']);
+    expect(names).toEqual(['alpha__big', 'alpha__echo', 'alpha__progress', 'beta__echo']);
 
     const call = await send(r2, agentKey, s.session_id, 'tools/call', { name: 'beta__echo', arguments: {} }, 7);
     const echoed = await answerOf(stream, 7);
@@ -397,6 +397,37 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     const partial = (await answerOf(stream, 'partial')).body.result;
     expect(partial.tools.map((t: { name: string }) => t.name).sort()).toEqual(['beta__echo', 'beta__secret']);
     expect(partial._meta['io.agentic-registry/errors']).toEqual([expect.objectContaining({ server: 'broken', code: -32006 })]);
+  });
+
+  it('sends a result larger than 256 KiB as chunk events, then a response that counts them', async () => {
+    const s = await open(r1, agentKey, { servers: ['alpha'] });
+    const stream = await follow(r2, agentKey, s.session_id);
+    await send(r1, agentKey, s.session_id, 'tools/call', { name: 'alpha__big', arguments: { kb: 600 } }, 'big');
+    const answer = await answerOf(stream, 'big', 30_000);
+    expect(answer.event).toBe('response');
+    const chunks = named(stream, 'chunk').map((f) => JSON.parse(f.data) as { id: string; index: number; count: number; data: string });
+    expect(answer.body.result_chunks).toBe(chunks.length);
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    expect(chunks.map((c) => c.index)).toEqual(chunks.map((_, i) => i));
+    expect(chunks.every((c) => c.id === 'big' && c.count === chunks.length)).toBe(true);
+    const result = JSON.parse(chunks.map((c) => c.data).join(''));
+    expect(result.content[0].text).toBe('abcdefghijklmnop'.repeat(64 * 600));
+  });
+
+  it('ends session streams when their replica drains (SIGTERM), and they resume elsewhere', async () => {
+    const r4 = await cluster.start('r4', { SHUTDOWN_DELAY_MS: '200' });
+    const s = await open(r4, admin(), { servers: ['beta'] });
+    const stream = await follow(r4, admin(), s.session_id);
+    await send(r4, admin(), s.session_id, 'ping', undefined, 'before');
+    await answerOf(stream, 'before');
+    const last = stream.lastEventId!;
+    r4.process.kill('SIGTERM');
+    await stream.waitFor((c) => c.ended, 20_000, 'the stream ended by the drain');
+    expect(stream.frames.some((f) => f.retry !== undefined && f.retry < 2000)).toBe(true);
+    expect(await r4.exited).toBe(0);
+    await send(r2, admin(), s.session_id, 'ping', undefined, 'after');
+    const resumed = await follow(r1, admin(), s.session_id, last);
+    expect((await answerOf(resumed, 'after')).event).toBe('response');
   });
 
   it('continues a stream on the surviving replica after its replica died, nothing lost', async () => {

@@ -64,9 +64,10 @@ export class McpFixture {
   }
 
   /**
-   * A server with `tools`. Two names behave specially (list them in `tools` to offer them):
+   * A server with `tools`. Some names behave specially (list them in `tools` to offer them):
    * `progress` reports `steps` progress notifications (`{steps, delayMs}`) before answering;
-   * `wait` answers only after `ms` (default: never), counting in `cancelled` a call the client cancelled.
+   * `wait` answers only after `ms` (default: never), counting in `cancelled` a call the client cancelled;
+   * `big` answers `kb` kilobytes of text.
    */
   build(): McpServer {
     const server = new McpServer({ name: `fixture-${this.name}`, version: '1.0.0' });
@@ -91,6 +92,12 @@ export class McpFixture {
             }
             return { content: [{ type: 'text' as const, text: `done ${steps}` }] };
           },
+        );
+      } else if (tool === 'big') {
+        server.registerTool(
+          tool,
+          { description: `answers kb kilobytes of text (${this.name})`, inputSchema: { kb: z.number().int().min(1).max(10_000) } },
+          ({ kb }) => Promise.resolve({ content: [{ type: 'text' as const, text: 'abcdefghijklmnop'.repeat(64 * kb) }] }),
         );
       } else if (tool === 'wait') {
         server.registerTool(
