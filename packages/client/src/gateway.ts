@@ -36,7 +36,7 @@ export interface SessionServer {
 
 interface Pending {
   resolve(value: unknown): void;
-  reject(error: unknown): void;
+  reject(error: Error): void;
   timer: ReturnType<typeof setTimeout>;
   method: string;
 }
@@ -134,12 +134,12 @@ export class GatewaySession extends EventTarget {
         },
         reject: (e) => {
           options.signal?.removeEventListener('abort', onAbort);
-          reject(e instanceof Error ? e : new Error(String(e)));
+          reject(e);
         },
       });
       // Registered before sending: the response may come on the stream before the 202 does.
       requestJson(this.options, 'POST', this.requestUrl, { body: { jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) } }).catch(
-        (error: unknown) => this.settle(id, undefined, error),
+        (error: unknown) => this.settle(id, undefined, error as Error),
       );
     });
   }
@@ -199,7 +199,7 @@ export class GatewaySession extends EventTarget {
     this.dispatchEvent(new CustomEvent(event, { detail: data }));
   }
 
-  private settle(id: string | number, value: unknown, error?: unknown): void {
+  private settle(id: string | number, value: unknown, error?: Error): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
