@@ -259,3 +259,49 @@ describe('trust-rule creates in one statement', () => {
     expect(await counted()).toBe(Number((await db.query('SELECT count(*) AS n FROM trust_rules')).rows[0].n));
   });
 });
+
+/** An MCP server create is one statement too: duplicate id, cap and event checked in it. */
+describe('MCP server creates in one statement', () => {
+  let t: TestApp;
+  let db: pg.Client;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { MAX_MCP_SERVERS: '5', DATABASE_POOL_SIZE: '20' } });
+    db = new pg.Client({ connectionString: t.databaseUrl });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await db.end();
+    await t.close();
+  });
+  const server = (id: string) => ({ id, name: id, url: 'https://mcp.example.test/mcp?token=s3cret', headers: { authorization: 'Bearer hidden' } });
+  const post = (body: unknown) => api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body });
+  const counted = async () => Number((await db.query(`SELECT n FROM registry_counts WHERE table_name = 'mcp_servers'`)).rows[0].n);
+
+  it('writes the server, sealed, and its one event; a second create of the id is a 409 with nothing written', async () => {
+    const made = await post(server('one-srv'));
+    expect(made.status).toBe(201);
+    expect(made.text).not.toContain('s3cret');
+    expect(made.text).not.toContain('hidden');
+    const stored = (await db.query(`SELECT url, url_secret, headers_secret, header_names FROM mcp_servers WHERE id = 'one-srv'`)).rows[0];
+    expect(stored.url).not.toContain('s3cret');
+    expect(stored.url_secret).not.toBeNull();
+    expect(stored.headers_secret).not.toContain('hidden');
+    expect(stored.header_names).toEqual(['authorization']);
+    const again = await post(server('one-srv'));
+    expect(again.status).toBe(409);
+    expect(again.body.detail).toBe('MCP server "one-srv" already exists');
+    const { rows } = await db.query(`SELECT type, resource_id, version, actor, data FROM outbox WHERE resource_id = 'one-srv'`);
+    expect(rows).toEqual([{ type: 'mcp_server.created', resource_id: 'one-srv', version: 1, actor: 'api_key:bootstrap-admin', data: null }]);
+    expect(await counted()).toBe(1);
+  });
+
+  it('holds MAX_MCP_SERVERS exactly under concurrent creates', async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post(server(`cap-srv-${i}`))));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(4);
+    const refused = results.filter((r) => r.status === 409);
+    expect(refused).toHaveLength(6);
+    expect(refused[0].body).toMatchObject({ code: 'quota_exceeded', setting: 'MAX_MCP_SERVERS' });
+    expect(await counted()).toBe(5);
+    expect((await db.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mcp_server.created'`)).rows[0].n).toBe(5);
+  });
+});

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { one, rows, sql } from '../../database/sql.js';
+import { OUTBOX_INSERT } from '../../outbox/outbox.repository.js';
+import type { Statement } from '../registry.writer.js';
 import { HEALTH_CHECK_DEFAULTS, type HealthCheck, type Transport } from './mcp-server.schemas.js';
 
 /** The mask shown instead of every header value. */
@@ -51,6 +53,25 @@ interface McpServerRow {
 /** Never `*`: the ciphertext stays out of every query that feeds a response. */
 const COLUMNS = 'id, name, url, transport, header_names, health_check, enabled, version, created_at, updated_at';
 
+/**
+ * A create in one statement (one round trip, its own transaction), as an
+ * agent's: the cap's counter row locked, the server inserted while the count
+ * is below the cap, its `mcp_server.created` outbox row from what the INSERT
+ * returned. `taken` keeps "already exists" before "over the cap".
+ */
+const CREATE = `
+WITH cap AS (SELECT n FROM registry_counts WHERE table_name = 'mcp_servers' FOR UPDATE),
+s AS (
+  INSERT INTO mcp_servers (id, name, url, transport, headers_secret, header_names, health_check, enabled, url_secret)
+  SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text[], $7::jsonb, $8::boolean, $9::text FROM cap WHERE cap.n < $11::bigint
+  RETURNING ${COLUMNS}
+),
+o AS (${OUTBOX_INSERT} SELECT 'mcp_server.created', s.id, s.version, $10::text, NULL FROM s)
+SELECT s.*, s.id IS NULL AND EXISTS (SELECT 1 FROM mcp_servers WHERE id = $1::text) AS taken FROM cap LEFT JOIN s ON true`;
+
+/** What `create` found: the new server, or why there is none. */
+export type CreatedServer = { server: McpServer } | { refused: 'exists' | 'cap' };
+
 function toMcpServer(row: McpServerRow): McpServer {
   return {
     id: row.id,
@@ -71,14 +92,28 @@ function toMcpServer(row: McpServerRow): McpServer {
 @Injectable()
 export class McpServerRepository {
   /** `s.url` is the masked URL; `urlSecret` the sealed whole URL (null: no query string). */
-  async insert(m: EntityManager, s: NewMcpServer, headers: SealedHeaders, urlSecret: string | null): Promise<McpServer> {
-    const row = await one<McpServerRow>(
-      m,
-      `INSERT INTO mcp_servers (id, name, url, transport, headers_secret, header_names, health_check, enabled, url_secret)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-      [s.id, s.name, s.url, s.transport, headers.secret, headers.names, JSON.stringify(s.healthCheck), s.enabled, urlSecret],
-    );
-    return toMcpServer(row!);
+  /**
+   * Creates the server and appends its `mcp_server.created` event (actor `actor`) in one
+   * statement, unless the registry holds `limit` servers already. A duplicate id raises
+   * PostgreSQL's unique violation, as an INSERT does.
+   */
+  async create(run: Statement, s: NewMcpServer, headers: SealedHeaders, urlSecret: string | null, actor: string, limit: number): Promise<CreatedServer> {
+    const [row] = await run<McpServerRow & { taken: boolean }>('registry.mcp-server.create', CREATE, [
+      s.id,
+      s.name,
+      s.url,
+      s.transport,
+      headers.secret,
+      headers.names,
+      JSON.stringify(s.healthCheck),
+      s.enabled,
+      urlSecret,
+      actor,
+      limit,
+    ]);
+    if (!row) throw new Error('registry_counts has no row for mcp_servers');
+    if (row.id === null) return { refused: row.taken ? 'exists' : 'cap' };
+    return { server: toMcpServer(row) };
   }
 
   /** The masked URL and its sealed whole; undefined when the server does not exist. */

@@ -4,11 +4,11 @@ import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { isReferencedError, PG, pgCode } from '../../database/sql.js';
 import { EgressClient } from '../../egress/egress.module.js';
-import { assertWithinCap } from '../registry-limits.js';
+import { quotaExceeded } from '../registry-limits.js';
 import { decodeCursor, isSlug, type Page, pageOf } from '../registry.schemas.js';
 import { type ChangeTarget, RegistryWriter } from '../registry.writer.js';
 import { HeaderSecrets } from './header-secrets.js';
-import { type McpServer, McpServerRepository, type SealedHeaders } from './mcp-server.repository.js';
+import { type CreatedServer, type McpServer, McpServerRepository, type SealedHeaders } from './mcp-server.repository.js';
 import type { CreateMcpServer, UpdateMcpServer } from './mcp-server.schemas.js';
 import type { Sealer } from './secret-box.js';
 import { openUrl, sealUrl } from './url-secret.js';
@@ -79,17 +79,17 @@ export class McpServerService implements OnApplicationBootstrap {
     const box = await this.secrets.get();
     const { headers, ...fields } = input;
     const url = sealUrl(box, input.id, input.url);
+    const limit = this.config.registryLimits.mcpServers;
+    let created: CreatedServer;
     try {
-      return await this.writer.write(async ({ m, append }) => {
-        const server = await this.servers.insert(m, { ...fields, url: url.masked }, seal(box, input.id, headers), url.secret);
-        await assertWithinCap(m, 'mcp_servers', this.config.registryLimits.mcpServers, 'MAX_MCP_SERVERS', 'MCP servers');
-        await append({ type: 'mcp_server.created', id: server.id, version: server.version, actor });
-        return server;
-      });
+      created = await this.servers.create(this.writer.statement, { ...fields, url: url.masked }, seal(box, input.id, headers), url.secret, actor, limit);
     } catch (error) {
       if (pgCode(error) === PG.uniqueViolation) throw DomainError.conflict(`MCP server "${input.id}" already exists`);
       throw error;
     }
+    if ('server' in created) return created.server;
+    if (created.refused === 'exists') throw DomainError.conflict(`MCP server "${input.id}" already exists`);
+    throw quotaExceeded('MCP servers', limit, 'MAX_MCP_SERVERS');
   }
 
   async get(id: string): Promise<McpServer> {
