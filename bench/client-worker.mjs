@@ -105,7 +105,13 @@ function openOne(target, request, sampled, localAddress, timeoutMs, targetIndex)
       port: target.port,
       host: '127.0.0.1',
       localAddress,
-      onread: { buffer: READ_BUFFER, callback: (n, buf) => onRead(buf.subarray(0, n)) },
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (/** @type {number} */ n, /** @type {Buffer} */ buf) => {
+          onRead(buf.subarray(0, n));
+          return true;
+        },
+      },
     });
     conn.socket = socket;
     const timer = setTimeout(() => {
@@ -134,7 +140,7 @@ function openOne(target, request, sampled, localAddress, timeoutMs, targetIndex)
       if (rest.length > end + 4) onBody(conn, rest, end + 4);
       settle('ok');
     };
-    socket.on('error', (e) => settle(e.code ?? e.message));
+    socket.on('error', (/** @type {NodeJS.ErrnoException} */ e) => settle(e.code ?? e.message));
     socket.on('close', () => {
       if (conn.open) {
         conn.open = false;
@@ -199,7 +205,7 @@ function openOneHttp(target, sampled, localAddress, timeoutMs, targetIndex) {
       req.destroy();
       settle('timeout');
     }, timeoutMs);
-    req.on('error', (e) => settle(e.code ?? e.message));
+    req.on('error', (/** @type {NodeJS.ErrnoException} */ e) => settle(e.code ?? e.message));
     req.on('close', () => settle('closed'));
   });
 }
@@ -349,7 +355,7 @@ function replay({ target, expect, timeoutMs = 60_000, localAddress }) {
       }
       body(buf.toString('latin1'));
     });
-    socket.on('error', (e) => done(e.code ?? e.message));
+    socket.on('error', (/** @type {NodeJS.ErrnoException} */ e) => done(e.code ?? e.message));
     socket.on('close', () => done('closed'));
   });
 }
@@ -396,7 +402,13 @@ function resume({ target, count, expect, localAddress, timeoutMs = 60_000 }) {
         port: target.port,
         host: '127.0.0.1',
         localAddress,
-        onread: { buffer: READ_BUFFER, callback: (n, buf) => onRead(buf.subarray(0, n)) },
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (/** @type {number} */ n, /** @type {Buffer} */ buf) => {
+            onRead(buf.subarray(0, n));
+            return true;
+          },
+        },
       });
       conn.socket = socket;
       let settled = false;
@@ -438,7 +450,7 @@ function resume({ target, count, expect, localAddress, timeoutMs = 60_000 }) {
         if (rest.length > end + 4) body(rest, end + 4);
       };
       socket.on('connect', () => socket.write(request));
-      socket.on('error', (e) => settle(e.code ?? e.message));
+      socket.on('error', (/** @type {NodeJS.ErrnoException} */ e) => settle(e.code ?? e.message));
       socket.on('close', () => {
         if (conn.open) {
           conn.open = false;
@@ -490,7 +502,7 @@ async function httpWrites({ targets, seconds, concurrency, prefix }) {
           res.on('error', () => resolve('error'));
         },
       );
-      req.on('error', (e) => resolve(e.code ?? 'error'));
+      req.on('error', (/** @type {NodeJS.ErrnoException} */ e) => resolve(e.code ?? 'error'));
       req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
       req.end(body);
     });
@@ -607,7 +619,7 @@ async function pgWrites({ url, seconds, concurrency, prefix, variant = 'floor', 
   return { ok, statuses, ms: t1 - t0, latencies: lat };
 }
 
-process.on('message', async (msg) => {
+process.on('message', async (/** @type {any} */ msg) => {
   let reply;
   switch (msg.op) {
     case 'open':

@@ -74,4 +74,4 @@ const httpServer = http.createServer(async (req, res) => {
   }
 });
 httpServer.keepAliveTimeout = 60_000;
-httpServer.listen(port, '127.0.0.1', () => console.log(`listening on ${httpServer.address().port}`));
+httpServer.listen(port, '127.0.0.1', () => console.log(`listening on ${/** @type {import('node:net').AddressInfo} */ (httpServer.address()).port}`));

@@ -62,4 +62,4 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 server.keepAliveTimeout = 60_000;
-server.listen(port, '127.0.0.1', () => console.log(`raw SSE server on ${server.address().port}`));
+server.listen(port, '127.0.0.1', () => console.log(`raw SSE server on ${/** @type {import('node:net').AddressInfo} */ (server.address()).port}`));

@@ -19,7 +19,7 @@ export class ClientPool {
     for (let i = 0; i < this.size; i++) {
       const proc = spawnLimited(process.execPath, [path.join(here, '..', 'client-worker.mjs')], { ipc: true, name: `client-${i}` });
       const pending = new Map();
-      proc.child.on('message', (msg) => {
+      proc.child.on('message', (/** @type {any} */ msg) => {
         const p = pending.get(msg.reqId);
         if (p) {
           pending.delete(msg.reqId);

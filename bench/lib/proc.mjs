@@ -81,6 +81,10 @@ const started = new Set();
  * Spawns `cmd args` through `sh -c 'ulimit -n N; exec ...'` so the child (same
  * pid after exec) can hold tens of thousands of sockets. Output is kept (tail)
  * for error messages.
+ *
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {{ env?: NodeJS.ProcessEnv; cwd?: string; name?: string; ipc?: boolean }} [options]
  */
 export function spawnLimited(cmd, args, { env, cwd, name, ipc = false } = {}) {
   const child = spawn('sh', ['-c', `ulimit -n ${FD_LIMIT}; exec "$0" "$@"`, cmd, ...args], {
@@ -141,7 +145,7 @@ export function freePort() {
     server.unref();
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });

@@ -404,7 +404,7 @@ function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function panel(x, y, w, h, title, unit, values, { target, lowerIsBetter = true } = {}) {
+function panel(x, y, w, h, title, unit, values, { target = undefined, lowerIsBetter = true } = {}) {
   const parts = [];
   const finite = values.filter((v) => Number.isFinite(v.value));
   const max = Math.max(1e-9, ...finite.map((v) => v.value), target ?? 0) * 1.15;
@@ -444,6 +444,7 @@ export function renderSvg(report) {
   const short = { service: 'Registry', nchan: 'nchan', raw: 'raw Node' };
   const sys = (w, f) => SYSTEMS.map(([k]) => ({ key: k, label: short[k], value: val(w, k, f) }));
   const nchanW1 = val('W1', 'nchan', (r) => r.cpuPerEvent);
+  /** @type {[string, string, any[], { target?: number; lowerIsBetter?: boolean }?][]} */
   const panels = [
     ['W1 CPU per delivered event', 'µs', sys('W1', (r) => r.cpuPerEvent), { target: Number.isFinite(nchanW1) ? nchanW1 : undefined }],
     ['W2 CPU per delivered event', 'µs', sys('W2', (r) => r.cpuPerEvent), {}],

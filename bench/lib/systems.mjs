@@ -101,8 +101,10 @@ export class ServiceSystem {
   label = 'Agentic Registry';
   transport = 'sse';
   replicas = {};
+  /** @type {((name: string) => string[]) | undefined} extra node arguments per started process (profilers) */
+  nodeArgsOf = undefined;
 
-  constructor({ databaseUrl, redisUrl, postgres, env = {}, nodeArgs = [], dist = process.env.BENCH_DIST }) {
+  constructor({ databaseUrl, redisUrl, postgres = undefined, env = {}, nodeArgs = [], dist = process.env.BENCH_DIST }) {
     this.env = env;
     this.nodeArgs = nodeArgs;
     this.databaseUrl = databaseUrl;

@@ -176,4 +176,4 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 server.keepAliveTimeout = 60_000;
-server.listen(port, '127.0.0.1', () => console.log(`fan-out server (${STRATEGY}) on ${server.address().port}`));
+server.listen(port, '127.0.0.1', () => console.log(`fan-out server (${STRATEGY}) on ${/** @type {import('node:net').AddressInfo} */ (server.address()).port}`));

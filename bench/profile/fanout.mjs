@@ -274,7 +274,6 @@ async function main() {
   const m0 = p0.afterGc?.memory ?? p0.memory;
   const m1 = p1.afterGc?.memory ?? p1.memory;
   const n = opened.opened;
-  const sp = (p, k) => (p.afterGc?.heapSpaces ?? p.heapSpaces)[k]?.size ?? 0;
   print(`## Memory of sub: 1 → ${(n + 1).toLocaleString('en-US')} connections (fresh replica)`);
   print();
   if (env.PROBE_HEAP || env.PROBE_SNAPSHOT)

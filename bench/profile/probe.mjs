@@ -83,7 +83,7 @@ new PerformanceObserver((list) => {
     gcs.push([
       Math.round(performance.timeOrigin + e.startTime),
       Math.round(e.duration * 100) / 100,
-      GC_KINDS[e.detail?.kind ?? e.kind] ?? String(e.detail?.kind),
+      GC_KINDS[/** @type {any} */ (e).detail?.kind ?? /** @type {any} */ (e).kind] ?? String(/** @type {any} */ (e).detail?.kind),
     ]);
 }).observe({ entryTypes: ['gc'] });
 

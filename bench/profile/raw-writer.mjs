@@ -79,7 +79,9 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 60_000;
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => console.log(`raw writer on ${server.address().port}`));
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () =>
+  console.log(`raw writer on ${/** @type {import('node:net').AddressInfo} */ (server.address()).port}`),
+);
 process.on('SIGTERM', () => {
   server.close();
   void pool.end().finally(() => process.exit(0));

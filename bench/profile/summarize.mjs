@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 
 /** Components, tried in order on a frame's URL (then its name for URL-less V8 builtins). */
+/** @type {[string, (url: string, name?: string) => boolean][]} */
 export const COMPONENTS = [
   ['GC', (u, n) => n === '(garbage collector)'],
   ['idle', (u, n) => n === '(idle)'],
@@ -170,7 +171,7 @@ export function snapshotByConstructor(snapshot) {
 }
 
 /** Markdown tables; `per` (e.g. writes or delivered events) adds a "per unit" column in µs. */
-export function toMarkdown(s, { top = 25, per, unit = 'op' } = {}) {
+export function toMarkdown(s, { top = 25, per = undefined, unit = 'op' } = {}) {
   const pct = (v) => `${((100 * v) / Math.max(1e-9, s.busyMs)).toFixed(1)}%`;
   const perCol = (v) => (per ? ` | ${((v * 1000) / per).toFixed(1)}` : '');
   const perHead = per ? ` | µs per ${unit}` : '';

@@ -12,7 +12,7 @@ export function freePort(host = LOOPBACK) {
     server.unref();
     server.on('error', reject);
     server.listen(0, host, () => {
-      const { port } = server.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
       server.close(() => resolve(port));
     });
   });
