@@ -8,6 +8,7 @@ import {
   SessionClosedError,
   type ToolStreamEvent,
 } from '../../packages/client/src/index.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { EverythingServer, type McpFixture, McpFixtureHost } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
@@ -137,6 +138,33 @@ describe('@agentic-registry/client gateway sessions and tool streams (real repli
     const gone = await fetch(`${r2.url}/api/v1/gateway/stream/${session.id}`, { headers: { authorization: `Bearer ${cluster.adminKey}` } });
     expect(gone.status).toBe(404);
     await gone.body?.cancel();
+  }, 60_000);
+
+  it('a session whose stream is cut while a request runs gets the answer on the resumed stream (Last-Event-ID), nothing lost', async () => {
+    const proxy = await FaultProxy.start('127.0.0.1', Number(new URL(r1.url).port));
+    cleanups.push(() => proxy.close());
+    const statuses: string[] = [];
+    const s = await openSession({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      apiKey: cluster.adminKey,
+      servers: ['alpha'],
+      heartbeatMs: 300,
+      backoff: { initialMs: 50, maxMs: 300 },
+      onStatus: (st) => statuses.push(st.state),
+    });
+    cleanups.push(() => s.close());
+    let heartbeats = 0;
+    s.addEventListener('heartbeat', () => heartbeats++);
+    await waitFor(() => heartbeats >= 1, 10_000, 'the stream open');
+    const waiting = alpha.waiting;
+    const answered = s.request<{ content: { text: string }[] }>('tools/call', { name: 'alpha__wait', arguments: { ms: 1000 } });
+    await waitFor(() => alpha.waiting > waiting, 10_000, 'the call running');
+    proxy.cut(); // the stream drops while the backend works; the answer is kept in the session
+    await waitFor(() => statuses.includes('retrying'), 10_000, 'the client noticing');
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    proxy.restore();
+    expect((await answered).content[0].text).toBe('waited 1000');
+    expect(statuses.filter((x) => x === 'open').length).toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it('openSession() with a server that does not exist is refused with the problem details', async () => {
