@@ -41,6 +41,8 @@ export class ConnectionRegistry implements OnApplicationBootstrap, OnApplication
   private readonly socketio = new Map<string, number>();
   private readonly principals = new Map<string, { name: string; kind: 'user' | 'api_key' }>();
   private presence = new Map<string, PresenceUser>();
+  /** The presence as last computed, sorted (undefined before the first computation). */
+  private presenceList?: PresenceUser[];
   private timer?: NodeJS.Timeout;
   private publishSoon?: NodeJS.Timeout;
   private listener?: PresenceListener;
@@ -169,6 +171,11 @@ export class ConnectionRegistry implements OnApplicationBootstrap, OnApplication
   }
 
   /** Presence now (Socket.IO principals with their tab counts over every replica). */
+  /** Who was online at the last computation (on every presence change and every 2 s), without a Redis read; undefined before the first. */
+  lastPresence(): PresenceUser[] | undefined {
+    return this.presenceList;
+  }
+
   async currentPresence(): Promise<PresenceUser[]> {
     const users = new Map<string, PresenceUser>();
     for (const replica of await this.all()) {
@@ -193,6 +200,7 @@ export class ConnectionRegistry implements OnApplicationBootstrap, OnApplication
     }
     for (const [id, user] of this.presence) if (!next.has(id)) left.push({ ...user, tabs: 0 });
     this.presence = next;
+    this.presenceList = now;
     if (joined.length > 0 || left.length > 0) this.listener?.presenceChanged(joined, left, now);
   }
 

@@ -32,8 +32,12 @@ import { StreamHub } from '../streaming/stream.hub.js';
 import { ConnectionRegistry, type PresenceListener } from './connection-registry.js';
 import { closeTransport, SOCKET_CODEC, SocketSubscriber } from './socket.subscriber.js';
 
-/** At most one presence broadcast per this period (ms); see presenceChanged. */
+/** At most one presence broadcast per this period (ms), longer with many sockets; see presenceChanged. */
 const PRESENCE_BROADCAST_MS = 1000;
+/** Presence broadcasts are spaced so that they cost at most this many socket writes per second. */
+const PRESENCE_WRITES_PER_S = 2000;
+/** Distinct filters kept (filterFor); past it the cache starts over. */
+const FILTER_CACHE_SIZE = 256;
 
 type IoServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketState>;
@@ -75,6 +79,8 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
   private io?: IoServer;
   private readonly sockets = new Set<IoSocket>();
   private readonly disconnects: Counter<'reason'>;
+  /** Filters by role, channels and `events` (see filterFor). */
+  private readonly filters = new Map<string, EventFilter>();
   /** Presence changes not yet broadcast, by user (the last one wins). */
   private readonly presenceOut = new Map<string, { event: 'user.connected' | 'user.disconnected'; user: PresenceUser }>();
   private presenceTimer?: NodeJS.Timeout;
@@ -203,10 +209,15 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     socket.on('subscribe', (request, ack) => void this.onSubscribe(socket, request, ack));
     socket.on('unsubscribe', (request, ack) => void this.onUnsubscribe(socket, request, ack));
     socket.on('disconnect', (reason) => this.disconnected(socket, reason));
-    void this.registry.currentPresence().then(
-      (users) => socket.emit('presence', { users }),
-      () => undefined,
-    );
+    // Who is online: the registry's last computed presence (recomputed on every change and every 2 s; the changes
+    // after it come as user.connected / user.disconnected), read from Redis only before the first computation.
+    const known = this.registry.lastPresence();
+    if (known) socket.emit('presence', { users: known });
+    else
+      void this.registry.currentPresence().then(
+        (users) => socket.emit('presence', { users }),
+        () => undefined,
+      );
   }
 
   private disconnected(socket: IoSocket, reason: string): void {
@@ -267,8 +278,22 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
     }
   }
 
-  /** Channels ∪, then ∩ the `events` filter, then what the role may read (system notices always ride along). */
+  /**
+   * Channels ∪, then ∩ the `events` filter, then what the role may read (system notices always ride along).
+   * Filters are immutable: sockets asking for the same get the same one (a bounded cache).
+   */
   private filterFor(channels: Channel[], events: string | undefined, principal: Principal): EventFilter {
+    const key = `${principal.role}\n${channels.join(',')}\n${events ?? ''}`;
+    let filter = this.filters.get(key);
+    if (!filter) {
+      filter = this.parseFilter(channels, events, principal);
+      if (this.filters.size >= FILTER_CACHE_SIZE) this.filters.clear();
+      this.filters.set(key, filter);
+    }
+    return filter;
+  }
+
+  private parseFilter(channels: Channel[], events: string | undefined, principal: Principal): EventFilter {
     const fromChannels = channels.includes('changes') ? '*' : [...new Set(channels.flatMap((c) => CHANNEL_EVENTS[c])), 'system.*'].join(',');
     const base = EventFilter.parse(fromChannels, principal.role, 'channels');
     if (events === undefined || events.trim() === '' || events.trim() === '*') return base;
@@ -333,17 +358,20 @@ export class SocketGateway implements OnApplicationBootstrap, BeforeApplicationS
 
   /**
    * Presence changes go to every socket, so each broadcast is one write per
-   * socket: they are gathered and sent at most once per PRESENCE_BROADCAST_MS,
-   * the last change of each user only (its `tabs` is the current count), so
-   * that many sockets opening or closing at once (a reconnect storm, a
-   * deployment) cost O(sockets) per period, not per change.
+   * socket: they are gathered and sent at most once per PRESENCE_BROADCAST_MS
+   * (and, with many sockets, no more often than PRESENCE_WRITES_PER_S writes
+   * a second allow: every 5 s at 10,000 sockets), the last change of each
+   * user only (its `tabs` is the current count), so that many sockets opening
+   * or closing at once (a reconnect storm, a deployment) cost a bounded number
+   * of writes per second, not O(sockets) per change.
    */
   presenceChanged(joined: PresenceUser[], left: PresenceUser[]): void {
     if (!this.io) return;
     for (const user of joined) this.presenceOut.set(user.userId, { event: 'user.connected', user });
     for (const user of left) this.presenceOut.set(user.userId, { event: 'user.disconnected', user });
     if (this.presenceTimer || this.presenceOut.size === 0) return;
-    const wait = Math.max(0, this.lastPresenceBroadcast + PRESENCE_BROADCAST_MS - Date.now());
+    const period = Math.max(PRESENCE_BROADCAST_MS, (this.sockets.size * 1000) / PRESENCE_WRITES_PER_S);
+    const wait = Math.max(0, this.lastPresenceBroadcast + period - Date.now());
     this.presenceTimer = setTimeout(this.broadcastPresence, wait);
     this.presenceTimer.unref();
   }
