@@ -5,7 +5,9 @@
 // after a full GC at both points and, with --snapshots, heap snapshots whose
 // difference by constructor is what the N connections retain. Prints markdown.
 //
-//   BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/profile/socketio-memory.mjs [--connections 3000] [--snapshots]
+//   BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/profile/socketio-memory.mjs [--connections 3000] [--snapshots | --alloc]
+//
+// --alloc: what the openings allocate, by component and function (V8's sampling heap profiler; its own memory spoils RSS).
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +16,7 @@ import { ClientPool } from '../lib/clients.mjs';
 import { startPostgres, startRedis } from '../lib/infra.mjs';
 import { killAllStarted, rssBytes, sleep } from '../lib/proc.mjs';
 import { ServiceSystem } from '../lib/systems.mjs';
-import { snapshotByConstructor } from './summarize.mjs';
+import { snapshotByConstructor, summarizeHeap } from './summarize.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const arg = (n, d) => {
@@ -23,6 +25,7 @@ const arg = (n, d) => {
 };
 const N = Number(arg('connections', 3000));
 const snapshots = process.argv.includes('--snapshots');
+const alloc = process.argv.includes('--alloc');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'registry-profile-'));
 chmodSync(tmp, 0o755);
 let postgres;
@@ -65,7 +68,7 @@ async function phase(replica, n) {
 async function main() {
   postgres = await startPostgres(tmp);
   redis = await startRedis('redis-profile');
-  const env = { PROBE_GC: '1', PROBE_DIR: tmp, ...(snapshots ? { PROBE_SNAPSHOT: '1' } : {}) };
+  const env = { PROBE_GC: '1', PROBE_DIR: tmp, ...(snapshots ? { PROBE_SNAPSHOT: '1' } : {}), ...(alloc ? { PROBE_HEAP: '1' } : {}) };
   sys = new ServiceSystem({ databaseUrl: postgres.url, redisUrl: redis.url, postgres, env });
   const probe = path.join(here, 'probe.mjs');
   sys.nodeArgsOf = (name) => (name === 'sub' ? ['--expose-gc', '--import', probe] : []);
@@ -109,6 +112,27 @@ async function main() {
       out.push(
         `| \`${d.k.slice(0, 60).replace(/\|/g, '\\|')}\` | ${d.count.toLocaleString('en-US')} | ${(d.count / n).toFixed(2)} | ${(d.size / n).toFixed(0)} |`,
       );
+  }
+  if (alloc) {
+    let profile;
+    for (let k = 0; k < 50 && !profile; k++) {
+      try {
+        profile = JSON.parse(readFileSync(path.join(tmp, `probe-${sub.proc.pid}.1.heapprofile`), 'utf8'));
+      } catch {
+        await sleep(200);
+      }
+    }
+    const h = summarizeHeap(profile);
+    out.push('');
+    out.push(`Allocated while the connections opened (collected objects included): ${KB(h.totalBytes / n)} KB per connection, by component:`);
+    out.push('');
+    out.push('| component | KB per connection | share |');
+    out.push('| --- | ---: | ---: |');
+    for (const [c, v] of h.byComp.slice(0, 14)) out.push(`| ${c} | ${KB(v / n)} | ${((100 * v) / h.totalBytes).toFixed(0)}% |`);
+    out.push('');
+    out.push('| allocating function | KB per connection |');
+    out.push('| --- | ---: |');
+    for (const [f, v] of h.byFn.slice(0, 20)) out.push(`| \`${f.replace(/\|/g, '\\|')}\` | ${KB(v / n)} |`);
   }
   console.log(out.join('\n'));
 }
