@@ -660,7 +660,7 @@ Profiles of the write path and of the 10,000-subscriber fan-out, and the optimiz
 
 ## Running it
 
-\`npm run bench\` installs what is missing (\`redis-server\`, \`nginx\`, \`libnginx-mod-nchan\` with apt-get, as root), builds, runs everything on 127.0.0.1 and writes this page. \`node bench/run.mjs --quick\` runs smaller sizes; \`--systems service,nchan\` and \`--workloads W1,W4\` run a part (both leave this page alone; \`bench/results/latest.json\` always has the raw figures); \`node bench/run.mjs --render\` rewrites this page from it. To measure a fixed commit while others rebuild \`dist/\`: \`BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/run.mjs\`. Every wait is bounded and the run stops itself after 9.8 minutes at most; it ends only the processes it started, by pid, and removes its temporary directory.
+\`npm run bench\` installs what is missing (\`redis-server\`, \`nginx\`, \`libnginx-mod-nchan\` with apt-get, as root), builds, runs everything on 127.0.0.1 and writes this page. \`node bench/run.mjs --quick\` runs smaller sizes; \`--systems service,nchan\` (of \`service,nchan,raw,socketio\`) and \`--workloads W1,W4\` run a part (both leave this page alone; \`bench/results/latest.json\` always has the raw figures; \`--merge --reason "…"\` puts a part into the last full run's figures and this page; \`--out FILE\` sends a run's figures elsewhere, for A/B comparisons); \`node bench/run.mjs --render\` rewrites this page from it. To measure a fixed commit while others rebuild \`dist/\`: \`BENCH_DIST=$(node bench/build-snapshot.mjs) node bench/run.mjs\`. Every wait is bounded and the run stops itself after 9.8 minutes at most; it ends only the processes it started, by pid, and removes its temporary directory.
 
 `;
 }
