@@ -1,4 +1,4 @@
-import { type ChangeEvent, follow, mirror, type StreamStatus } from '../../packages/client/src/index.js';
+import { type ChangeEvent, follow, mirror, type StreamStatus, StreamResetError } from '../../packages/client/src/index.js';
 import { OutboxRetention } from '../../src/outbox/outbox.retention.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
@@ -54,6 +54,21 @@ describe('@agentic-registry/client: reset and dead streams', () => {
     await sequenced();
     // Retention keeps only the last two events: the mirror's position is gone from the outbox.
     expect(await t.app.get(OutboxRetention).prune(0, 2)).toBeGreaterThan(0);
+    // Until the replica has read the new retention edge it may still serve the range from its memory
+    // window (no gap, so no reset): wait until a resume from the mirror's position is answered with a reset.
+    const position = m.cursor;
+    await waitFor(
+      async () => {
+        try {
+          await follow({ baseUrl: t.baseUrl, apiKey: t.adminKey, from: position, signal: AbortSignal.timeout(1000) }).next();
+          return false;
+        } catch (error) {
+          return error instanceof StreamResetError;
+        }
+      },
+      15_000,
+      'the replica to answer a reset',
+    );
     proxy.restore();
 
     const end = await head();

@@ -130,7 +130,7 @@ export class RegistryMirror extends EventTarget {
         },
       })) {
         await this.apply(event, signal);
-        this.position = event.seq;
+        this.position = Math.max(this.position, event.seq); // after a reset the reloaded snapshot may already be past it
       }
     } catch (error) {
       if (!signal.aborted) this.dispatchEvent(new CustomEvent('error', { detail: error }));
