@@ -157,6 +157,31 @@ describe('agent writes in one statement (creates batched)', () => {
     ]);
   });
 
+  it('updates optimistically: concurrent PATCHes each get their own version and event; with one If-Match only one wins', async () => {
+    const key = t.adminKey;
+    expect((await api(t.baseUrl, 'POST', '/api/v1/agents', { key, body: agent('upd-1') })).status).toBe(201);
+    const patches = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => api(t.baseUrl, 'PATCH', '/api/v1/agents/upd-1', { key, body: { description: `d${i}` } })),
+    );
+    expect(patches.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(patches.map((r) => r.body.version as number).sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const r of patches) expect(r.headers.get('etag')).toBe(`"${r.body.version}"`);
+    const ev = (await events(['upd-1'])).slice(1);
+    expect(ev.map((e) => [e.type, e.version, e.data])).toEqual([2, 3, 4, 5, 6, 7, 8, 9].map((v) => ['agent.updated', v, { changed: ['description'] }]));
+    // The same If-Match from several callers at once: one 200, the others 412.
+    const racing = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => api(t.baseUrl, 'PATCH', '/api/v1/agents/upd-1', { key, body: { name: `n${i}` }, headers: { 'if-match': '"9"' } })),
+    );
+    expect(racing.map((r) => r.status).sort()).toEqual([200, 412, 412, 412, 412]);
+    expect((await events(['upd-1'])).length).toBe(1 + 8 + 1);
+    // A patch that changes nothing writes nothing.
+    const same = await api(t.baseUrl, 'PATCH', '/api/v1/agents/upd-1', { key, body: { description: 'd-final' } });
+    expect(same.status).toBe(200);
+    const again = await api(t.baseUrl, 'PATCH', '/api/v1/agents/upd-1', { key, body: { description: 'd-final' } });
+    expect(again.body.version).toBe(same.body.version);
+    expect((await events(['upd-1'])).length).toBe(1 + 8 + 1 + 1);
+  });
+
   it('answers every one of many concurrent REST creates as if it ran alone (duplicates, two callers)', async () => {
     const editor = await createKey(t, 'editor', 'batch-editor');
     const ids = Array.from({ length: 30 }, (_, i) => `rest-${i % 20}`); // 10 ids sent twice

@@ -102,6 +102,21 @@ d AS (DELETE FROM agents a USING cur WHERE a.id = cur.id AND ($2::int IS NULL OR
 o AS (${OUTBOX_INSERT} SELECT 'agent.deleted', d.id, d.version, $3::text, NULL FROM d)
 SELECT cur.version, d.id IS NOT NULL AS deleted FROM cur LEFT JOIN d ON true`;
 
+/**
+ * An update in one statement, if the row is still at version `$7` (read just
+ * before): the new values, version + 1, and its `agent.updated` outbox row
+ * with `$9` as data. No row: another write changed it since it was read.
+ */
+const UPDATE_IF_VERSION = `
+WITH a AS (
+  UPDATE agents a SET name = $2::text, description = $3::text, model = $4::jsonb, tags = $5::text[], metadata = $6::jsonb,
+         version = version + 1, updated_at = now()
+   WHERE id = $1::text AND version = $7::int
+  RETURNING a.*, (SELECT p.version FROM prompts p WHERE p.agent_id = a.id AND p.active) AS active_prompt_version
+),
+o AS (${OUTBOX_INSERT} SELECT 'agent.updated', a.id, a.version, $8::text, $9::jsonb FROM a)
+SELECT * FROM a`;
+
 /** What `create` found: the new agent, or why there is none. */
 export type Created = { agent: Agent } | { refused: 'exists' | 'cap' };
 
@@ -159,6 +174,31 @@ export class AgentRepository {
         return error instanceof Error ? error : new Error(String(error));
       }
     });
+  }
+
+  /** The agent as it is now, read on the pool directly (one round trip, no transaction). */
+  async current(run: Statement, id: string): Promise<Agent | undefined> {
+    const [row] = await run<AgentRow>('registry.agent.current', `${SELECT} WHERE a.id = $1`, [id]);
+    return row ? toAgent(row) : undefined;
+  }
+
+  /**
+   * Writes `next` and appends `agent.updated` (data `data`) in one statement if the agent is
+   * still at version `read`; undefined when another write got there first.
+   */
+  async updateIfVersion(run: Statement, next: Agent, read: number, actor: string, data: Record<string, unknown>): Promise<Agent | undefined> {
+    const [row] = await run<AgentRow>('registry.agent.update', UPDATE_IF_VERSION, [
+      next.id,
+      next.name,
+      next.description,
+      JSON.stringify(next.model),
+      next.tags,
+      JSON.stringify(next.metadata),
+      read,
+      actor,
+      JSON.stringify(data),
+    ]);
+    return row ? toAgent(row) : undefined;
   }
 
   async find(m: EntityManager, id: string, lock = false): Promise<Agent | undefined> {

@@ -56,10 +56,26 @@ export class AgentService {
     return pageOf(found, limit, (a) => a.id);
   }
 
+  /**
+   * Optimistic, two round trips: read the agent, decide what changes, write it and its event
+   * in one statement guarded by the version read. When another write got there first, read
+   * again (with If-Match that is a 412 then); after a few such races, the locked path.
+   */
   async update(id: string, patch: UpdateAgent, expected: number | undefined, actor: string): Promise<Agent> {
+    const { version: _ignored, ...fields } = patch;
+    const changedIn = (current: Agent) =>
+      Object.keys(fields).filter((k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await this.agents.current(this.writer.statement, id);
+      if (!current) throw DomainError.notFound('agent', id);
+      if (expected !== undefined && expected !== current.version) throw DomainError.stale('agent', id, current.version);
+      const changed = changedIn(current);
+      if (changed.length === 0) return current;
+      const agent = await this.agents.updateIfVersion(this.writer.statement, { ...current, ...fields }, current.version, actor, { changed });
+      if (agent) return agent;
+    }
     return this.writer.change(this.target(id, expected), async (current, m) => {
-      const { version: _ignored, ...fields } = patch;
-      const changed = Object.keys(fields).filter((k) => JSON.stringify(fields[k as keyof typeof fields]) !== JSON.stringify(current[k as keyof Agent]));
+      const changed = changedIn(current);
       if (changed.length === 0) return { result: current };
       const agent = await this.agents.update(m, { ...current, ...fields });
       return { result: agent, event: { type: 'agent.updated', id, version: agent.version, actor, data: { changed } } };
