@@ -26,8 +26,8 @@ async function main(): Promise<void> {
   if (!config.redisUrl) logger.log('REDIS_URL not set: in-process event bus (run one replica only)');
 
   const app = await createApp(config, databaseUrl, jsonLogger);
-  // The signal handlers go in before the listener opens: a SIGTERM that comes as soon as the
-  // replica is ready (while the bootstrap below still runs) drains it instead of killing it.
+  // The signal handlers go in as soon as the app exists: a SIGTERM during the rest of the start-up
+  // drains the replica instead of killing it (Node's default action).
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
@@ -55,14 +55,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.getHttpServer().address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
-
-  // A database blip while starting (a restarted PostgreSQL, a killed backend)
-  // must not kill the replica: the bootstrap is idempotent, try it again.
+  // Before the listener opens, so a replica that answers /readyz already has its bootstrap admin
+  // key. A database blip while starting (a restarted PostgreSQL, a killed backend) must not kill
+  // the replica: the bootstrap is idempotent, try it again.
   const bootstrapKey = await retrying(() => app.get(ApiKeyService).bootstrap(), logger);
   if (bootstrapKey) {
     // Printed once, on the first start; only its hash is stored in the database.
@@ -74,6 +69,11 @@ async function main(): Promise<void> {
       console.log(`  (embedded mode: also written to ${file})\n`);
     }
   }
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.log(`Agentic Registry listening on http://${shownHost}:${port} (replica ${config.replicaId})`);
 }
 
 /** Runs `work` until it succeeds, up to 6 attempts with backoff (0.2 s … 3.2 s). */

@@ -1,6 +1,6 @@
 import { EventFilter } from './event-filter.js';
 import { toHubEvent, type HubEvent } from './event-window.js';
-import { StreamFanout } from './stream.fanout.js';
+import { CLOCK_EVERY, StreamFanout } from './stream.fanout.js';
 import type { Codec, Subscriber } from './subscriber.js';
 
 /** What the test codec encodes: a batch's seqs, or a cursor told alone. */
@@ -121,7 +121,8 @@ describe('StreamFanout sliced rounds', () => {
   });
 
   it('writes an event that finds it idle in one synchronous pass when the subscribers are few', () => {
-    const subs = Array.from({ length: 10 }, () => recorder(fanout, undefined, 0));
+    // Fewer than CLOCK_EVERY: the clock is not even read, so a descheduled test process cannot make it yield.
+    const subs = Array.from({ length: CLOCK_EVERY - 1 }, () => recorder(fanout, undefined, 0));
     for (const sub of subs) fanout.join(sub, codec, false);
     fanout.publish([event(1), event(2)]);
     expect(fanout.writing).toBe(false);

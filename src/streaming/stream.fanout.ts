@@ -8,7 +8,7 @@ const MAX_COALESCE_MS = 10;
 /** A round writes for at most this long (ms) before it yields to the event loop and goes on in the next slice. */
 const SLICE_MS = 5;
 /** Subscribers written between two looks at the clock. */
-const CLOCK_EVERY = 8;
+export const CLOCK_EVERY = 16;
 /**
  * How often filtered subscribers whose cursor moved past events they did not
  * get are told their position (coalesced: one frame per group per period).

@@ -187,6 +187,7 @@ describe('security: the credential check never closes streams while PostgreSQL i
 
   it('keeps the stream through an outage, then still ends it on revocation', async () => {
     const made = await api(replica.url, 'POST', '/api/v1/api-keys', { key: cluster.adminKey, body: { name: 'outage', role: 'viewer' } });
+    expect(made.status).toBe(201);
     const stream = await SseClient.connect(`${replica.url}/api/v1/stream/changes`, { authorization: `Bearer ${made.body.key}` });
     expect(stream.status).toBe(200);
     proxy.cut();
