@@ -238,15 +238,16 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     const s = await open(r1, agentKey, { servers: ['beta'] });
     const first = await follow(r1, agentKey, s.session_id);
     for (let i = 0; i < 5; i++) await send(r2, agentKey, s.session_id, 'ping', undefined, `a${i}`);
-    await answerOf(first, 'a4');
+    // Requests are answered concurrently: wait for every answer, whatever their order.
+    for (let i = 0; i < 5; i++) await answerOf(first, `a${i}`);
     const seen = first.frames.filter((f) => f.event === 'response').map((f) => Number(f.id));
     const last = first.lastEventId!;
     first.close();
     for (let i = 0; i < 5; i++) await send(r1, agentKey, s.session_id, 'ping', undefined, `b${i}`);
     const resumed = await follow(r2, agentKey, s.session_id, last);
-    await answerOf(resumed, 'b4');
+    for (let i = 0; i < 5; i++) await answerOf(resumed, `b${i}`);
     const after = resumed.frames.filter((f) => f.event === 'response');
-    expect(after.map((f) => JSON.parse(f.data).id)).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
+    expect(after.map((f) => JSON.parse(f.data).id).sort()).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
     const all = [...seen, ...after.map((f) => Number(f.id))];
     expect(all).toEqual(Array.from({ length: 10 }, (_, i) => all[0] + i));
     // Heartbeats keep coming, with the stream's position as their id.
@@ -257,16 +258,20 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
   it('reports evicted events as an error event instead of dropping them silently', async () => {
     const s = await open(r2, agentKey, { servers: ['beta'] });
     const total = MAX_EVENTS + 15;
+    // An observer following live sees every answer (numbered 1..total); the reader that comes later from 0 cannot.
+    const observer = await follow(r2, agentKey, s.session_id);
     for (let i = 0; i < total; i++) await send(r1, agentKey, s.session_id, 'ping', undefined, `e${i}`);
-    // Wait for every answer to be stored: the last one is numbered `total`.
+    for (let i = 0; i < total; i++) await answerOf(observer, `e${i}`);
+    const numbered = new Map(named(observer, 'response').map((f) => [Number(f.id), JSON.parse(f.data).id as string]));
+    expect([...numbered.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
     const stream = await follow(r1, agentKey, s.session_id, '0');
-    await answerOf(stream, `e${total - 1}`);
+    await stream.waitFor(() => named(stream, 'response').length >= MAX_EVENTS, 15_000, `${MAX_EVENTS} responses`);
     const errors = named(stream, 'error').map((f) => ({ id: Number(f.id), body: JSON.parse(f.data) }));
     expect(errors).toHaveLength(1);
+    expect(errors[0].id).toBe(total - MAX_EVENTS);
     expect(errors[0].body.error).toEqual(expect.objectContaining({ code: -32007, data: { reason: 'evicted', first: 1, last: total - MAX_EVENTS } }));
-    const responses = named(stream, 'response').map((f) => JSON.parse(f.data).id);
-    expect(responses).toHaveLength(MAX_EVENTS);
-    expect(responses[0]).toBe(`e${total - MAX_EVENTS}`);
+    const responses = named(stream, 'response').map((f) => [Number(f.id), JSON.parse(f.data).id as string]);
+    expect(responses).toEqual(Array.from({ length: MAX_EVENTS }, (_, i) => [total - MAX_EVENTS + 1 + i, numbered.get(total - MAX_EVENTS + 1 + i)]));
   });
 
   it('gives a request unanswered within the timeout an error event, and the backend hears the cancellation', async () => {
@@ -435,7 +440,7 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     const s = await open(r3, admin(), { servers: ['beta'] });
     const stream = await follow(r3, admin(), s.session_id);
     for (let i = 0; i < 3; i++) await send(r2, admin(), s.session_id, 'tools/call', { name: 'beta__echo' }, `k${i}`);
-    await answerOf(stream, 'k2');
+    for (let i = 0; i < 3; i++) await answerOf(stream, `k${i}`);
     const last = stream.lastEventId!;
     const seen = named(stream, 'response').length;
     r3.process.kill('SIGKILL');
@@ -443,9 +448,13 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     await stream.waitFor((c) => c.ended, 10_000, 'the stream cut by the dead replica');
     for (let i = 3; i < 6; i++) await send(r2, admin(), s.session_id, 'tools/call', { name: 'beta__echo' }, `k${i}`);
     const resumed = await follow(r1, admin(), s.session_id, last);
-    await answerOf(resumed, 'k5');
+    for (let i = 3; i < 6; i++) await answerOf(resumed, `k${i}`);
     expect(seen).toBe(3);
-    expect(named(resumed, 'response').map((f) => JSON.parse(f.data).id)).toEqual(['k3', 'k4', 'k5']);
+    expect(
+      named(resumed, 'response')
+        .map((f) => JSON.parse(f.data).id)
+        .sort(),
+    ).toEqual(['k3', 'k4', 'k5']);
     expect(named(resumed, 'error')).toHaveLength(0);
   });
 });

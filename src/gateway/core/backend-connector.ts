@@ -109,6 +109,43 @@ export function toGatewayError(error: unknown, serverId: string, signal?: AbortS
   return new GatewayError('backend', `${serverId}: ${describe(error)}`, { server: serverId });
 }
 
+/** How long a replica trusts a breaker it saw closed with no failures before asking Redis again. */
+export const CLOSED_BREAKER_CACHE_MS = 250;
+
+/**
+ * The server's circuit breaker as the gateway uses it around every call,
+ * with one shortcut for the hot path: a breaker seen closed with no recorded
+ * failure is trusted for CLOSED_BREAKER_CACHE_MS on this replica (no Redis
+ * round trip per call, and a success then changes nothing worth recording).
+ * A failure here drops the shortcut at once; a circuit opened by another
+ * replica is seen here within that time.
+ */
+export class BreakerGate {
+  private readonly healthyUntil = new Map<string, number>();
+
+  constructor(private readonly breakers: CircuitBreakers) {}
+
+  async allow(serverId: string): Promise<boolean> {
+    if ((this.healthyUntil.get(serverId) ?? 0) > performance.now()) return true;
+    const outcome = await this.breakers.apply(serverId, 'allow');
+    if (outcome.allowed && outcome.state.state === 'closed' && outcome.state.failures === 0) {
+      if (this.healthyUntil.size >= 10_000) this.healthyUntil.clear();
+      this.healthyUntil.set(serverId, performance.now() + CLOSED_BREAKER_CACHE_MS);
+    } else this.healthyUntil.delete(serverId);
+    return outcome.allowed;
+  }
+
+  success(serverId: string): void {
+    if ((this.healthyUntil.get(serverId) ?? 0) > performance.now()) return;
+    void this.breakers.recordSuccess(serverId).catch(() => undefined);
+  }
+
+  failure(serverId: string, reason: string): void {
+    this.healthyUntil.delete(serverId);
+    void this.breakers.recordFailure(serverId, reason).catch(() => undefined);
+  }
+}
+
 class SdkBackendSession implements BackendSession {
   closed = false;
 
@@ -116,7 +153,7 @@ class SdkBackendSession implements BackendSession {
     readonly serverId: string,
     readonly client: Client,
     private readonly transport: SdkTransport,
-    private readonly breakers: CircuitBreakers,
+    private readonly breakers: BreakerGate,
     private readonly defaultTimeoutMs: number,
   ) {}
 
@@ -129,12 +166,12 @@ class SdkBackendSession implements BackendSession {
     const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
     try {
       const result = await call({ ...(options?.signal ? { signal: options.signal } : {}), timeout });
-      void this.breakers.recordSuccess(this.serverId).catch(() => undefined);
+      this.breakers.success(this.serverId);
       return result;
     } catch (error) {
       if (options?.signal?.aborted) throw toGatewayError(error, this.serverId, options.signal);
-      if (isBackendFailure(error)) void this.breakers.recordFailure(this.serverId, `gateway call failed: ${describe(error)}`).catch(() => undefined);
-      else void this.breakers.recordSuccess(this.serverId).catch(() => undefined);
+      if (isBackendFailure(error)) this.breakers.failure(this.serverId, `gateway call failed: ${describe(error)}`);
+      else this.breakers.success(this.serverId);
       throw toGatewayError(error, this.serverId);
     }
   }
@@ -215,29 +252,31 @@ class SdkBackendSession implements BackendSession {
  */
 @Injectable()
 export class BackendConnector {
+  private readonly gate: BreakerGate;
+
   constructor(
     private readonly directory: ServerDirectory,
-    private readonly breakers: CircuitBreakers,
+    breakers: CircuitBreakers,
     private readonly egress: EgressClient,
-  ) {}
+  ) {
+    this.gate = new BreakerGate(breakers);
+  }
 
   async open(serverId: string, opts: BackendOpenOptions = {}): Promise<BackendSession> {
     const target = await findServer(this.directory, serverId);
     if (!target || !target.enabled) throw new GatewayError('not_found', `no enabled MCP server ${serverId}`, { server: serverId });
-    if (!(await this.breakers.allow(serverId))) {
+    if (!(await this.gate.allow(serverId))) {
       throw new GatewayError('circuit_open', `the circuit of ${serverId} is open: failing fast`, { server: serverId });
     }
     const timeout = opts.timeoutMs ?? target.healthCheck.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     try {
       const endpoint = await this.directory.endpoint(serverId);
       const session = await this.connect(serverId, target.transport, endpoint, opts, timeout);
-      void this.breakers.recordSuccess(serverId).catch(() => undefined);
+      this.gate.success(serverId);
       return session;
     } catch (error) {
       const gatewayError = toGatewayError(error, serverId, opts.signal);
-      if (!opts.signal?.aborted && isBackendFailure(error)) {
-        void this.breakers.recordFailure(serverId, `gateway connect failed: ${describe(error)}`).catch(() => undefined);
-      }
+      if (!opts.signal?.aborted && isBackendFailure(error)) this.gate.failure(serverId, `gateway connect failed: ${describe(error)}`);
       throw gatewayError;
     }
   }
@@ -265,7 +304,7 @@ export class BackendConnector {
         await client.close().catch(() => undefined);
         throw error;
       }
-      return new SdkBackendSession(serverId, client, transport, this.breakers, timeout);
+      return new SdkBackendSession(serverId, client, transport, this.gate, timeout);
     };
     const url = new URL(endpoint.url);
     const requestInit = { headers: endpoint.headers };
