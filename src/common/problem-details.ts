@@ -35,8 +35,7 @@ export function toDomainError(error: unknown): DomainError {
   if (error instanceof HttpException) {
     const status = error.getStatus();
     const response = error.getResponse();
-    const message =
-      typeof response === 'object' && response !== null && 'message' in response ? String((response).message) : error.message;
+    const message = typeof response === 'object' && response !== null && 'message' in response ? String(response.message) : error.message;
     return new DomainError(codeForStatus(status), message);
   }
   if (isFastifyError(error)) {
