@@ -142,7 +142,8 @@ describe('@agentic-registry/client gateway sessions and tool streams (real repli
 
   it('a session whose stream is cut while a request runs gets the answer on the resumed stream (Last-Event-ID), nothing lost', async () => {
     const proxy = await FaultProxy.start('127.0.0.1', Number(new URL(r1.url).port));
-    cleanups.push(() => proxy.close());
+    // Bounded: a straggling socket must not hold the suite (FaultProxy.close waits for its server to close).
+    cleanups.push(() => Promise.race([proxy.close(), new Promise((resolve) => setTimeout(resolve, 3000).unref())]));
     const statuses: string[] = [];
     const s = await openSession({
       baseUrl: `http://127.0.0.1:${proxy.port}`,
