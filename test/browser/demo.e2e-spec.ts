@@ -125,7 +125,11 @@ describe('the client library’s browser demo in Chromium', () => {
     await page.fill('#params', '{"name": "alpha__progress", "arguments": {"steps": 2, "delayMs": 20}}');
     await page.click('#send');
     await page.locator('#session-log li[data-result="tools/call"]').waitFor();
-    expect(await page.locator('#session-log li', { hasText: 'notifications/progress' }).count()).toBe(2);
+    await waitFor(
+      async () => (await page.locator('#session-log li', { hasText: 'notifications/progress' }).count()) === 2,
+      10_000,
+      'two progress notifications',
+    );
     await page.fill('#params', '{"name": "nowhere__echo"}');
     await page.click('#send');
     await page.locator('#session-log li.error', { hasText: 'tools/call failed: JSON-RPC' }).waitFor();
