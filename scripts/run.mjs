@@ -59,6 +59,31 @@ function buildGui() {
   if (status !== 0) process.exit(status);
 }
 
+// The client library (packages/client, imported by examples/ as a package) and the browser demo
+// built from it (served at /demo): rebuilt when their sources are newer than their output.
+function buildClientAndDemo() {
+  const client = path.join(root, 'packages', 'client');
+  const clientOut = path.join(client, 'dist', 'index.js');
+  const clientBuilt = existsSync(clientOut) ? statSync(clientOut).mtimeMs : 0;
+  if (clientBuilt < newestMtime(path.join(client, 'src'))) {
+    const status = run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(client, 'tsconfig.build.json')]);
+    if (status !== 0) process.exit(status);
+  }
+  const demo = path.join(root, 'examples', 'browser-demo');
+  const demoOut = path.join(demo, 'dist', 'index.html');
+  const demoSources = Math.max(statSync(path.join(demo, 'index.html')).mtimeMs, statSync(path.join(demo, 'main.ts')).mtimeMs, statSync(clientOut).mtimeMs);
+  if (existsSync(demoOut) && statSync(demoOut).mtimeMs >= demoSources) return;
+  const status = run(process.execPath, [
+    path.join(root, 'node_modules', 'vite', 'bin', 'vite.js'),
+    'build',
+    '--config',
+    path.join(demo, 'vite.config.ts'),
+    '--logLevel',
+    'warn',
+  ]);
+  if (status !== 0) process.exit(status);
+}
+
 function has(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
@@ -91,6 +116,7 @@ switch (command) {
   case 'start':
     build();
     buildGui();
+    buildClientAndDemo();
     process.exit(run(process.execPath, [path.join(root, 'dist', 'main.js'), ...rest]));
     break;
   case 'migrate':
@@ -101,6 +127,7 @@ switch (command) {
     ensureRedis();
     build();
     buildGui();
+    buildClientAndDemo();
     process.exit(
       run(process.execPath, [path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...rest], {
         NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim(),
