@@ -185,22 +185,9 @@ async function main() {
     if (created.status !== 201) throw new Error(`registering the backend failed: ${created.status} ${created.text}`);
 
     // ---- 1. overhead per tool call -------------------------------------------------
-    log(`overhead: ${CALLS} sequential echo calls, direct and through the gateway`);
+    log(`overhead: ${CALLS} sequential echo calls each way, direct and through the gateway, taking turns`);
     const direct = new Client({ name: 'bench-direct', version: '1' });
     await direct.connect(new StreamableHTTPClientTransport(new URL(backendUrl)));
-    const time = async (n, fn) => {
-      const out = [];
-      for (let i = 0; i < Math.min(200, n); i++) await fn(i); // warm-up
-      for (let i = 0; i < n; i++) {
-        const s = performance.now();
-        await fn(i);
-        out.push(performance.now() - s);
-      }
-      return out;
-    };
-    const directMs = await time(CALLS, () => direct.callTool({ name: 'echo', arguments: { text: 'x' } }));
-    await direct.close();
-
     const session = await request(port, 'POST', '/api/v1/gateway/stream', { key, body: { servers: ['bench'] } });
     if (session.status !== 201) throw new Error(`opening a session failed: ${session.status} ${session.text}`);
     const sid = session.body.session_id;
@@ -214,6 +201,7 @@ async function main() {
       } else if (f.event === 'notification' && burst) burst.onEvent();
     });
     await sleep(300);
+    const viaDirect = () => direct.callTool({ name: 'echo', arguments: { text: 'x' } });
     const viaSession = (i) =>
       new Promise((resolve, reject) => {
         waiters.set(`c${i}`, resolve);
@@ -222,8 +210,6 @@ async function main() {
           body: { jsonrpc: '2.0', id: `c${i}`, method: 'tools/call', params: { name: 'bench__echo', arguments: { text: 'x' } } },
         }).then((r) => r.status !== 202 && reject(new Error(r.text)), reject);
       });
-    let n = 0;
-    const sessionMs = await time(CALLS, () => viaSession(n++));
     const viaToolStream = () =>
       request(port, 'POST', '/api/v1/mcp/stream', {
         key,
@@ -231,7 +217,22 @@ async function main() {
       }).then((r) => {
         if (!r.text.includes('[DONE]') || r.text.includes('event: error')) throw new Error(r.text);
       });
-    const toolStreamMs = await time(CALLS, viaToolStream);
+    // The three ways take turns call by call, so they share whatever load the machine has at each moment.
+    const directMs = [];
+    const sessionMs = [];
+    const toolStreamMs = [];
+    const timed = async (fn, out) => {
+      const started = performance.now();
+      await fn();
+      if (out) out.push(performance.now() - started);
+    };
+    for (let i = 0; i < Math.min(200, CALLS) + CALLS; i++) {
+      const warm = i < Math.min(200, CALLS);
+      await timed(viaDirect, warm ? undefined : directMs);
+      await timed(() => viaSession(i), warm ? undefined : sessionMs);
+      await timed(viaToolStream, warm ? undefined : toolStreamMs);
+    }
+    await direct.close();
     const d = stats(directMs);
     const s = stats(sessionMs);
     const t = stats(toolStreamMs);

@@ -370,27 +370,36 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
 
   /** Accepts a JSON-RPC request (answered on the stream) or notification; returns its request id. */
   async request(principal: Principal, sessionId: string, message: JsonRpcRequest): Promise<{ request_id: string | null }> {
+    if (message.id !== undefined) return this.call(principal, sessionId, message, message.id);
     const session = await this.owned(principal, sessionId);
     const store = this.requireStore();
     void store.touch(sessionId, session.owner).catch(() => undefined);
-    if (message.id === undefined) {
-      // A notification: only cancellation means something to the gateway.
-      if (message.method === 'notifications/cancelled') {
-        const clientId = message.params?.requestId;
-        if (typeof clientId === 'string' || typeof clientId === 'number') {
-          await this.bus.publishControl({ op: 'gateway_cancel', sessionId, clientId, from: this.config.replicaId });
-        }
+    // A notification: only cancellation means something to the gateway.
+    if (message.method === 'notifications/cancelled') {
+      const clientId = message.params?.requestId;
+      if (typeof clientId === 'string' || typeof clientId === 'number') {
+        await this.bus.publishControl({ op: 'gateway_cancel', sessionId, clientId, from: this.config.replicaId });
       }
-      return { request_id: null };
     }
+    return { request_id: null };
+  }
+
+  /** A request with an id: the session checked and the request recorded as pending in one round trip, then handled. */
+  private async call(principal: Principal, sessionId: string, message: JsonRpcRequest, id: JsonRpcId): Promise<{ request_id: string }> {
+    const store = this.requireStore();
     const requestId = randomBytes(9).toString('base64url');
     const deadline = Date.now() + this.config.gateway.requestTimeoutMs;
-    if (!(await store.addPending(sessionId, { requestId, id: message.id, deadline }, MAX_PENDING_REQUESTS))) {
+    const [session, caller] = await Promise.all([
+      /^[A-Za-z0-9_-]{16,64}$/.test(sessionId) ? store.request(sessionId, principal.id, { requestId, id, deadline }, MAX_PENDING_REQUESTS) : undefined,
+      this.callers.resolve(principal),
+    ]);
+    if (session === undefined) throw new DomainError('not_found', `no streaming session ${sessionId}`);
+    if (session === 'full') {
       throw new DomainError('too_many_requests', `this session already has ${MAX_PENDING_REQUESTS} requests awaiting an answer`, {
         headers: { 'retry-after': '1' },
       });
     }
-    const caller = await this.callers.resolve(principal);
+    void store.touch(sessionId, session.owner).catch(() => undefined);
     void this.handle(session, caller, requestId, message).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
     return { request_id: requestId };
   }

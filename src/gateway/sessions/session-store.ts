@@ -64,12 +64,16 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '0-' .. n, 't', ARGV[2], 'd', ARG
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return n`;
 
-// KEYS: pending hash; ARGV: requestId, value, maxPending, ttlMs. 1 if added, 0 when maxPending are waiting already.
-const ADD_PENDING = `
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1`;
+// KEYS: session hash, pending hash; ARGV: owner, requestId, value, maxPending, ttlMs.
+// A request in one round trip: the session's record if `owner` owns it, with the request recorded as pending
+// ({'full'} when maxPending wait already, {} when there is no such session or another owns it).
+const REQUEST = `
+local h = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'seq')
+if not h[1] or h[1] ~= ARGV[1] then return {} end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return {'full'} end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {h[1], h[2], h[3]}`;
 
 // KEYS: session hash, owner set, events stream; ARGV: sessionId, owner, now, expiresAt, maxPerOwner, meta, ttlMs.
 const CREATE = `
@@ -94,7 +98,7 @@ return 1`;
 type ScriptedRedis = Redis & {
   gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwAppendMany(k1: string, k2: string, max: number, ttl: number, ...pairs: string[]): Promise<number>;
-  gwAddPending(k1: string, requestId: string, value: string, max: number, ttl: number): Promise<number>;
+  gwRequest(k1: string, k2: string, owner: string, requestId: string, value: string, max: number, ttl: number): Promise<string[]>;
   gwAnswer(k1: string, k2: string, k3: string, requestId: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwCreate(
     k1: string,
@@ -116,7 +120,7 @@ function defineScripts(redis: Redis): ScriptedRedis {
   if (typeof r.gwAppend !== 'function') {
     redis.defineCommand('gwAppend', { numberOfKeys: 2, lua: APPEND });
     redis.defineCommand('gwAppendMany', { numberOfKeys: 2, lua: APPEND_MANY });
-    redis.defineCommand('gwAddPending', { numberOfKeys: 1, lua: ADD_PENDING });
+    redis.defineCommand('gwRequest', { numberOfKeys: 2, lua: REQUEST });
     redis.defineCommand('gwAnswer', { numberOfKeys: 3, lua: ANSWER });
     redis.defineCommand('gwCreate', { numberOfKeys: 3, lua: CREATE });
     redis.defineCommand('gwTouch', { numberOfKeys: 5, lua: TOUCH });
@@ -234,10 +238,17 @@ export class SessionStore {
     return this.redis.gwAppendMany(this.key('s', id), this.key('e', id), this.limits.maxEvents, this.limits.idleMs, ...pairs);
   }
 
-  /** Records a request awaiting its answer; false when `maxPending` are waiting already. */
-  async addPending(id: string, request: PendingRequest, maxPending: number): Promise<boolean> {
+  /**
+   * A request of `owner` in one round trip: the session (undefined when there is none or another
+   * principal owns it), the request recorded as pending — or 'full' when `maxPending` wait already.
+   */
+  async request(id: string, owner: string, request: PendingRequest, maxPending: number): Promise<SessionRecord | 'full' | undefined> {
     const value = JSON.stringify({ id: request.id, deadline: request.deadline });
-    return (await this.redis.gwAddPending(this.key('p', id), request.requestId, value, maxPending, this.limits.idleMs)) === 1;
+    const r = await this.redis.gwRequest(this.key('s', id), this.key('p', id), owner, request.requestId, value, maxPending, this.limits.idleMs);
+    if (r.length === 0) return undefined;
+    if (r[0] === 'full') return 'full';
+    const meta = JSON.parse(r[1]) as { servers: string[]; deferred: boolean; createdAt: number };
+    return { id, owner: r[0], servers: meta.servers, deferred: meta.deferred, createdAt: meta.createdAt, seq: Number(r[2] ?? 0) };
   }
 
   /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
