@@ -207,6 +207,36 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     );
   });
 
+  it('applies a trust-rule change made through another replica to the next calls, without reopening the session', async () => {
+    const s = await open(r2, agentKey, { servers: ['beta'] });
+    const stream = await follow(r2, agentKey, s.session_id);
+    await send(r2, agentKey, s.session_id, 'tools/call', { name: 'beta__echo' }, 'live-0');
+    expect((await answerOf(stream, 'live-0')).event).toBe('response');
+    const denyRule = await post(r1, '/api/v1/trust-rules', admin(), { agentId: 'bot', mcpServerId: 'beta', toolPattern: 'echo', effect: 'deny', priority: 50 });
+    expect(denyRule.status).toBe(201);
+    let attempt = 0;
+    await waitFor(
+      async () => {
+        const id = `live-${++attempt}`;
+        await send(r2, agentKey, s.session_id, 'tools/call', { name: 'beta__echo' }, id);
+        const answer = await answerOf(stream, id);
+        return answer.event === 'error' && answer.body.error.code === -32003;
+      },
+      10_000,
+      'the new deny rule applied on the other replica',
+    );
+    expect((await api(r1.url, 'DELETE', `/api/v1/trust-rules/${denyRule.body.id}`, { key: admin() })).status).toBe(204);
+    await waitFor(
+      async () => {
+        const id = `live-${++attempt}`;
+        await send(r2, agentKey, s.session_id, 'tools/call', { name: 'beta__echo' }, id);
+        return (await answerOf(stream, id)).event === 'response';
+      },
+      10_000,
+      'the rule removed',
+    );
+  });
+
   it('serves only the owner: another client gets 404 everywhere; bad input is problem+json', async () => {
     const s = await open(r1, agentKey, { servers: ['beta'] });
     const other = await follow(r2, admin(), s.session_id);
