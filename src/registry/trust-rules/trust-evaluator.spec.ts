@@ -58,12 +58,27 @@ describe('evaluateTrust', () => {
     expect(evaluateTrust([rule('*', 'allow', -5)], 'pmo', 'github', 'x')).toBe('allow');
   });
 
-  it('breaks priority ties deny > require_approval > allow, whatever the order', () => {
-    const tie = [rule('*', 'allow', 5), rule('github.*', 'require_approval', 5), rule('*.read', 'deny', 5)];
+  it('breaks priority ties by the most specific pattern, whatever the order', () => {
+    const tie = [rule('*', 'deny', 5), rule('github.*', 'allow', 5), rule('github.delete_*', 'require_approval', 5), rule('github.delete_repo', 'deny', 5)];
+    for (const rules of [tie, [...tie].reverse(), [tie[2], tie[0], tie[3], tie[1]]]) {
+      expect(evaluateTrust(rules, 'pmo', 'github', 'github.read')).toBe('allow');
+      expect(evaluateTrust(rules, 'pmo', 'github', 'github.delete_issue')).toBe('require_approval');
+      expect(evaluateTrust(rules, 'pmo', 'github', 'github.delete_repo')).toBe('deny');
+      expect(evaluateTrust(rules, 'pmo', 'github', 'slack.post')).toBe('deny');
+    }
+    // Priority still comes first: a broad higher-priority deny beats a specific allow.
+    expect(evaluateTrust([rule('github.read', 'allow', 0), rule('*', 'deny', 1)], 'pmo', 'github', 'github.read')).toBe('deny');
+    // An exact name is more specific than any glob, however long.
+    expect(evaluateTrust([rule('a.very_long_prefix_*', 'deny'), rule('a.very_long_prefix_x', 'allow')], 'pmo', 'github', 'a.very_long_prefix_x')).toBe('allow');
+  });
+
+  it('breaks ties of priority and specificity deny > require_approval > allow, whatever the order', () => {
+    const tie = [rule('*.read', 'allow', 5), rule('git*read', 'require_approval', 5), rule('github.*', 'deny', 5)];
+    // github.* and git*read both have 7 literal characters; *.read has 5.
     for (const rules of [tie, [...tie].reverse(), [tie[1], tie[2], tie[0]]]) {
       expect(evaluateTrust(rules, 'pmo', 'github', 'github.read')).toBe('deny');
-      expect(evaluateTrust(rules, 'pmo', 'github', 'github.write')).toBe('require_approval');
-      expect(evaluateTrust(rules, 'pmo', 'github', 'slack.write')).toBe('allow');
+      expect(evaluateTrust(rules, 'pmo', 'github', 'gitlab.read')).toBe('require_approval');
+      expect(evaluateTrust(rules, 'pmo', 'github', 'slack.read')).toBe('allow');
     }
   });
 });

@@ -9,7 +9,7 @@ export interface TrustRuleLike {
   readonly priority: number;
 }
 
-/** On equal priority the stricter effect wins. */
+/** On equal priority and specificity the stricter effect wins. */
 const STRICTNESS: Record<Effect, number> = { allow: 0, require_approval: 1, deny: 2 };
 
 /**
@@ -42,16 +42,37 @@ export function globMatch(pattern: string, text: string): boolean {
 }
 
 /**
- * The effect for `agentId` calling `toolName` on `serverId`: that of the
- * matching rule with the highest priority (ties: deny > require_approval >
- * allow), or `deny` when no rule matches (default-deny).
+ * How specific a pattern is: an exact name (no `*`) beats any glob; between
+ * globs, the one with more literal characters (`github.delete_*` over
+ * `github.*` over `*`).
+ */
+export function specificity(pattern: string): number {
+  let literal = 0;
+  for (let i = 0; i < pattern.length; i++) if (pattern[i] !== '*') literal++;
+  return literal === pattern.length ? Number.MAX_SAFE_INTEGER : literal;
+}
+
+/**
+ * The effect for `agentId` calling `toolName` on `serverId`, decided by the
+ * matching rules in this order: the highest priority; on equal priority the
+ * most specific pattern (see `specificity`); on equal specificity the stricter
+ * effect (deny > require_approval > allow). No matching rule: `deny`
+ * (default-deny).
  */
 export function evaluateTrust(rules: readonly TrustRuleLike[], agentId: string, serverId: string, toolName: string): Effect {
   let best: TrustRuleLike | undefined;
+  let bestSpecificity = -1;
   for (const rule of rules) {
     if (rule.agentId !== agentId || rule.mcpServerId !== serverId || !globMatch(rule.toolPattern, toolName)) continue;
-    if (best === undefined || rule.priority > best.priority || (rule.priority === best.priority && STRICTNESS[rule.effect] > STRICTNESS[best.effect])) {
+    const ruleSpecificity = specificity(rule.toolPattern);
+    if (
+      best === undefined ||
+      rule.priority > best.priority ||
+      (rule.priority === best.priority &&
+        (ruleSpecificity > bestSpecificity || (ruleSpecificity === bestSpecificity && STRICTNESS[rule.effect] > STRICTNESS[best.effect])))
+    ) {
       best = rule;
+      bestSpecificity = ruleSpecificity;
     }
   }
   return best?.effect ?? 'deny';
