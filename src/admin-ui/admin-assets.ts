@@ -3,6 +3,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../common/domain-error.js';
 
 /**
  * The built admin GUI (`npm run build` → `gui/dist`, by Vite) held in memory
@@ -179,4 +181,36 @@ export function acceptsGzip(acceptEncoding: string | undefined): boolean {
     const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
     return q === undefined || Number(q.slice(2)) > 0;
   });
+}
+
+/**
+ * Answers a GET for one of `assets`' files under `base` (`/admin`, `/demo`): 503 while
+ * nothing is built, 404 for a missing file, 304 when the ETag matches, else the file (gzipped
+ * when the client takes it) with its cache and security headers. `what` names the page in errors.
+ */
+export async function sendAsset(
+  assets: AdminAssets,
+  base: string,
+  what: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ifNoneMatch: string | undefined,
+): Promise<void> {
+  const pathname = request.url.split('?')[0];
+  const answer = assets.resolve(pathname.slice(base.length));
+  if (answer.kind === 'unavailable')
+    throw new DomainError('service_unavailable', answer.detail.replace('admin GUI', what), { headers: { 'retry-after': '10' } });
+  if (answer.kind === 'not_found') throw new DomainError('not_found', `no such file in the ${what}`);
+  const { file } = answer;
+  reply.headers(SECURITY_HEADERS).header('cache-control', file.cacheControl).header('etag', file.etag).header('vary', 'accept-encoding');
+  if (etagMatches(ifNoneMatch, file.etag)) {
+    await reply.status(304).send();
+    return;
+  }
+  reply.type(file.contentType);
+  if (file.gzip && acceptsGzip(request.headers['accept-encoding'])) {
+    await reply.header('content-encoding', 'gzip').send(file.gzip);
+    return;
+  }
+  await reply.send(file.body);
 }

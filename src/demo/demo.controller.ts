@@ -1,8 +1,7 @@
 import { Controller, Get, Headers, Inject, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AdminAssets, acceptsGzip, etagMatches, SECURITY_HEADERS } from '../admin-ui/admin-assets.js';
+import { AdminAssets, sendAsset } from '../admin-ui/admin-assets.js';
 import { Public } from '../auth/principal.js';
-import { DomainError } from '../common/domain-error.js';
 
 /** The URL prefix the demo is served under (its Vite `base`). */
 export const DEMO_BASE = '/demo';
@@ -32,23 +31,7 @@ export class DemoController {
     await this.serve(request, reply, ifNoneMatch);
   }
 
-  private async serve(request: FastifyRequest, reply: FastifyReply, ifNoneMatch: string | undefined): Promise<void> {
-    const pathname = request.url.split('?')[0];
-    const answer = this.assets.resolve(pathname.slice(DEMO_BASE.length));
-    if (answer.kind === 'unavailable')
-      throw new DomainError('service_unavailable', answer.detail.replace('admin GUI', 'demo'), { headers: { 'retry-after': '10' } });
-    if (answer.kind === 'not_found') throw new DomainError('not_found', 'no such file in the demo');
-    const { file } = answer;
-    reply.headers(SECURITY_HEADERS).header('cache-control', file.cacheControl).header('etag', file.etag).header('vary', 'accept-encoding');
-    if (etagMatches(ifNoneMatch, file.etag)) {
-      await reply.status(304).send();
-      return;
-    }
-    reply.type(file.contentType);
-    if (file.gzip && acceptsGzip(request.headers['accept-encoding'])) {
-      await reply.header('content-encoding', 'gzip').send(file.gzip);
-      return;
-    }
-    await reply.send(file.body);
+  private serve(request: FastifyRequest, reply: FastifyReply, ifNoneMatch: string | undefined): Promise<void> {
+    return sendAsset(this.assets, DEMO_BASE, 'demo', request, reply, ifNoneMatch);
   }
 }
