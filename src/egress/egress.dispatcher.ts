@@ -91,3 +91,16 @@ export function egressDenial(error: unknown): EgressDeniedError | undefined {
   }
   return undefined;
 }
+
+/**
+ * A failed outbound call in one line of at most 300 characters: the egress denial's own message,
+ * or the error's with its cause (undici's `fetch failed` hides the ECONNREFUSED behind it).
+ */
+export function describeEgressError(error: unknown): string {
+  const denial = egressDenial(error);
+  if (denial) return denial.message;
+  const e = error as { message?: string; cause?: { message?: string; code?: string } };
+  const cause = e?.cause?.code ?? e?.cause?.message;
+  const message = (e?.message ?? String(error)).replace(/\s+/g, ' ');
+  return (cause && !message.includes(cause) ? `${message} (${cause})` : message).slice(0, 300);
+}

@@ -3,7 +3,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport as SdkTransport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { createHash } from 'node:crypto';
-import { egressDenial, type EgressFetch } from '../egress/egress.dispatcher.js';
+import { describeEgressError as describe, egressDenial, type EgressFetch } from '../egress/egress.dispatcher.js';
 import type { HealthCheck, Transport } from '../registry/mcp-servers/mcp-server.schemas.js';
 import type { CheckQuality } from './health.types.js';
 
@@ -44,15 +44,6 @@ export function hashTools(tools: readonly { name: string; description?: string; 
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((t) => canonical({ name: t.name, description: t.description ?? '', inputSchema: t.inputSchema ?? null, outputSchema: t.outputSchema ?? null }));
   return createHash('sha256').update(JSON.stringify(list)).digest('hex').slice(0, 16);
-}
-
-function describe(error: unknown): string {
-  const denial = egressDenial(error);
-  if (denial) return denial.message;
-  const e = error as { message?: string; cause?: { message?: string; code?: string } };
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  const message = (e?.message ?? String(error)).replace(/\s+/g, ' ');
-  return (cause && !message.includes(cause) ? `${message} (${cause})` : message).slice(0, 300);
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { EgressClient } from '../../egress/egress.module.js';
-import { egressDenial } from '../../egress/egress.dispatcher.js';
+import { describeEgressError as describe, egressDenial } from '../../egress/egress.dispatcher.js';
 import { CircuitBreakers } from '../../health/circuit-breakers.js';
 import type { ProbeTarget } from '../../health/health.types.js';
 import { ServerDirectory } from '../../health/server-directory.js';
@@ -84,15 +84,6 @@ const REQUEST_TIMEOUT: number = ErrorCode.RequestTimeout;
 function isBackendFailure(error: unknown): boolean {
   if (error instanceof McpError) return error.code === CONNECTION_CLOSED || error.code === REQUEST_TIMEOUT;
   return true;
-}
-
-function describe(error: unknown): string {
-  const denial = egressDenial(error);
-  if (denial) return denial.message;
-  const e = error as { message?: string; cause?: { message?: string; code?: string } };
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  const message = (e?.message ?? String(error)).replace(/\s+/g, ' ');
-  return (cause && !message.includes(cause) ? `${message} (${cause})` : message).slice(0, 300);
 }
 
 /** Maps an SDK failure to the gateway's error (the backend's own JSON-RPC errors are passed through with their code). */
