@@ -9,6 +9,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { DemoModule } from './demo/demo.module.js';
 import { DiscoveryModule } from './discovery/discovery.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
+import { McpGatewayModule } from './gateway/mcp/mcp-gateway.module.js';
 import { HealthModule } from './health/health.module.js';
 import { OpsModule } from './ops/ops.module.js';
 import { OutboxModule } from './outbox/outbox.module.js';
@@ -34,6 +35,7 @@ export class AppModule {
         DemoModule,
         HealthModule,
         RealtimeModule,
+        McpGatewayModule.forRoot(config),
         GatewayModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ProblemDetailsFilter }],

@@ -56,6 +56,8 @@ export interface AppConfig {
   };
   /** MCP server health probing (src/health); per-server settings are in each server's `healthCheck`. */
   readonly health: HealthConfig;
+  /** The gateway's `/mcp` Streamable HTTP endpoint (src/gateway/mcp). */
+  readonly gatewayMcp: GatewayMcpConfig;
   /** The gateway's streaming sessions and tool streams (src/gateway/sessions, src/gateway/tool-streams). */
   readonly gateway: GatewayConfig;
 }
@@ -77,6 +79,25 @@ export interface GatewayConfig {
   readonly heartbeatMs: number;
   /** A replica closes a session's backend MCP sessions unused this long (reopened on the next request). */
   readonly backendIdleMs: number;
+}
+
+export interface GatewayMcpConfig {
+  /** Serve `/mcp` at all. */
+  readonly enabled: boolean;
+  /** Sessions start with deferred tool loading (search_tools / activate_tools) unless `?deferred=false`. */
+  readonly deferredDefault: boolean;
+  /** A session (its record and stored events) expires this long after its last request. */
+  readonly sessionTtlMs: number;
+  /** Events kept per stream for Last-Event-ID resumption. */
+  readonly eventsPerStream: number;
+  /** A forwarded call (tools/call, resources/read, prompts/get) without an answer after this fails. */
+  readonly callTimeoutMs: number;
+  /** Each backend's part of a broadcast list (tools/list …); a slower backend is left out of that list. */
+  readonly listTimeoutMs: number;
+  /** A replica closes a session's transport (and its backend connections) after this idle time; any replica rebuilds it. */
+  readonly localIdleMs: number;
+  /** Session transports one replica holds at most (the least recently used idle one is closed beyond). */
+  readonly maxLocalSessions: number;
 }
 
 export interface HealthConfig {
@@ -299,6 +320,14 @@ const envSchema = z
     HEALTH_SAMPLES: int(20, 1, 1000),
     HEALTH_RESYNC_MS: int(60_000, 1000, 3_600_000),
     HEALTH_CHECK_BUFFER_BYTES: int(64 * 1024, 1024, 64 * 1024 * 1024),
+    GATEWAY_MCP_ENABLED: bool(true),
+    GATEWAY_MCP_DEFERRED_DEFAULT: bool(false),
+    GATEWAY_MCP_SESSION_TTL_MS: int(3600 * 1000, 10_000, 7 * 24 * 3600 * 1000),
+    GATEWAY_MCP_EVENTS_PER_STREAM: int(1000, 10, 1_000_000),
+    GATEWAY_MCP_CALL_TIMEOUT_MS: int(60_000, 100, 3_600_000),
+    GATEWAY_MCP_LIST_TIMEOUT_MS: int(10_000, 100, 600_000),
+    GATEWAY_MCP_LOCAL_IDLE_MS: int(5 * 60_000, 1000, 24 * 3600 * 1000),
+    GATEWAY_MCP_MAX_LOCAL_SESSIONS: int(10_000, 1, 1_000_000),
     GATEWAY_SESSIONS_ENABLED: bool(true),
     GATEWAY_TOOL_STREAMS_ENABLED: bool(true),
     GATEWAY_REQUEST_TIMEOUT_MS: int(60_000, 100, 3_600_000),
@@ -383,6 +412,16 @@ function toAppConfig(env: Environment): AppConfig {
       samples: env.HEALTH_SAMPLES,
       resyncMs: env.HEALTH_RESYNC_MS,
       checkBufferBytes: env.HEALTH_CHECK_BUFFER_BYTES,
+    },
+    gatewayMcp: {
+      enabled: env.GATEWAY_MCP_ENABLED,
+      deferredDefault: env.GATEWAY_MCP_DEFERRED_DEFAULT,
+      sessionTtlMs: env.GATEWAY_MCP_SESSION_TTL_MS,
+      eventsPerStream: env.GATEWAY_MCP_EVENTS_PER_STREAM,
+      callTimeoutMs: env.GATEWAY_MCP_CALL_TIMEOUT_MS,
+      listTimeoutMs: env.GATEWAY_MCP_LIST_TIMEOUT_MS,
+      localIdleMs: env.GATEWAY_MCP_LOCAL_IDLE_MS,
+      maxLocalSessions: env.GATEWAY_MCP_MAX_LOCAL_SESSIONS,
     },
     gateway: {
       sessionsEnabled: env.GATEWAY_SESSIONS_ENABLED,

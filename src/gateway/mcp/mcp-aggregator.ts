@@ -1,0 +1,344 @@
+import { Logger } from '@nestjs/common';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  type Prompt,
+  ReadResourceRequestSchema,
+  type Resource,
+  type ResourceTemplate,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { BackendConnector, BackendSession } from '../core/backend-connector.js';
+import type { GatewayCaller } from '../core/gateway-caller.js';
+import { GatewayError } from '../core/gateway-errors.js';
+import { type GatewayCalls, type GatewayOutcome, outcomeOf } from '../core/gateway-metrics.js';
+import type { GatewayPolicy } from '../core/gateway-policy.js';
+import { namespaced, parseNamespaced } from '../core/namespacing.js';
+import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
+
+export const GATEWAY_SERVER_INFO = { name: 'agentic-registry-gateway', version: '1.0.0' } as const;
+
+/** Resources keep their backend's URI behind a scheme naming the server: `mcp+<server>:<uri>`. */
+export function gatewayUri(serverId: string, uri: string): string {
+  return `mcp+${serverId}:${uri}`;
+}
+
+export function parseGatewayUri(uri: string): { serverId: string; uri: string } | null {
+  const m = /^mcp\+([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?):(.+)$/s.exec(uri);
+  return m ? { serverId: m[1], uri: m[2] } : null;
+}
+
+export interface AggregatorSettings {
+  readonly callTimeoutMs: number;
+  readonly listTimeoutMs: number;
+}
+
+/** What the aggregated server of one `/mcp` session needs from its session. */
+export interface AggregatorSession {
+  readonly id: string;
+  /** The caller of the request being served (re-resolved at every HTTP request). */
+  caller(): GatewayCaller;
+  /** Deferred loading: the session's catalog, or null when every reachable tool is listed. */
+  readonly deferred: boolean;
+  activated(): string[];
+  /** Activation changed the exposed list: persist it and announce tools/list_changed. */
+  onActivated(activated: string[]): Promise<void>;
+  /** A backend said its list changed. */
+  onBackendListChanged(): void;
+  /** Aborts a call when the client cancels it from any replica, or the session ends. */
+  callSignal(requestId: string | number): { signal: AbortSignal; done(): void };
+}
+
+/** Backend MCP sessions of one `/mcp` session, opened on first use and reused. */
+export class BackendPool {
+  private readonly open = new Map<string, Promise<BackendSession>>();
+  private closed = false;
+
+  constructor(
+    private readonly connector: BackendConnector,
+    private readonly onNotification: (serverId: string, method: string) => void,
+    private readonly timeoutMs: number,
+  ) {}
+
+  get(serverId: string, signal?: AbortSignal): Promise<BackendSession> {
+    if (this.closed) return Promise.reject(new GatewayError('cancelled', 'the session is closed'));
+    let session = this.open.get(serverId);
+    if (!session) {
+      session = this.connector.open(serverId, {
+        timeoutMs: this.timeoutMs,
+        onNotification: (n) => this.onNotification(serverId, n.method),
+        ...(signal ? { signal } : {}),
+      });
+      this.open.set(serverId, session);
+      session.catch(() => this.open.get(serverId) === session && this.open.delete(serverId));
+    }
+    return session.then((s) => {
+      if (!s.closed) return s;
+      if (this.open.get(serverId) === session) this.open.delete(serverId);
+      return this.get(serverId, signal);
+    });
+  }
+
+  /** A failed backend session is dropped so the next call opens a new one. */
+  drop(serverId: string): void {
+    const session = this.open.get(serverId);
+    this.open.delete(serverId);
+    void session?.then((s) => s.close()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.allSettled(all.map((p) => p.then((s) => s.close())));
+  }
+}
+
+function rpcError(error: unknown): McpError {
+  if (error instanceof McpError) return error;
+  if (error instanceof GatewayError) {
+    const e = error.toJsonRpc();
+    return new McpError(e.code, e.message, e.data);
+  }
+  return new McpError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
+}
+
+/**
+ * One SDK `Server` per `/mcp` session, aggregating what the caller may reach:
+ * tools, resources and prompts of every reachable backend under namespaced
+ * names (`server__name`; resources as `mcp+server:<uri>`), calls forwarded
+ * to the backend with progress and cancellation, every forwarded call
+ * recorded through GatewayCalls, and — for a deferred session — only
+ * search_tools / activate_tools plus the activated tools.
+ */
+export class McpAggregator {
+  private readonly logger = new Logger('McpGateway');
+  readonly server: Server;
+  private toolCache?: { at: number; tools: Promise<Tool[]> };
+
+  constructor(
+    private readonly session: AggregatorSession,
+    private readonly pool: BackendPool,
+    private readonly policy: GatewayPolicy,
+    private readonly calls: GatewayCalls,
+    private readonly settings: AggregatorSettings,
+  ) {
+    this.server = new Server(GATEWAY_SERVER_INFO, {
+      capabilities: { tools: { listChanged: true }, resources: {}, prompts: {} },
+      instructions:
+        'Tools, resources and prompts of the MCP servers you may reach through the Agentic Registry gateway, named <server>__<name>.' +
+        (session.deferred ? ' Tools are loaded on demand: search_tools finds them, activate_tools makes them callable.' : ''),
+    });
+    this.server.onerror = (error) => this.logger.debug(`session ${session.id}: ${error.message}`);
+    this.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await this.exposedTools() }));
+    this.server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
+      this.callTool(request.params.name, request.params.arguments, extra.requestId, extra.signal, request.params._meta?.progressToken, (n) =>
+        extra.sendNotification(n),
+      ),
+    );
+    this.server.setRequestHandler(ListResourcesRequestSchema, async (_r, extra) => ({
+      resources: await this.gather<Resource>(
+        'resources/list',
+        extra.signal,
+        (s, o) => s.listResources(o),
+        (id, r) => ({
+          ...r,
+          uri: gatewayUri(id, r.uri),
+          name: namespaced(id, r.name),
+        }),
+      ),
+    }));
+    this.server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_r, extra) => ({
+      resourceTemplates: await this.gather<ResourceTemplate>(
+        'resources/templates/list',
+        extra.signal,
+        async (s, o) => ((await s.request('resources/templates/list', undefined, o)).resourceTemplates as ResourceTemplate[] | undefined) ?? [],
+        (id, t) => ({ ...t, uriTemplate: gatewayUri(id, t.uriTemplate), name: namespaced(id, t.name) }),
+      ),
+    }));
+    this.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+      const target = parseGatewayUri(request.params.uri);
+      if (!target)
+        throw new McpError(ErrorCode.InvalidParams, `unknown resource ${request.params.uri.slice(0, 200)}: gateway resources are mcp+<server>:<uri>`);
+      const result = await this.forward(target.serverId, null, 'resources/read', extra.requestId, extra.signal, (s, o) =>
+        s.request('resources/read', { uri: target.uri }, o),
+      );
+      const contents = (result.contents as { uri: string }[] | undefined) ?? [];
+      return { ...result, contents: contents.map((c) => ({ ...c, uri: gatewayUri(target.serverId, c.uri) })) };
+    });
+    this.server.setRequestHandler(ListPromptsRequestSchema, async (_r, extra) => ({
+      prompts: await this.gather<Prompt>(
+        'prompts/list',
+        extra.signal,
+        (s, o) => s.listPrompts(o),
+        (id, p) => ({ ...p, name: namespaced(id, p.name) }),
+      ),
+    }));
+    this.server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
+      const target = parseNamespaced(request.params.name);
+      if (!target) throw new McpError(ErrorCode.InvalidParams, `unknown prompt ${request.params.name.slice(0, 200)}: gateway prompts are <server>__<name>`);
+      return this.forward(target.serverId, null, 'prompts/get', extra.requestId, extra.signal, (s, o) =>
+        s.request('prompts/get', { name: target.name, ...(request.params.arguments ? { arguments: request.params.arguments } : {}) }, o),
+      );
+    });
+  }
+
+  /** Next tools/list re-reads the backends. */
+  invalidate(): void {
+    this.toolCache = undefined;
+  }
+
+  /** Every tool the caller may call, namespaced (cached for a few seconds; invalidated by access changes). */
+  allTools(signal?: AbortSignal): Promise<Tool[]> {
+    const now = Date.now();
+    if (this.toolCache && now - this.toolCache.at < 5000) return this.toolCache.tools;
+    const caller = this.session.caller();
+    const tools = this.gather<Tool>(
+      'tools/list',
+      signal,
+      (s, o) => s.listTools(o),
+      (id, t) => ({ ...t, name: namespaced(id, t.name) }),
+    ).then(async (all) => {
+      const visible = await Promise.all(
+        all.map(async (t) => {
+          const parsed = parseNamespaced(t.name)!;
+          return (await this.policy.toolVisible(caller, parsed.serverId, parsed.name)) ? t : null;
+        }),
+      );
+      return visible.filter((t): t is Tool => t !== null);
+    });
+    this.toolCache = { at: now, tools };
+    tools.catch(() => this.toolCache?.tools === tools && (this.toolCache = undefined));
+    return tools;
+  }
+
+  private async exposedTools(): Promise<Tool[]> {
+    const tools = await this.allTools();
+    if (!this.session.deferred) return tools;
+    return new DeferredToolCatalog(tools, this.session.activated()).exposed();
+  }
+
+  /** A broadcast list: every reachable server asked at once; a server that fails is left out (and its failure recorded). */
+  private async gather<T>(
+    method: string,
+    signal: AbortSignal | undefined,
+    list: (s: BackendSession, o: { signal?: AbortSignal; timeoutMs: number }) => Promise<T[]>,
+    rename: (serverId: string, item: T) => T,
+  ): Promise<T[]> {
+    const caller = this.session.caller();
+    const servers = await this.policy.reachableServers(caller);
+    const results = await Promise.all(
+      servers.map(async (server) => {
+        const started = performance.now();
+        try {
+          const backend = await this.pool.get(server.id, signal);
+          const items = await list(backend, { ...(signal ? { signal } : {}), timeoutMs: this.settings.listTimeoutMs });
+          this.record(caller, server.id, null, method, started, 'ok');
+          return items.map((item) => rename(server.id, item));
+        } catch (error) {
+          const e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error).message);
+          if (e.code === 'backend') this.pool.drop(server.id);
+          // "Method not found" from a server without resources or prompts is not a failure worth a warning.
+          const unsupported = e.rpcCode === ErrorCode.MethodNotFound;
+          this.record(caller, server.id, null, method, started, unsupported ? 'ok' : outcomeOf(e.code), unsupported ? undefined : e.message);
+          return [];
+        }
+      }),
+    );
+    return results.flat();
+  }
+
+  private record(
+    caller: GatewayCaller,
+    serverId: string | null,
+    tool: string | null,
+    method: string,
+    started: number,
+    outcome: GatewayOutcome,
+    detail?: string,
+  ) {
+    this.calls.record({ caller, serverId, tool, method, durationMs: performance.now() - started, outcome, surface: 'mcp', ...(detail ? { detail } : {}) });
+  }
+
+  /** One forwarded request to one server, after the policy allowed it (tool == null: the server as a whole). */
+  private async forward<T>(
+    serverId: string,
+    tool: string | null,
+    method: string,
+    requestId: string | number,
+    clientSignal: AbortSignal,
+    call: (s: BackendSession, o: { signal: AbortSignal; timeoutMs: number }) => Promise<T>,
+  ): Promise<T> {
+    const caller = this.session.caller();
+    const started = performance.now();
+    const decision = tool === null ? await this.policy.decideServer(caller, serverId) : await this.policy.decideTool(caller, serverId, tool);
+    if (!decision.allowed) {
+      this.record(caller, serverId, tool, method, started, outcomeOf(decision.code), decision.detail);
+      throw rpcError(new GatewayError(decision.code, decision.detail, { server: serverId, ...(tool ? { tool } : {}) }));
+    }
+    const cancel = this.session.callSignal(requestId);
+    const signal = AbortSignal.any([clientSignal, cancel.signal]);
+    try {
+      const backend = await this.pool.get(serverId, signal);
+      const result = await call(backend, { signal, timeoutMs: this.settings.callTimeoutMs });
+      this.record(caller, serverId, tool, method, started, 'ok');
+      return result;
+    } catch (error) {
+      let e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error)?.message ?? String(error), { server: serverId });
+      if (cancel.signal.aborted && !clientSignal.aborted) {
+        // Ended by this side (drain, session closed): the client gets an answer it can act on.
+        e = new GatewayError('cancelled', `the call was interrupted: ${String(cancel.signal.reason ?? 'session closed')}; call it again`, { server: serverId });
+      }
+      if (e.code === 'backend' && e.rpcCode === undefined) this.pool.drop(serverId);
+      this.record(caller, serverId, tool, method, started, outcomeOf(e.code), e.message);
+      throw rpcError(e);
+    } finally {
+      cancel.done();
+    }
+  }
+
+  private async callTool(
+    name: string,
+    args: Record<string, unknown> | undefined,
+    requestId: string | number,
+    signal: AbortSignal,
+    progressToken: string | number | undefined,
+    notify: (n: {
+      method: 'notifications/progress';
+      params: { progressToken: string | number; progress: number; total?: number; message?: string };
+    }) => Promise<void>,
+  ): Promise<CallToolResult> {
+    if (this.session.deferred && META_TOOL_NAMES.includes(name)) {
+      const catalog = new DeferredToolCatalog(await this.allTools(signal), this.session.activated());
+      const outcome = catalog.callMeta(name, args)!;
+      if (outcome.changed) await this.session.onActivated(catalog.activated());
+      this.record(this.session.caller(), null, name, 'tools/call', performance.now(), 'ok');
+      return outcome.result;
+    }
+    const target = parseNamespaced(name);
+    if (!target) {
+      this.record(this.session.caller(), null, name.slice(0, 100), 'tools/call', performance.now(), 'denied', 'not a namespaced tool name');
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name.slice(0, 200)}: gateway tools are <server>__<tool>`);
+    }
+    return this.forward(target.serverId, target.name, 'tools/call', requestId, signal, (backend, o) =>
+      backend.callTool(target.name, args, {
+        ...o,
+        ...(progressToken !== undefined
+          ? {
+              onProgress: (p) => {
+                void notify({ method: 'notifications/progress', params: { ...p, progressToken } }).catch(() => undefined);
+              },
+            }
+          : {}),
+      }),
+    );
+  }
+}

@@ -1,0 +1,601 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import {
+  isInitializeRequest,
+  isJSONRPCNotification,
+  type JSONRPCMessage,
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { Counter, Gauge } from 'prom-client';
+import { CredentialWatcher } from '../../auth/credential-watcher.js';
+import type { Principal } from '../../auth/principal.js';
+import { ClusterState } from '../../bus/event-bus.js';
+import { checkOrigin } from '../../common/origin-policy.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
+import { LifecycleService } from '../../ops/lifecycle.service.js';
+import { MetricsService } from '../../ops/metrics.service.js';
+import { CLOSE_TIMEOUT_MS } from '../../streaming/sse.connection.js';
+import { BackendConnector } from '../core/backend-connector.js';
+import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
+import { GatewayCalls } from '../core/gateway-metrics.js';
+import { GatewayPolicy } from '../core/gateway-policy.js';
+import { BackendPool, McpAggregator } from './mcp-aggregator.js';
+import { eventIdOf, isSessionId, type McpSessionRecord, McpSessionStore, parseEventId, STANDALONE_STREAM, type StoreSignal } from './mcp-session-store.js';
+
+const TOOLS_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } as const;
+/** A resumed request stream that sees no answer this long after the call timeout is ended (its replica died). */
+const ORPHAN_GRACE_MS = 15_000;
+/** Events read from the store per round when a stream is fed. */
+const READ_PAGE = 500;
+/** The record's lastSeenAt and TTL are renewed at most this often per session and replica. */
+const TOUCH_EVERY_MS = 5000;
+
+/** One session's SDK transport and aggregated server on this replica (rebuilt on another replica from the record). */
+class LocalSession {
+  caller!: GatewayCaller;
+  lastUsed = Date.now();
+  lastTouched = 0;
+  readonly inflight = new Map<string | number, AbortController>();
+  closed = false;
+
+  constructor(
+    readonly record: McpSessionRecord,
+    readonly transport: WebStandardStreamableHTTPServerTransport,
+    readonly aggregator: McpAggregator,
+    readonly pool: BackendPool,
+  ) {}
+}
+
+/** A GET SSE stream fed from the session store: the standalone stream, or a resumed request stream. */
+class StoreStream {
+  reading = false;
+  again = false;
+  ended = false;
+  readonly openedAt = Date.now();
+  lastEventAt = Date.now();
+  untrack?: () => void;
+
+  constructor(
+    readonly sessionId: string,
+    readonly streamId: string,
+    public cursor: string,
+    readonly res: ServerResponse,
+    readonly principalId: string,
+  ) {}
+
+  /** A request stream ends with its answer; the standalone stream lives until the session or the client ends it. */
+  get terminal(): boolean {
+    return this.streamId !== STANDALONE_STREAM;
+  }
+}
+
+/** The parts of the Fastify request the SDK's web-standard transport reads (the body is passed parsed). */
+function webRequest(request: FastifyRequest): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return new Request(`http://${request.host || 'localhost'}${request.url}`, { method: request.method, headers });
+}
+
+function jsonRpcError(reply: FastifyReply, status: number, code: number, message: string): void {
+  void reply
+    .status(status)
+    .header('content-type', 'application/json')
+    .send(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+function isResponse(message: unknown): boolean {
+  return typeof message === 'object' && message !== null && 'id' in message && ('result' in message || 'error' in message);
+}
+
+/**
+ * `/mcp`: the Streamable HTTP MCP endpoint. Sessions live in the session
+ * store (Redis) so any replica serves any session: a replica without the
+ * SDK transport of a known session id rebuilds it (transport marked
+ * initialized with that id, aggregated server with the client's recorded
+ * capabilities). POSTs go to the SDK transport; GET streams are fed from the
+ * store (the standalone stream, and `Last-Event-ID` resumption of any
+ * stream), so what another replica stores reaches them; DELETE ends the
+ * session on every replica.
+ */
+@Injectable()
+export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
+  private readonly logger = new Logger('McpGateway');
+  private readonly sessions = new Map<string, LocalSession>();
+  private readonly streams = new Set<StoreStream>();
+  private timers: NodeJS.Timeout[] = [];
+  private unsubscribe: (() => void)[] = [];
+  private readonly opened: Counter<'how'>;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly store: McpSessionStore,
+    private readonly connector: BackendConnector,
+    private readonly policy: GatewayPolicy,
+    private readonly callers: GatewayCallers,
+    private readonly calls: GatewayCalls,
+    private readonly lifecycle: LifecycleService,
+    private readonly cluster: ClusterState,
+    private readonly credentials: CredentialWatcher,
+    metrics: MetricsService,
+  ) {
+    const sessions = this.sessions;
+    const streams = this.streams;
+    new Gauge({
+      name: 'registry_mcp_sessions',
+      help: '/mcp sessions with a transport on this replica',
+      registers: [metrics.registry],
+      collect() {
+        this.set(sessions.size);
+      },
+    });
+    new Gauge({
+      name: 'registry_mcp_streams',
+      help: 'Open /mcp GET streams (standalone and resumed) on this replica',
+      registers: [metrics.registry],
+      collect() {
+        this.set(streams.size);
+      },
+    });
+    this.opened = new Counter({
+      name: 'registry_mcp_sessions_opened_total',
+      help: '/mcp session transports opened on this replica: created (initialize) or rebuilt (a session of another replica)',
+      labelNames: ['how'],
+      registers: [metrics.registry],
+    });
+  }
+
+  private get settings() {
+    return this.config.gatewayMcp;
+  }
+
+  onModuleInit(): void {
+    this.unsubscribe.push(this.store.onSignal((s) => this.onSignal(s)));
+    this.unsubscribe.push(this.policy.onAccessChanged(() => this.accessChanged()));
+    const keepAlive = setInterval(() => {
+      for (const s of this.streams) this.write(s, ': keepalive\n\n');
+    }, this.config.stream.keepAliveMs);
+    // Safety net for a lost pub/sub wake-up, and the end of orphaned request streams.
+    const poll = setInterval(() => {
+      for (const s of this.streams) {
+        if (s.terminal && Date.now() - s.lastEventAt > this.settings.callTimeoutMs + ORPHAN_GRACE_MS) this.endStream(s, 'no answer: the call is gone');
+        else this.feed(s);
+      }
+    }, 1000);
+    const sweep = setInterval(() => this.sweep(), 10_000);
+    this.timers = [keepAlive, poll, sweep];
+    for (const t of this.timers) t.unref();
+    this.lifecycle.onDrain(() => this.drain());
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    for (const u of this.unsubscribe) u();
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const s of [...this.streams]) this.endStream(s, 'shutdown', true);
+    await Promise.allSettled([...this.sessions.values()].map((s) => this.closeLocal(s, 'shutdown')));
+    await this.store.close();
+  }
+
+  // ---- HTTP ---------------------------------------------------------------------
+
+  async handle(request: FastifyRequest, reply: FastifyReply, principal: Principal): Promise<void> {
+    // DNS rebinding / cross-site: a browser's Origin must be one we allow (non-browser clients send none).
+    if (request.headers.origin !== undefined) {
+      const verdict = checkOrigin(request, this.config.security.allowedOrigins);
+      if (!verdict.allowed) return jsonRpcError(reply, 403, -32000, `Origin refused: ${verdict.reason}`);
+    }
+    if (this.lifecycle.isDraining) {
+      void reply.header('retry-after', '1');
+      return jsonRpcError(reply, 503, -32000, 'this replica is draining; retry');
+    }
+    const header = request.headers['mcp-session-id'];
+    const sessionId = typeof header === 'string' ? header : undefined;
+    switch (request.method) {
+      case 'POST':
+        return this.post(request, reply, principal, sessionId);
+      case 'GET':
+        return this.get(request, reply, principal, sessionId);
+      case 'DELETE':
+        return this.delete(reply, principal, sessionId);
+      default:
+        void reply.header('allow', 'GET, POST, DELETE');
+        return jsonRpcError(reply, 405, -32000, 'Method not allowed.');
+    }
+  }
+
+  /** The session as this principal may use it: its record (404 when unknown, expired or someone else's). */
+  private async known(principal: Principal, sessionId: string | undefined, reply: FastifyReply): Promise<McpSessionRecord | null> {
+    if (sessionId === undefined) {
+      jsonRpcError(reply, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      return null;
+    }
+    const local = this.sessions.get(sessionId);
+    const record = local && !local.closed ? local.record : isSessionId(sessionId) ? await this.store.get(sessionId) : null;
+    if (!record || record.principalId !== principal.id) {
+      jsonRpcError(reply, 404, -32001, 'Session not found');
+      return null;
+    }
+    return record;
+  }
+
+  private async post(request: FastifyRequest, reply: FastifyReply, principal: Principal, sessionId: string | undefined): Promise<void> {
+    const body = request.body;
+    if (body === undefined || body === null || typeof body !== 'object')
+      return jsonRpcError(reply, 400, -32700, 'Parse error: a JSON-RPC message or batch is required');
+    const messages = (Array.isArray(body) ? body : [body]) as JSONRPCMessage[];
+    const caller = await this.callers.resolve(principal);
+    let session: LocalSession;
+    if (messages.some((m) => isInitializeRequest(m))) {
+      if (sessionId !== undefined) return jsonRpcError(reply, 400, -32600, 'Invalid Request: initialize starts a new session; send it without Mcp-Session-Id');
+      const init = messages.find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string } };
+      const version = SUPPORTED_PROTOCOL_VERSIONS.includes(init.params.protocolVersion) ? init.params.protocolVersion : LATEST_PROTOCOL_VERSION;
+      const deferredParam = (request.query as Record<string, unknown> | undefined)?.deferred;
+      if (deferredParam !== undefined && deferredParam !== 'true' && deferredParam !== 'false') {
+        return jsonRpcError(reply, 400, -32602, 'Invalid params: the deferred query parameter must be true or false');
+      }
+      const now = Date.now();
+      session = this.open(
+        {
+          id: randomUUID(),
+          principalId: principal.id,
+          protocolVersion: version,
+          deferred: deferredParam === undefined ? this.settings.deferredDefault : deferredParam === 'true',
+          activated: [],
+          createdAt: now,
+          lastSeenAt: now,
+        },
+        false,
+      );
+      this.opened.inc({ how: 'created' });
+    } else {
+      const record = await this.known(principal, sessionId, reply);
+      if (!record) return;
+      session = this.local(record);
+      if (Date.now() - session.lastTouched > TOUCH_EVERY_MS) {
+        session.lastTouched = Date.now();
+        if (!(await this.store.touch(record.id))) {
+          await this.closeLocal(session, 'expired');
+          return jsonRpcError(reply, 404, -32001, 'Session not found');
+        }
+      }
+      // A cancellation may concern a call running on another replica: every replica is told.
+      for (const m of messages) {
+        if (isJSONRPCNotification(m) && m.method === 'notifications/cancelled' && m.params && typeof m.params.requestId !== 'undefined') {
+          const requestId = m.params.requestId as string | number;
+          void this.store.signal({ kind: 'cancelled', sessionId: record.id, requestId }).catch(() => undefined);
+        }
+      }
+    }
+    session.caller = caller;
+    session.lastUsed = Date.now();
+    reply.hijack();
+    const res = reply.raw;
+    try {
+      const response = await session.transport.handleRequest(webRequest(request), { parsedBody: body });
+      await this.pipe(response, res);
+    } catch (error) {
+      this.logger.warn(`session ${session.record.id}: ${(error as Error).message}`);
+      if (!res.headersSent)
+        res
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
+      else if (!res.writableEnded) res.end();
+    }
+  }
+
+  /** Writes the SDK's web Response (JSON, 202, or an SSE stream) to the hijacked Node response, cut if the client stops reading. */
+  private async pipe(response: Response, res: ServerResponse): Promise<void> {
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => (headers[name] = value));
+    res.writeHead(response.status, headers);
+    res.flushHeaders();
+    if (!response.body) {
+      res.end();
+      return;
+    }
+    const reader = response.body.getReader();
+    const stop = () => void reader.cancel().catch(() => undefined);
+    res.once('close', stop);
+    try {
+      for (;;) {
+        const { value, done } = (await reader.read()) as { value?: Uint8Array; done: boolean };
+        if (done || res.destroyed) break;
+        res.write(value);
+        if (res.writableLength > this.config.stream.maxBufferBytes) {
+          res.destroy();
+          stop();
+          break;
+        }
+      }
+    } catch {
+      // the stream was cancelled (client gone, session closed)
+    } finally {
+      res.off('close', stop);
+      if (!res.writableEnded && !res.destroyed) res.end();
+    }
+  }
+
+  /** This replica's transport of a known session, rebuilt from its record when it has none. */
+  private local(record: McpSessionRecord): LocalSession {
+    const found = this.sessions.get(record.id);
+    if (found && !found.closed) return found;
+    this.opened.inc({ how: 'rebuilt' });
+    return this.open(record, true);
+  }
+
+  private open(record: McpSessionRecord, rebuilt: boolean): LocalSession {
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => record.id,
+      eventStore: this.store.eventStore(record.id),
+      retryInterval: this.config.stream.retryMs,
+      keepAliveMs: this.config.stream.keepAliveMs,
+      onsessioninitialized: () => this.store.put(record),
+    });
+    if (rebuilt) {
+      // The SDK keeps "initialized" and the id in memory; this session was initialized on another replica.
+      transport.sessionId = record.id;
+      (transport as unknown as { _initialized: boolean })._initialized = true;
+    }
+    // Assigned once below; the closures handed to the pool and the aggregator run only after that.
+    // eslint-disable-next-line prefer-const
+    let session!: LocalSession;
+    const pool = new BackendPool(
+      this.connector,
+      (_serverId, method) => {
+        if (method === 'notifications/tools/list_changed') this.announceToolsChanged(session);
+      },
+      this.settings.listTimeoutMs,
+    );
+    const aggregator = new McpAggregator(
+      {
+        id: record.id,
+        caller: () => session.caller,
+        deferred: record.deferred,
+        activated: () => session.record.activated,
+        onActivated: async (activated) => {
+          session.record.activated = activated;
+          // Read-modify-write of the one field this session changes (the record is this session's only).
+          const stored = await this.store.get(record.id);
+          if (stored) await this.store.put({ ...stored, activated, lastSeenAt: Date.now() });
+          await session.aggregator.server.sendToolListChanged();
+        },
+        onBackendListChanged: () => this.announceToolsChanged(session),
+        callSignal: (requestId) => {
+          const controller = new AbortController();
+          session.inflight.set(requestId, controller);
+          return { signal: controller.signal, done: () => session.inflight.get(requestId) === controller && session.inflight.delete(requestId) };
+        },
+      },
+      pool,
+      this.policy,
+      this.calls,
+      { callTimeoutMs: this.settings.callTimeoutMs, listTimeoutMs: this.settings.listTimeoutMs },
+    );
+    session = new LocalSession(record, transport, aggregator, pool);
+    const server = aggregator.server;
+    if (rebuilt) {
+      const s = server as unknown as { _clientCapabilities?: unknown; _clientVersion?: unknown };
+      s._clientCapabilities = record.clientCapabilities ?? {};
+      s._clientVersion = record.clientInfo;
+    } else {
+      server.oninitialized = () => {
+        record.clientCapabilities = server.getClientCapabilities();
+        const info = server.getClientVersion();
+        if (info) record.clientInfo = { name: String(info.name).slice(0, 200), version: String(info.version).slice(0, 100) };
+        void this.store
+          .put(record)
+          .catch((error: Error) => this.logger.warn(`session ${record.id}: storing the client's capabilities failed: ${error.message}`));
+      };
+    }
+    transport.onclose = () => {
+      if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
+    };
+    this.sessions.set(record.id, session);
+    void server.connect(transport);
+    if (this.sessions.size > this.settings.maxLocalSessions) this.evictOne();
+    return session;
+  }
+
+  private async get(request: FastifyRequest, reply: FastifyReply, principal: Principal, sessionId: string | undefined): Promise<void> {
+    const accept = request.headers.accept ?? '';
+    if (!accept.includes('text/event-stream')) return jsonRpcError(reply, 406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+    const record = await this.known(principal, sessionId, reply);
+    if (!record) return;
+    const lastEventId = request.headers['last-event-id'];
+    let streamId = STANDALONE_STREAM;
+    let cursor: string;
+    if (typeof lastEventId === 'string') {
+      const at = parseEventId(lastEventId);
+      if (!at) return jsonRpcError(reply, 400, -32000, 'Invalid Last-Event-ID: not an event id of this session');
+      streamId = at.streamId;
+      cursor = at.entry;
+    } else {
+      cursor = await this.store.lastEntry(record.id, STANDALONE_STREAM);
+    }
+    const slot = await this.cluster.acquireConnection(principal.id, this.config.limits.connectionsPerUser, this.config.limits.connectionsTotal);
+    if (slot !== 'ok') {
+      void reply.header('retry-after', '5');
+      return jsonRpcError(
+        reply,
+        429,
+        -32000,
+        slot === 'user_limit'
+          ? `you already have ${this.config.limits.connectionsPerUser} open stream connections`
+          : 'the service is at its stream connection limit',
+      );
+    }
+    void this.store.touch(record.id).catch(() => undefined);
+    reply.hijack();
+    const res = reply.raw;
+    const stream = new StoreStream(record.id, streamId, cursor, res, principal.id);
+    this.streams.add(stream);
+    res.on('close', () => this.endStream(stream, 'client gone'));
+    stream.untrack = this.credentials.track(principal, { close: (reason: string) => this.endStream(stream, reason) });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      'mcp-session-id': record.id,
+    });
+    // A cursor from the start, so a client cut before any event still resumes without a gap (clients of 2025-11-25 and later).
+    if (streamId === STANDALONE_STREAM && typeof lastEventId !== 'string' && record.protocolVersion >= '2025-11-25') {
+      this.write(stream, `id: ${eventIdOf(STANDALONE_STREAM, cursor)}\nretry: ${this.config.stream.retryMs}\ndata: \n\n`);
+    }
+    this.feed(stream);
+  }
+
+  private async delete(reply: FastifyReply, principal: Principal, sessionId: string | undefined): Promise<void> {
+    const record = await this.known(principal, sessionId, reply);
+    if (!record) return;
+    const local = this.sessions.get(record.id);
+    if (local) await this.closeLocal(local, 'deleted by the client');
+    await this.store.delete(record.id);
+    void reply.status(200).send();
+  }
+
+  // ---- streams fed from the store ----------------------------------------------------
+
+  private write(stream: StoreStream, chunk: string): void {
+    if (stream.ended) return;
+    if (stream.res.writableLength > this.config.stream.maxBufferBytes) {
+      this.endStream(stream, 'slow consumer', true);
+      return;
+    }
+    stream.res.write(chunk);
+  }
+
+  /** Sends what the store holds after the stream's cursor; a request stream ends after its answer. */
+  private feed(stream: StoreStream): void {
+    if (stream.ended) return;
+    if (stream.reading) {
+      stream.again = true;
+      return;
+    }
+    stream.reading = true;
+    void (async () => {
+      try {
+        do {
+          stream.again = false;
+          for (;;) {
+            const events = await this.store.readAfter(stream.sessionId, stream.streamId, stream.cursor, READ_PAGE);
+            for (const e of events) {
+              if (stream.ended) return;
+              stream.cursor = e.entry;
+              stream.lastEventAt = Date.now();
+              if (Object.keys(e.message).length === 0) continue; // a priming event
+              this.write(stream, `event: message\nid: ${eventIdOf(stream.streamId, e.entry)}\ndata: ${JSON.stringify(e.message)}\n\n`);
+              if (stream.terminal && isResponse(e.message)) {
+                this.endStream(stream, 'answered');
+                return;
+              }
+            }
+            if (events.length < READ_PAGE) break;
+          }
+        } while (stream.again && !stream.ended);
+      } catch (error) {
+        this.logger.warn(`session ${stream.sessionId}: reading its events failed: ${(error as Error).message}`);
+      } finally {
+        stream.reading = false;
+      }
+    })();
+  }
+
+  private endStream(stream: StoreStream, reason: string, destroy = false): void {
+    if (stream.ended) return;
+    stream.ended = true;
+    this.streams.delete(stream);
+    stream.untrack?.();
+    void this.cluster.releaseConnection(stream.principalId).catch(() => undefined);
+    this.logger.debug(`session ${stream.sessionId}: stream ${stream.streamId} ended (${reason})`);
+    if (destroy) stream.res.destroy();
+    else if (!stream.res.writableEnded) {
+      stream.res.end();
+      // A client that does not read cannot hold the socket.
+      setTimeout(() => stream.res.destroy(), CLOSE_TIMEOUT_MS).unref();
+    }
+  }
+
+  // ---- cluster signals, access changes ---------------------------------------------------
+
+  private onSignal(signal: StoreSignal): void {
+    if (signal.kind === 'appended') {
+      for (const s of this.streams) if (s.sessionId === signal.sessionId && s.streamId === signal.streamId) this.feed(s);
+    } else if (signal.kind === 'ended') {
+      for (const s of [...this.streams]) if (s.sessionId === signal.sessionId) this.endStream(s, 'session deleted');
+      const local = this.sessions.get(signal.sessionId);
+      if (local) void this.closeLocal(local, 'session deleted');
+    } else if (signal.kind === 'cancelled') {
+      this.sessions.get(signal.sessionId)?.inflight.get(signal.requestId)?.abort('cancelled by the client');
+    }
+  }
+
+  /** Trust rules, servers or a backend's tools changed: every session this replica holds re-lists and is told. */
+  private accessChanged(): void {
+    const told = new Set<string>();
+    for (const session of this.sessions.values()) {
+      session.aggregator.invalidate();
+      told.add(session.record.id);
+      this.announceToolsChanged(session);
+    }
+    // Sessions whose stream is here but whose transport is elsewhere (or evicted).
+    for (const s of this.streams) {
+      if (s.streamId !== STANDALONE_STREAM || told.has(s.sessionId)) continue;
+      told.add(s.sessionId);
+      void this.store.append(s.sessionId, STANDALONE_STREAM, TOOLS_LIST_CHANGED).catch(() => undefined);
+    }
+  }
+
+  private announceToolsChanged(session: LocalSession): void {
+    session.aggregator.invalidate();
+    void session.aggregator.server
+      .sendToolListChanged()
+      .catch((error: Error) => this.logger.debug(`session ${session.record.id}: list_changed: ${error.message}`));
+  }
+
+  // ---- lifetime ------------------------------------------------------------------------
+
+  private async closeLocal(session: LocalSession, reason: string): Promise<void> {
+    if (session.closed) return;
+    session.closed = true;
+    if (this.sessions.get(session.record.id) === session) this.sessions.delete(session.record.id);
+    for (const c of session.inflight.values()) c.abort(reason);
+    await session.transport.close().catch(() => undefined);
+    await session.pool.close();
+  }
+
+  /** Idle transports are closed (their record stays: the next request rebuilds them). */
+  private sweep(): void {
+    const idleBefore = Date.now() - this.settings.localIdleMs;
+    for (const s of [...this.sessions.values()]) if (s.lastUsed < idleBefore && s.inflight.size === 0) void this.closeLocal(s, 'idle');
+  }
+
+  private evictOne(): void {
+    let oldest: LocalSession | undefined;
+    for (const s of this.sessions.values()) if (s.inflight.size === 0 && (!oldest || s.lastUsed < oldest.lastUsed)) oldest = s;
+    if (oldest) void this.closeLocal(oldest, 'evicted');
+  }
+
+  /**
+   * SIGTERM: GET streams end (clients resume elsewhere with Last-Event-ID);
+   * calls still running are interrupted with an error answer the client can
+   * act on (stored, so a resumed stream delivers it), then transports close.
+   */
+  async drain(): Promise<void> {
+    for (const s of [...this.streams]) this.endStream(s, 'draining');
+    for (const session of this.sessions.values()) for (const c of session.inflight.values()) c.abort('the replica is shutting down');
+    const until = Date.now() + CLOSE_TIMEOUT_MS;
+    while ([...this.sessions.values()].some((s) => s.inflight.size > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    // Give the interrupted answers a moment to be written, then close everything.
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.allSettled([...this.sessions.values()].map((s) => this.closeLocal(s, 'draining')));
+  }
+}

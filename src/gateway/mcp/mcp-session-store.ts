@@ -1,0 +1,332 @@
+import { Logger } from '@nestjs/common';
+import type { EventId, EventStore, StreamId } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { Redis } from 'ioredis';
+
+/**
+ * What `/mcp` keeps of a session outside any one replica, so a request that
+ * the load balancer sends to another replica finds its session there (the SDK
+ * transport keeps sessions in process memory only).
+ */
+export interface McpSessionRecord {
+  readonly id: string;
+  /** The principal that initialized it: anyone else gets 404 for this id. */
+  readonly principalId: string;
+  protocolVersion: string;
+  clientInfo?: { name: string; version: string };
+  clientCapabilities?: Record<string, unknown>;
+  /** Deferred tool loading: only search_tools / activate_tools until tools are activated. */
+  deferred: boolean;
+  activated: string[];
+  readonly createdAt: number;
+  lastSeenAt: number;
+}
+
+/** The standalone GET stream's id in the SDK transport. */
+export const STANDALONE_STREAM = '_GET_stream';
+const EVENT_ID = /^(_GET_stream|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@(\d{1,20}-\d{1,20})$/;
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isSessionId(value: string): boolean {
+  return SESSION_ID.test(value);
+}
+
+/** `Last-Event-ID` → the stream it belongs to and the position in it; null when this service did not issue it. */
+export function parseEventId(eventId: string): { streamId: string; entry: string } | null {
+  const m = EVENT_ID.exec(eventId);
+  return m ? { streamId: m[1], entry: m[2] } : null;
+}
+
+export function eventIdOf(streamId: string, entry: string): string {
+  return `${streamId}@${entry}`;
+}
+
+export interface StoredEvent {
+  readonly entry: string;
+  readonly message: JSONRPCMessage | Record<string, never>;
+}
+
+/** Cluster-wide signals: an event appended (wakes resumed streams), a session ended, a request cancelled. */
+export type StoreSignal =
+  | { kind: 'appended'; sessionId: string; streamId: string }
+  | { kind: 'ended'; sessionId: string }
+  | { kind: 'cancelled'; sessionId: string; requestId: string | number; reason?: string };
+
+export interface StoreLimits {
+  /** Events kept per stream (older ones are trimmed; a resume from before them replays what is left). */
+  readonly eventsPerStream: number;
+  /** Session records and their events expire this long after the last use. */
+  readonly ttlMs: number;
+}
+
+/**
+ * Session records and the per-stream event log that `Last-Event-ID`
+ * resumption replays. Redis (shared by the replicas) or, without Redis, in
+ * process memory (one replica).
+ */
+export abstract class McpSessionStore {
+  private readonly listeners = new Set<(signal: StoreSignal) => void>();
+
+  constructor(protected readonly limits: StoreLimits) {}
+
+  abstract get(sessionId: string): Promise<McpSessionRecord | null>;
+  abstract put(record: McpSessionRecord): Promise<void>;
+  /** Keeps the record (and its events) alive; false when it is gone. */
+  abstract touch(sessionId: string): Promise<boolean>;
+  /** Ends the session everywhere: the record and its events are deleted, every replica is told. */
+  abstract delete(sessionId: string): Promise<void>;
+  abstract append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string>;
+  /** Events of one stream after `entry` (exclusive), oldest first, at most `count`. */
+  abstract readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]>;
+  /** The newest entry of a stream ('0-0' when empty). */
+  abstract lastEntry(sessionId: string, streamId: string): Promise<string>;
+  /** Sent to every replica (this one included). */
+  abstract signal(signal: StoreSignal): Promise<void>;
+  abstract close(): Promise<void>;
+
+  onSignal(listener: (signal: StoreSignal) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  protected deliver(signal: StoreSignal): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(signal);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  /**
+   * The SDK's EventStore for one session: events are stored per stream under
+   * the session, ids are `<streamId>@<entry>`; a replay never crosses into
+   * another session (the id only names a stream within this one).
+   */
+  eventStore(sessionId: string): EventStore {
+    return {
+      storeEvent: (streamId: StreamId, message: JSONRPCMessage) => this.append(sessionId, streamId, message),
+      getStreamIdForEventId: (eventId: EventId) => Promise.resolve(parseEventId(eventId)?.streamId),
+      replayEventsAfter: async (lastEventId: EventId, { send }) => {
+        const at = parseEventId(lastEventId);
+        if (!at) throw new Error('unknown event id');
+        let entry = at.entry;
+        for (;;) {
+          const events = await this.readAfter(sessionId, at.streamId, entry, 500);
+          for (const e of events) if (Object.keys(e.message).length > 0) await send(eventIdOf(at.streamId, e.entry), e.message as JSONRPCMessage);
+          if (events.length < 500) break;
+          entry = events[events.length - 1].entry;
+        }
+        return at.streamId;
+      },
+    };
+  }
+}
+
+interface MemoryStream {
+  seq: number;
+  events: StoredEvent[];
+}
+
+/** One replica, no Redis: the same behaviour in process memory (expiry by TTL on access). */
+export class MemorySessionStore extends McpSessionStore {
+  private readonly records = new Map<string, { record: McpSessionRecord; until: number }>();
+  private readonly streams = new Map<string, Map<string, MemoryStream>>();
+  private lastMs = 0;
+
+  async get(sessionId: string): Promise<McpSessionRecord | null> {
+    const found = this.records.get(sessionId);
+    if (!found) return null;
+    if (found.until < Date.now()) {
+      this.records.delete(sessionId);
+      this.streams.delete(sessionId);
+      return null;
+    }
+    return structuredClone(found.record);
+  }
+
+  async put(record: McpSessionRecord): Promise<void> {
+    this.sweep();
+    this.records.set(record.id, { record: structuredClone(record), until: Date.now() + this.limits.ttlMs });
+  }
+
+  async touch(sessionId: string): Promise<boolean> {
+    const found = this.records.get(sessionId);
+    if (!found || found.until < Date.now()) return false;
+    found.until = Date.now() + this.limits.ttlMs;
+    found.record.lastSeenAt = Date.now();
+    return true;
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    this.records.delete(sessionId);
+    this.streams.delete(sessionId);
+    await this.signal({ kind: 'ended', sessionId });
+  }
+
+  async append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
+    let session = this.streams.get(sessionId);
+    if (!session) this.streams.set(sessionId, (session = new Map<string, MemoryStream>()));
+    let stream = session.get(streamId);
+    if (!stream) session.set(streamId, (stream = { seq: 0, events: [] }));
+    const now = Math.max(Date.now(), this.lastMs);
+    this.lastMs = now;
+    const entry = `${now}-${stream.seq++}`;
+    stream.events.push({ entry, message });
+    if (stream.events.length > this.limits.eventsPerStream) stream.events.splice(0, stream.events.length - this.limits.eventsPerStream);
+    await this.signal({ kind: 'appended', sessionId, streamId });
+    return eventIdOf(streamId, entry);
+  }
+
+  async readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]> {
+    const events = this.streams.get(sessionId)?.get(streamId)?.events ?? [];
+    return events.filter((e) => compareEntries(e.entry, entry) > 0).slice(0, count);
+  }
+
+  async lastEntry(sessionId: string, streamId: string): Promise<string> {
+    const events = this.streams.get(sessionId)?.get(streamId)?.events ?? [];
+    return events.length > 0 ? events[events.length - 1].entry : '0-0';
+  }
+
+  async signal(signal: StoreSignal): Promise<void> {
+    setImmediate(() => this.deliver(signal));
+  }
+
+  async close(): Promise<void> {
+    this.records.clear();
+    this.streams.clear();
+  }
+
+  private sweep(): void {
+    if (this.records.size < 1000) return;
+    const now = Date.now();
+    for (const [id, r] of this.records) {
+      if (r.until < now) {
+        this.records.delete(id);
+        this.streams.delete(id);
+      }
+    }
+  }
+}
+
+export function compareEntries(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/**
+ * Redis: the record is one JSON string with a TTL; each stream is a Redis
+ * stream (XADD with an exact MAXLEN bound and the same TTL, renewed by every
+ * append); the session's stream names are kept in a set so DELETE removes
+ * them all. Signals go over one pub/sub channel, with one subscriber
+ * connection per replica of its own.
+ */
+export class RedisSessionStore extends McpSessionStore {
+  private readonly logger = new Logger('McpSessionStore');
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+
+  constructor(
+    private readonly redis: Redis,
+    redisUrl: string,
+    private readonly prefix: string,
+    replicaId: string,
+    limits: StoreLimits,
+  ) {
+    super(limits);
+    this.channel = `${prefix}:mcp:signals`;
+    this.subscriber = new Redis(redisUrl, {
+      connectionName: `registry-mcp-${replicaId}`,
+      maxRetriesPerRequest: null,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      keepAlive: 10_000,
+      connectTimeout: 5000,
+    });
+    this.subscriber.on('error', (error: Error) => this.logger.debug(`redis: ${error.message}`));
+    this.subscriber.on('message', (_channel: string, json: string) => {
+      try {
+        this.deliver(JSON.parse(json) as StoreSignal);
+      } catch {
+        // not ours
+      }
+    });
+    void this.subscriber.subscribe(this.channel).catch((error: Error) => this.logger.warn(`subscribe failed: ${error.message}`));
+  }
+
+  private recordKey(id: string): string {
+    return `${this.prefix}:mcp:session:${id}`;
+  }
+
+  private streamsKey(id: string): string {
+    return `${this.prefix}:mcp:streams:${id}`;
+  }
+
+  private streamKey(id: string, streamId: string): string {
+    return `${this.prefix}:mcp:events:${id}:${streamId}`;
+  }
+
+  async get(sessionId: string): Promise<McpSessionRecord | null> {
+    const json = await this.redis.get(this.recordKey(sessionId));
+    return json ? (JSON.parse(json) as McpSessionRecord) : null;
+  }
+
+  async put(record: McpSessionRecord): Promise<void> {
+    await this.redis.set(this.recordKey(record.id), JSON.stringify(record), 'PX', this.limits.ttlMs);
+  }
+
+  async touch(sessionId: string): Promise<boolean> {
+    const [[, renewed] = [null, 0]] = (await this.redis
+      .multi()
+      .pexpire(this.recordKey(sessionId), this.limits.ttlMs)
+      .pexpire(this.streamsKey(sessionId), this.limits.ttlMs)
+      .exec()) as [Error | null, number][];
+    return renewed === 1;
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    const streams = await this.redis.smembers(this.streamsKey(sessionId));
+    await this.redis.del(this.recordKey(sessionId), this.streamsKey(sessionId), ...streams.map((s) => this.streamKey(sessionId, s)));
+    await this.signal({ kind: 'ended', sessionId });
+  }
+
+  async append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
+    const key = this.streamKey(sessionId, streamId);
+    const results = (await this.redis
+      .multi()
+      .xadd(key, 'MAXLEN', String(this.limits.eventsPerStream), '*', 'm', JSON.stringify(message))
+      .pexpire(key, this.limits.ttlMs)
+      .sadd(this.streamsKey(sessionId), streamId)
+      .pexpire(this.streamsKey(sessionId), this.limits.ttlMs)
+      .exec()) as [Error | null, unknown][];
+    const [error, entry] = results[0];
+    if (error) throw error;
+    void this.signal({ kind: 'appended', sessionId, streamId }).catch(() => undefined);
+    return eventIdOf(streamId, entry as string);
+  }
+
+  async readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]> {
+    const found = await this.redis.xrange(this.streamKey(sessionId, streamId), `(${entry}`, '+', 'COUNT', count);
+    return found.map(([id, fields]) => ({ entry: id, message: JSON.parse(fields[1] ?? '{}') as JSONRPCMessage }));
+  }
+
+  async lastEntry(sessionId: string, streamId: string): Promise<string> {
+    const found = await this.redis.xrevrange(this.streamKey(sessionId, streamId), '+', '-', 'COUNT', 1);
+    return found[0]?.[0] ?? '0-0';
+  }
+
+  async signal(signal: StoreSignal): Promise<void> {
+    await this.redis.publish(this.channel, JSON.stringify(signal));
+  }
+
+  /** Never waits on an unreachable Redis. */
+  async close(): Promise<void> {
+    if (this.subscriber.status !== 'ready') {
+      this.subscriber.disconnect();
+      return;
+    }
+    await Promise.race([this.subscriber.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    this.subscriber.disconnect();
+  }
+}

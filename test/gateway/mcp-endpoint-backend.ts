@@ -1,0 +1,122 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * A stateful SDK-built MCP server (Streamable HTTP, sessions) for the `/mcp`
+ * tests: `echo`, `slow` (progress every 50 ms until `ms` is over, and it
+ * notices cancellation), `add`, plus `extra_<n>` tools to make a catalog as
+ * large as asked. Cancellations and calls it saw are counted, so a test can
+ * prove a cancel reached the backend.
+ */
+export class TestBackend {
+  calls: { tool: string; args: unknown }[] = [];
+  cancelled = 0;
+  private readonly transports = new Map<string, StreamableHTTPServerTransport>();
+  private readonly sockets = new Set<Socket>();
+  private server!: http.Server;
+  port = 0;
+  private readonly servers = new Set<McpServer>();
+
+  private constructor(
+    readonly name: string,
+    private readonly extraTools: number,
+  ) {}
+
+  static async start(name: string, extraTools = 0): Promise<TestBackend> {
+    const b = new TestBackend(name, extraTools);
+    b.server = http.createServer((req, res) => void b.handle(req, res));
+    b.server.on('connection', (s: Socket) => {
+      b.sockets.add(s);
+      s.on('close', () => b.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => b.server.listen(0, '127.0.0.1', resolve));
+    b.port = (b.server.address() as AddressInfo).port;
+    return b;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/mcp`;
+  }
+
+  private build(): McpServer {
+    const server = new McpServer({ name: `backend-${this.name}`, version: '1.0.0' });
+    server.registerTool('echo', { description: `Echoes the text back (${this.name})`, inputSchema: { text: z.string() } }, async ({ text }) => {
+      this.calls.push({ tool: 'echo', args: { text } });
+      return { content: [{ type: 'text' as const, text: `${this.name}:${text}` }] };
+    });
+    server.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => {
+      this.calls.push({ tool: 'add', args: { a, b } });
+      return { content: [{ type: 'text' as const, text: String(a + b) }] };
+    });
+    server.registerTool('slow', { description: 'Works for ms milliseconds, reporting progress', inputSchema: { ms: z.number() } }, async ({ ms }, extra) => {
+      this.calls.push({ tool: 'slow', args: { ms } });
+      const steps = Math.max(1, Math.round(ms / 50));
+      for (let i = 1; i <= steps; i++) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(resolve, 50);
+          extra.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              reject(new Error('aborted'));
+            },
+            { once: true },
+          );
+        }).catch((error: Error) => {
+          this.cancelled++;
+          throw error;
+        });
+        const token = extra._meta?.progressToken;
+        if (token !== undefined)
+          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+      }
+      return { content: [{ type: 'text' as const, text: `slept ${ms}` }] };
+    });
+    for (let i = 0; i < this.extraTools; i++) {
+      server.registerTool(`extra_${i}`, { description: i === 137 ? 'Rotates the signing keys of the vault' : `Extra tool number ${i}` }, async () => ({
+        content: [{ type: 'text' as const, text: `extra ${i}` }],
+      }));
+    }
+    server.registerResource('readme', `file:///${this.name}/readme.txt`, { description: 'A text', mimeType: 'text/plain' }, async (uri) => ({
+      contents: [{ uri: uri.href, text: `readme of ${this.name}` }],
+    }));
+    server.registerPrompt('greet', { description: 'Greets', argsSchema: { who: z.string() } }, ({ who }) => ({
+      messages: [{ role: 'user' as const, content: { type: 'text' as const, text: `Hello ${who} from ${this.name}` } }],
+    }));
+    this.servers.add(server);
+    return server;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let body: unknown;
+    if (req.method === 'POST') {
+      const parts: Buffer[] = [];
+      for await (const p of req) parts.push(p as Buffer);
+      body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    }
+    const sid = req.headers['mcp-session-id'];
+    let transport = typeof sid === 'string' ? this.transports.get(sid) : undefined;
+    if (!transport) {
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        res.writeHead(typeof sid === 'string' ? 404 : 400).end();
+        return;
+      }
+      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
+      t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
+      await this.build().connect(t);
+      transport = t;
+    }
+    await transport.handleRequest(req, res, body);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.transports.values()) await t.close().catch(() => undefined);
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,251 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError, type Progress, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { Socket } from 'node:net';
+import { EverythingServer } from '../support/mcp-fixtures.js';
+import { freePort } from '../support/ports.mjs';
+import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { TestBackend } from './mcp-endpoint-backend.js';
+
+/**
+ * `/mcp` with real parts on one replica (Redis-backed sessions): the SDK's own
+ * Client and StreamableHTTPClientTransport against the service, an SDK-built
+ * backend and @modelcontextprotocol/server-everything behind it.
+ */
+describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
+  let t: TestApp;
+  let alpha: TestBackend;
+  let big: TestBackend;
+  let everything: EverythingServer;
+  const clients: Client[] = [];
+
+  async function connect(key: string, query = ''): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+    const client = new Client({ name: 'test-client', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${t.baseUrl}/mcp${query}`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+    await client.connect(transport);
+    clients.push(client);
+    return { client, transport };
+  }
+
+  async function key(body: Record<string, unknown>): Promise<string> {
+    const res = await api(t.baseUrl, 'POST', '/api/v1/api-keys', { key: t.adminKey, body });
+    expect(res.status).toBe(201);
+    return res.body.key as string;
+  }
+
+  async function rpcCode(promise: Promise<unknown>): Promise<number> {
+    try {
+      await promise;
+    } catch (error) {
+      if (error instanceof McpError) return error.code;
+      throw error;
+    }
+    throw new Error('expected an MCP error');
+  }
+
+  // Connections to the in-process app that a client opened and never sent a request on are not
+  // "idle" to Node (so not closed by the app's close) until their headers timeout: cut them at the end.
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    alpha = await TestBackend.start('alpha');
+    big = await TestBackend.start('big', 300);
+    everything = await EverythingServer.start(await freePort());
+    t = await startTestApp({ redis: true, env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    t.app.getHttpServer().on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    const healthCheck = { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 };
+    for (const [id, url] of [
+      ['alpha', alpha.url],
+      ['big', big.url],
+      ['everything', everything.url],
+      ['broken', `http://127.0.0.1:${await freePort()}/mcp`],
+    ]) {
+      const res = await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id, name: id, url, healthCheck } });
+      expect([res.status, res.text]).toEqual([201, expect.any(String)]);
+    }
+    expect(
+      (await api(t.baseUrl, 'POST', '/api/v1/agents', { key: t.adminKey, body: { id: 'bot', name: 'Bot', model: { provider: 'openai', name: 'gpt-5' } } }))
+        .status,
+    ).toBe(201);
+    for (const rule of [
+      { agentId: 'bot', mcpServerId: 'alpha', toolPattern: '*', effect: 'allow', priority: 0 },
+      { agentId: 'bot', mcpServerId: 'alpha', toolPattern: 'add', effect: 'deny', priority: 10 },
+    ]) {
+      expect((await api(t.baseUrl, 'POST', '/api/v1/trust-rules', { key: t.adminKey, body: rule })).status).toBe(201);
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    for (const socket of sockets) socket.destroy();
+    await everything?.stop();
+    await alpha?.close();
+    await big?.close();
+    await t?.close();
+  }, 120_000);
+
+  it('an admin lists every backend’s tools under namespaced names and calls them', async () => {
+    const { client } = await connect(t.adminKey);
+    expect(client.getServerVersion()?.name).toBe('agentic-registry-gateway');
+    const { tools } = await client.listTools();
+    const names = tools.map((tool) => tool.name);
+    expect(names).toEqual(
+      expect.arrayContaining(['alpha__echo', 'alpha__add', 'alpha__slow', 'everything__echo', 'everything__trigger-long-running-operation', 'big__extra_0']),
+    );
+    expect(names.filter((n) => n.startsWith('big__'))).toHaveLength(303);
+    expect(names.some((n) => n.startsWith('broken__'))).toBe(false); // unreachable: left out of the list
+    expect(await client.callTool({ name: 'alpha__echo', arguments: { text: 'hi' } })).toMatchObject({ content: [{ type: 'text', text: 'alpha:hi' }] });
+    const echoed = await client.callTool({ name: 'everything__echo', arguments: { message: 'through the gateway' } });
+    expect(JSON.stringify(echoed.content)).toContain('through the gateway');
+    expect(alpha.calls).toContainEqual({ tool: 'echo', args: { text: 'hi' } });
+  });
+
+  it('forwards resources and prompts under namespaced names', async () => {
+    const { client } = await connect(t.adminKey);
+    const { resources } = await client.listResources();
+    const readme = resources.find((r) => r.name === 'alpha__readme')!;
+    expect(readme.uri).toBe('mcp+alpha:file:///alpha/readme.txt');
+    expect((await client.readResource({ uri: readme.uri })).contents[0]).toMatchObject({ uri: readme.uri, text: 'readme of alpha' });
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((p) => p.name)).toContain('alpha__greet');
+    const prompt = await client.getPrompt({ name: 'alpha__greet', arguments: { who: 'Ada' } });
+    expect(prompt.messages[0].content).toMatchObject({ text: 'Hello Ada from alpha' });
+  });
+
+  it('forwards a backend’s progress as MCP progress', async () => {
+    const { client } = await connect(t.adminKey);
+    const progress: Progress[] = [];
+    const result = await client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 4 } }, undefined, {
+      onprogress: (p) => progress.push(p),
+    });
+    expect(JSON.stringify(result.content)).toContain('Long running operation completed');
+    expect(progress.map((p) => p.progress)).toEqual([1, 2, 3, 4]);
+    expect(progress.every((p) => p.total === 4)).toBe(true);
+  });
+
+  it('a key bound to an agent reaches only what its trust rules allow; an unbound key reaches nothing', async () => {
+    const bot = await key({ name: 'bot-key', role: 'viewer', agentId: 'bot' });
+    const { client } = await connect(bot);
+    const names = (await client.listTools()).tools.map((tool) => tool.name).sort();
+    expect(names).toEqual(['alpha__echo', 'alpha__slow']);
+    expect(await client.callTool({ name: 'alpha__echo', arguments: { text: 'ok' } })).toMatchObject({ content: [{ text: 'alpha:ok' }] });
+    const before = alpha.calls.length;
+    expect(await rpcCode(client.callTool({ name: 'alpha__add', arguments: { a: 1, b: 2 } }))).toBe(-32003); // denied by the rule
+    expect(await rpcCode(client.callTool({ name: 'everything__echo', arguments: { message: 'x' } }))).toBe(-32003); // no rule: denied
+    expect(await rpcCode(client.callTool({ name: 'no-separator', arguments: {} }))).toBe(-32602);
+    expect(alpha.calls.length).toBe(before); // nothing refused reached the backend
+
+    const unbound = await key({ name: 'plain-viewer', role: 'viewer' });
+    const { client: nobody } = await connect(unbound);
+    expect((await nobody.listTools()).tools).toEqual([]);
+    expect(await rpcCode(nobody.callTool({ name: 'alpha__echo', arguments: { text: 'x' } }))).toBe(-32003);
+  });
+
+  it('an open circuit fails fast', async () => {
+    const port = await freePort();
+    const body = {
+      id: 'down',
+      name: 'down',
+      url: `http://127.0.0.1:${port}/mcp`,
+      healthCheck: { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 },
+    };
+    expect((await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body })).status).toBe(201);
+    const { client } = await connect(t.adminKey);
+    // The first call finds nothing listening (failureThreshold 1 opens the circuit) ...
+    expect(await rpcCode(client.callTool({ name: 'down__anything', arguments: {} }))).toBe(-32002);
+    // ... the next is refused without trying.
+    expect(await rpcCode(client.callTool({ name: 'down__anything', arguments: {} }))).toBe(-32006);
+    const health = await api(t.baseUrl, 'GET', '/api/v1/mcp-servers/down/health', { key: t.adminKey });
+    expect(health.body.circuit).toMatchObject({ state: 'open' });
+  });
+
+  it('a client’s cancellation reaches the backend', async () => {
+    const { client } = await connect(t.adminKey);
+    const controller = new AbortController();
+    let progressed = 0;
+    const cancelledBefore = alpha.cancelled;
+    const call = client.callTool({ name: 'alpha__slow', arguments: { ms: 20_000 } }, undefined, {
+      signal: controller.signal,
+      onprogress: () => {
+        if (++progressed === 2) controller.abort('changed my mind');
+      },
+    });
+    await expect(call).rejects.toThrow();
+    await waitFor(() => alpha.cancelled > cancelledBefore, 10_000);
+  });
+
+  it('deferred loading: only search_tools and activate_tools, then the activated tools with tools/list_changed', async () => {
+    const { client } = await connect(t.adminKey, '?deferred=true');
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      changed++;
+    });
+    expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['search_tools', 'activate_tools']);
+    const found = await client.callTool({ name: 'search_tools', arguments: { query: 'signing keys' } });
+    expect(found.structuredContent).toMatchObject({ tools: [{ name: 'big__extra_137', active: false }] });
+    const activated = await client.callTool({ name: 'activate_tools', arguments: { names: ['big__extra_137', 'alpha__echo', 'nope__nothing'] } });
+    expect(activated.structuredContent).toEqual({ added: ['big__extra_137', 'alpha__echo'], alreadyActive: [], unknown: ['nope__nothing'] });
+    await waitFor(() => changed >= 1, 10_000);
+    expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['search_tools', 'activate_tools', 'big__extra_137', 'alpha__echo']);
+    expect(await client.callTool({ name: 'big__extra_137', arguments: {} })).toMatchObject({ content: [{ text: 'extra 137' }] });
+  });
+
+  it('a session belongs to its principal: another key, an unknown id, a deleted session get 404', async () => {
+    const { transport } = await connect(t.adminKey);
+    const sessionId = transport.sessionId!;
+    const other = await key({ name: 'other-admin', role: 'admin' });
+    const list = { jsonrpc: '2.0', id: 1, method: 'tools/list' };
+    const headers = { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+    const asOther = await api(t.baseUrl, 'POST', '/mcp', { key: other, body: list, headers: { ...headers, 'mcp-session-id': sessionId } });
+    expect(asOther.status).toBe(404);
+    expect((await api(t.baseUrl, 'GET', '/mcp', { key: other, headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId } })).status).toBe(404);
+    expect((await api(t.baseUrl, 'DELETE', '/mcp', { key: other, headers: { 'mcp-session-id': sessionId } })).status).toBe(404);
+    const unknown = await api(t.baseUrl, 'POST', '/mcp', {
+      key: t.adminKey,
+      body: list,
+      headers: { ...headers, 'mcp-session-id': '00000000-0000-4000-8000-000000000000' },
+    });
+    expect(unknown.status).toBe(404);
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: list, headers: { ...headers, 'mcp-session-id': 'x'.repeat(5000) } })).status).toBe(
+      404,
+    );
+    // The owner still has it; after DELETE nobody does.
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: list, headers: { ...headers, 'mcp-session-id': sessionId } })).status).toBe(200);
+    await transport.terminateSession();
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: list, headers: { ...headers, 'mcp-session-id': sessionId } })).status).toBe(404);
+  });
+
+  it('refuses no credentials, a foreign Origin, bad JSON, a request without a session and a bad Last-Event-ID', async () => {
+    const init = {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+    };
+    const accept = { accept: 'application/json, text/event-stream' };
+    expect((await api(t.baseUrl, 'POST', '/mcp', { body: init, headers: accept })).status).toBe(401);
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: 'ar_not_a_real_key_000000000000', body: init, headers: accept })).status).toBe(401);
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: init, headers: { ...accept, origin: 'https://evil.example' } })).status).toBe(403);
+    expect(
+      (await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, rawBody: '{"jsonrpc":', headers: { ...accept, 'content-type': 'application/json' } })).status,
+    ).toBe(400);
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: { jsonrpc: '2.0', id: 1, method: 'tools/list' }, headers: accept })).status).toBe(
+      400,
+    );
+    expect((await api(t.baseUrl, 'POST', '/mcp?deferred=maybe', { key: t.adminKey, body: init, headers: accept })).status).toBe(400);
+    const huge = { ...init, params: { ...init.params, clientInfo: { name: 'x'.repeat(300_000), version: '1' } } };
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: huge, headers: accept })).status).toBe(413);
+
+    const { transport } = await connect(t.adminKey);
+    const get = (lastEventId: string) =>
+      api(t.baseUrl, 'GET', '/mcp', {
+        key: t.adminKey,
+        headers: { accept: 'text/event-stream', 'mcp-session-id': transport.sessionId!, 'last-event-id': lastEventId },
+      });
+    expect((await get('garbage')).status).toBe(400);
+    expect((await get('../../etc@1-1')).status).toBe(400);
+  });
+});
