@@ -16,7 +16,8 @@ import {
   type ResourceTemplate,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { BackendConnector, BackendSession } from '../core/backend-connector.js';
+import type { BackendSession } from '../core/backend-connector.js';
+import type { BackendPool } from '../core/backend-pool.js';
 import type { GatewayCaller } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { type GatewayCalls, type GatewayOutcome, outcomeOf } from '../core/gateway-metrics.js';
@@ -55,51 +56,6 @@ export interface AggregatorSession {
   onBackendListChanged(): void;
   /** Aborts a call when the client cancels it from any replica, or the session ends. */
   callSignal(requestId: string | number): { signal: AbortSignal; done(): void };
-}
-
-/** Backend MCP sessions of one `/mcp` session, opened on first use and reused. */
-export class BackendPool {
-  private readonly open = new Map<string, Promise<BackendSession>>();
-  private closed = false;
-
-  constructor(
-    private readonly connector: BackendConnector,
-    private readonly onNotification: (serverId: string, method: string) => void,
-    private readonly timeoutMs: number,
-  ) {}
-
-  get(serverId: string, signal?: AbortSignal): Promise<BackendSession> {
-    if (this.closed) return Promise.reject(new GatewayError('cancelled', 'the session is closed'));
-    let session = this.open.get(serverId);
-    if (!session) {
-      session = this.connector.open(serverId, {
-        timeoutMs: this.timeoutMs,
-        onNotification: (n) => this.onNotification(serverId, n.method),
-        ...(signal ? { signal } : {}),
-      });
-      this.open.set(serverId, session);
-      session.catch(() => this.open.get(serverId) === session && this.open.delete(serverId));
-    }
-    return session.then((s) => {
-      if (!s.closed) return s;
-      if (this.open.get(serverId) === session) this.open.delete(serverId);
-      return this.get(serverId, signal);
-    });
-  }
-
-  /** A failed backend session is dropped so the next call opens a new one. */
-  drop(serverId: string): void {
-    const session = this.open.get(serverId);
-    this.open.delete(serverId);
-    void session?.then((s) => s.close()).catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    const all = [...this.open.values()];
-    this.open.clear();
-    await Promise.allSettled(all.map((p) => p.then((s) => s.close())));
-  }
 }
 
 function rpcError(error: unknown): McpError {

@@ -20,10 +20,11 @@ import { LifecycleService } from '../../ops/lifecycle.service.js';
 import { MetricsService } from '../../ops/metrics.service.js';
 import { CLOSE_TIMEOUT_MS } from '../../streaming/sse.connection.js';
 import { BackendConnector } from '../core/backend-connector.js';
+import { BackendPool } from '../core/backend-pool.js';
 import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayCalls } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
-import { BackendPool, McpAggregator } from './mcp-aggregator.js';
+import { McpAggregator } from './mcp-aggregator.js';
 import { eventIdOf, isSessionId, type McpSessionRecord, McpSessionStore, parseEventId, STANDALONE_STREAM, type StoreSignal } from './mcp-session-store.js';
 
 const TOOLS_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } as const;
@@ -348,13 +349,9 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     // Assigned once below; the closures handed to the pool and the aggregator run only after that.
     // eslint-disable-next-line prefer-const
     let session!: LocalSession;
-    const pool = new BackendPool(
-      this.connector,
-      (_serverId, method) => {
-        if (method === 'notifications/tools/list_changed') this.announceToolsChanged(session);
-      },
-      this.settings.listTimeoutMs,
-    );
+    const pool = new BackendPool(this.connector, this.settings.listTimeoutMs, (_serverId, n) => {
+      if (n.method === 'notifications/tools/list_changed') this.announceToolsChanged(session);
+    });
     const aggregator = new McpAggregator(
       {
         id: record.id,

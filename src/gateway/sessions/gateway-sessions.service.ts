@@ -144,7 +144,9 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     metrics: MetricsService,
     @Optional() @Inject(RedisConnections) private readonly redis?: RedisConnections | null,
   ) {
-    this.backends = new SessionBackends(connector, config.gateway.backendIdleMs, (sessionId, serverId, n) => this.forwardNotification(sessionId, serverId, n));
+    this.backends = new SessionBackends(connector, config.gateway.backendIdleMs, Math.min(config.gateway.requestTimeoutMs, 30_000), (sessionId, serverId, n) =>
+      this.forwardNotification(sessionId, serverId, n),
+    );
     const streams = this.streams;
     const backends = this.backends;
     new Gauge({
@@ -248,12 +250,11 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       );
     }
     // Initialize every allowed backend now, reporting which failed (they are retried on first use).
-    const timeoutMs = Math.min(this.config.gateway.requestTimeoutMs, 30_000);
     const opened = await Promise.all(
       allowed.map(async (serverId): Promise<ServerStatus> => {
         const started = performance.now();
         try {
-          await this.backends.get(sessionId, serverId, timeoutMs);
+          await this.backends.get(sessionId, serverId);
           this.calls.record({ caller, serverId, tool: null, method: 'initialize', durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
           return { id: serverId, status: 'ready' };
         } catch (error) {
@@ -550,7 +551,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   private backend(sessionId: string, serverId: string): Promise<BackendSession> {
-    return this.backends.get(sessionId, serverId, Math.min(this.config.gateway.requestTimeoutMs, 30_000));
+    return this.backends.get(sessionId, serverId);
   }
 
   private async catalog(session: SessionRecord, tools: Parameters<DeferredToolCatalog['replaceTools']>[0]): Promise<DeferredToolCatalog> {

@@ -1,8 +1,9 @@
 import type { JSONRPCNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { BackendConnector, BackendSession } from '../core/backend-connector.js';
+import { BackendPool } from '../core/backend-pool.js';
 
 interface Held {
-  readonly backends: Map<string, Promise<BackendSession>>;
+  readonly backends: BackendPool;
   /** Calls in flight for this session on this replica (aborted when it closes). */
   readonly inflight: Map<string, { controller: AbortController; clientId: string | number }>;
   lastUsed: number;
@@ -20,13 +21,16 @@ export class SessionBackends {
   constructor(
     private readonly connector: BackendConnector,
     private readonly idleMs: number,
+    /** How long opening (initializing) a backend session may take. */
+    private readonly openTimeoutMs: number,
     private readonly onNotification: (sessionId: string, serverId: string, n: JSONRPCNotification) => void,
   ) {}
 
   private entry(sessionId: string): Held {
     let h = this.held.get(sessionId);
     if (!h) {
-      h = { backends: new Map(), inflight: new Map(), lastUsed: Date.now() };
+      const backends = new BackendPool(this.connector, this.openTimeoutMs, (serverId, n) => this.onNotification(sessionId, serverId, n));
+      h = { backends, inflight: new Map(), lastUsed: Date.now() };
       this.held.set(sessionId, h);
     }
     h.lastUsed = Date.now();
@@ -34,22 +38,8 @@ export class SessionBackends {
   }
 
   /** The session's backend for `serverId`, opened (initialized) on first use; a failed open is forgotten so the next use retries. */
-  get(sessionId: string, serverId: string, timeoutMs: number): Promise<BackendSession> {
-    const h = this.entry(sessionId);
-    const known = h.backends.get(serverId);
-    if (known) {
-      return known.then((b) => {
-        if (!b.closed) return b;
-        if (h.backends.get(serverId) === known) h.backends.delete(serverId);
-        return this.get(sessionId, serverId, timeoutMs);
-      });
-    }
-    const opening = this.connector.open(serverId, { timeoutMs, onNotification: (n) => this.onNotification(sessionId, serverId, n) });
-    h.backends.set(serverId, opening);
-    opening.catch(() => {
-      if (h.backends.get(serverId) === opening) h.backends.delete(serverId);
-    });
-    return opening;
+  get(sessionId: string, serverId: string): Promise<BackendSession> {
+    return this.entry(sessionId).backends.get(serverId);
   }
 
   /** Registers a call in flight; returns its signal and the function that ends the registration. */
@@ -86,7 +76,7 @@ export class SessionBackends {
     if (!h) return;
     this.held.delete(sessionId);
     for (const call of h.inflight.values()) call.controller.abort(new Error(reason));
-    await Promise.all([...h.backends.values()].map((p) => p.then((b) => b.close()).catch(() => undefined)));
+    await h.backends.close();
   }
 
   /** Sessions this replica holds something for. */
