@@ -74,7 +74,18 @@ describe('metrics after real traffic (two real replicas)', () => {
       10_000,
       'the MCP server healthy',
     );
-    samples = await scrape(r2);
+    // Numbering and delivery are asynchronous (a health change may be committed a moment ago): scrape once r2's hub
+    // has caught up with what the sequencer numbered, as a monitoring system would on a quiet cluster.
+    samples = await waitFor(
+      async () => {
+        const s = await scrape(r2);
+        const head = s.get('registry_stream_head_seq')?.[0]?.value;
+        const last = s.get('registry_outbox_last_seq')?.[0]?.value;
+        return head !== undefined && head === last && s.get('registry_outbox_unnumbered')?.[0]?.value === 0 ? s : undefined;
+      },
+      10_000,
+      "r2's stream head at the outbox's last numbered event",
+    );
     sse.close();
     socket.disconnect();
   }, 90_000);
