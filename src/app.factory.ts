@@ -2,7 +2,8 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Server as NetServer, type Socket } from 'node:net';
 import { AppModule } from './app.module.js';
@@ -16,6 +17,38 @@ import type { AppConfig } from './config/app-config.js';
 import { JsonLogger } from './ops/json-logger.js';
 import { LifecycleService } from './ops/lifecycle.service.js';
 import { requestContext } from './ops/request-context.js';
+
+/** While the server closes: how often connections that went idle since, or never carried a request, are closed. */
+const CLOSE_SWEEP_MS = 100;
+
+/**
+ * forceCloseConnections: 'idle' closes the connections idle at the moment the
+ * server closes, once. Two kinds would still hold a closing server open: one
+ * whose answer was still being written then (a stream just ended by its
+ * drain), idle a moment later until its keep-alive timeout (72 s); and one a
+ * client opened and never sent a byte on, which Node counts as busy until its
+ * headers timeout, a check the server's close stops. Until the server has
+ * closed, both are closed every CLOSE_SWEEP_MS; a connection with a request
+ * under way (a byte of it received) finishes it.
+ */
+function sweepWhileClosing(server: HttpServer, fastify: FastifyInstance): void {
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  fastify.addHook('preClose', (done) => {
+    const sweep = setInterval(() => {
+      server.closeIdleConnections();
+      for (const socket of unused) {
+        if (socket.bytesRead > 0) unused.delete(socket);
+        else socket.destroy();
+      }
+    }, CLOSE_SWEEP_MS).unref();
+    server.once('close', () => clearInterval(sweep));
+    done();
+  });
+}
 
 /** Builds the application exactly as production runs it (tests use this too). */
 export async function createApp(config: AppConfig, databaseUrl: string, jsonLogger = new JsonLogger(config)): Promise<NestFastifyApplication> {
@@ -102,6 +135,7 @@ export async function createApp(config: AppConfig, databaseUrl: string, jsonLogg
     const server = app.getHttpServer();
     if (server.listening) NetServer.prototype.close.call(server);
   });
+  sweepWhileClosing(app.getHttpServer(), fastify);
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
     // A response that sets a cookie (the session) is never stored by a cache.

@@ -1,7 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError, type Progress, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Socket } from 'node:net';
 import { EverythingServer } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
 import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
@@ -43,19 +42,11 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     throw new Error('expected an MCP error');
   }
 
-  // Connections to the in-process app that a client opened and never sent a request on are not
-  // "idle" to Node (so not closed by the app's close) until their headers timeout: cut them at the end.
-  const sockets = new Set<Socket>();
-
   beforeAll(async () => {
     alpha = await TestBackend.start('alpha');
     big = await TestBackend.start('big', 300);
     everything = await EverythingServer.start(await freePort());
     t = await startTestApp({ redis: true, env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true' } });
-    t.app.getHttpServer().on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
     const healthCheck = { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 };
     for (const [id, url] of [
       ['alpha', alpha.url],
@@ -80,7 +71,6 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
 
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
-    for (const socket of sockets) socket.destroy();
     await everything?.stop();
     await alpha?.close();
     await big?.close();

@@ -65,6 +65,30 @@ describe('graceful shutdown (real processes)', () => {
     expect(elapsed).toBeLessThan(8000);
   });
 
+  it('is not held up by a connection that never sent a request, nor by one that went idle during the drain', async () => {
+    const r = await cluster.start('silent-drain');
+    const url = new URL(r.url);
+    const open = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(Number(url.port), url.hostname, () => resolve(socket));
+        socket.on('error', reject);
+      });
+    // Connected, not a byte sent: Node counts it busy until its headers timeout (60 s).
+    const silent = await open();
+    // A stream the drain ends: its connection is kept alive afterwards (HTTP/1.1, no Connection: close asked).
+    const kept = await open();
+    kept.write(`GET /api/v1/stream/changes HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${cluster.adminKey}\r\n\r\n`);
+    const keptClosed = new Promise<void>((resolve) => kept.on('close', () => resolve()));
+    const silentClosed = new Promise<void>((resolve) => silent.on('close', () => resolve()));
+    kept.resume();
+    await sleep(500);
+    r.process.kill('SIGTERM');
+    const { code, elapsed } = await exitWithin(r, 10_000);
+    await Promise.all([keptClosed, silentClosed]);
+    expect(code).toBe(0);
+    expect(elapsed).toBeLessThan(5000);
+  });
+
   it('finishes a write that is in flight when SIGTERM arrives, then exits', async () => {
     const r = await cluster.start('inflight');
     expect((await api(r.url, 'POST', '/api/v1/agents', { key: cluster.adminKey, body: agent('held') })).status).toBe(201);
