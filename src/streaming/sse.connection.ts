@@ -193,6 +193,16 @@ export class SseConnection implements Subscriber<Buffer> {
     }
   }
 
+  /**
+   * Whether `bytes` more would leave more than a replay slice unsent: a stream
+   * whose history is stored elsewhere (gateway sessions) then stops writing
+   * live and reads on at the client's pace with writeReplay, instead of
+   * queueing here until the slow-consumer cut.
+   */
+  wouldQueue(bytes: number): boolean {
+    return this.socket.writableLength + bytes > this.replaySliceBytes;
+  }
+
   writeFrame(text: string): void {
     if (!this.closed) this.socket.write(chunk(Buffer.from(text)));
   }

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { EverythingServer, type McpFixture, McpFixtureHost } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
@@ -448,6 +449,44 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     const result = JSON.parse(chunks.map((c) => c.data).join(''));
     expect(result.content[0].text).toBe('abcdefghijklmnop'.repeat(64 * 600));
   });
+
+  it('a reader that stops reading holds up nothing: the other stream gets 1 MB answers at once, the stalled one everything once it reads', async () => {
+    const s = await open(r1, agentKey, { servers: ['alpha'] });
+    // A raw socket that asks for the stream, then stops reading: the kernel's buffers fill, then the replica's.
+    const url = new URL(r2.url);
+    let raw = '';
+    const stalled = await new Promise<Socket>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(
+          `GET /api/v1/gateway/stream/${s.session_id} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer ${agentKey}\r\n\r\n`,
+        );
+        resolve(socket);
+      });
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+    });
+    await waitFor(() => raw.includes('\r\n\r\n'), 5000, 'the stalled stream open');
+    stalled.pause();
+    // A reader that reads, on the other replica.
+    const reading = await follow(r1, agentKey, s.session_id);
+    // About 1 MB per answer (4 chunk events of 256 KiB and the response): far more than loopback buffers and the
+    // replica's STREAM_MAX_BUFFER_BYTES (1 MB) over all of them; fewer events than the session keeps (MAX_EVENTS).
+    const calls = 10;
+    for (let i = 0; i < calls; i++) await send(r1, agentKey, s.session_id, 'tools/call', { name: 'alpha__big', arguments: { kb: 1000 } }, `stalled-${i}`);
+    for (let i = 0; i < calls; i++) expect((await answerOf(reading, `stalled-${i}`, 30_000)).event).toBe('response');
+    expect(reading.ended).toBe(false);
+    expect(named(reading, 'error')).toEqual([]);
+    // The stalled stream was not cut (the replica reads the session's events on at its pace, nothing queued for it)...
+    const res = await api(r2.url, 'GET', '/api/v1/admin/connections', { key: admin() });
+    expect(res.body.users?.find((u: { userId: string }) => u.userId === `key:${agentKeyId}`)?.sse).toBe(1);
+    // ...and once it reads again it gets every answer, in order, with no gap.
+    stalled.resume();
+    const answered = () => [...raw.matchAll(/event: response\ndata: \{[^\n]*"id":"stalled-(\d+)"/g)].map((m) => Number(m[1]));
+    await waitFor(() => answered().length === calls, 30_000, 'every answer on the stalled stream');
+    expect(answered()).toEqual([...Array(calls).keys()]);
+    expect(raw).not.toContain('event: error');
+    stalled.destroy();
+  }, 90_000);
 
   it('ends session streams when their replica drains (SIGTERM), and they resume elsewhere', async () => {
     const r4 = await cluster.start('r4', { SHUTDOWN_DELAY_MS: '200' });

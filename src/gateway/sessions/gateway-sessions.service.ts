@@ -47,6 +47,8 @@ export const CHUNK_BYTES = 256 * 1024;
 const REPLAY_PAGE = 1000;
 /** How often this replica looks for overdue requests, expired sessions and idle backends. */
 const SWEEP_MS = 1000;
+/** A request whose record was awaited before it started. */
+const ADMITTED = Promise.resolve(true);
 
 function frame(e: StoredEvent): string {
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${e.data}\n\n`;
@@ -65,43 +67,80 @@ function evicted(from: number, to: number): string {
   });
 }
 
-/** One SSE stream of a session on this replica: replay from its cursor, then live, reporting any evicted range. */
+/**
+ * One SSE stream of a session on this replica. It reads the session's stored
+ * events from its cursor at the client's pace (a page, then wait for the
+ * socket to drain) and writes live events as they come only once it has
+ * caught up and while the client keeps up: a live batch that would leave more
+ * than a replay slice unsent (1 MB answers in 256 KiB chunks) sends it back to
+ * reading from Redis. Nothing waits in memory for a slow client and a client
+ * that reads is never cut; one that falls behind the session's retention gets
+ * the evicted range reported as an error event.
+ */
 class SessionStream implements LiveListener {
-  /** Live events that arrived while the replay ran. */
-  private buffered: StoredEvent[] | null = [];
+  /** Reading stored events (at first, and whenever the client fell behind). */
+  private catchingUp = false;
+  /** Live events arrived while catching up: read on before going live. */
+  private more = false;
 
   constructor(
     readonly sessionId: string,
     readonly conn: SseConnection,
     public cursor: number,
+    private readonly store: SessionStore,
+    private readonly logger: Logger,
   ) {}
 
   deliver(events: StoredEvent[]): void {
-    if (this.buffered) this.buffered.push(...events);
-    else this.write(events);
-  }
-
-  /** Replay done: what arrived meanwhile goes now (what the replay covered is skipped). */
-  live(): void {
-    const buffered = this.buffered ?? [];
-    this.buffered = null;
-    if (buffered.length > 0) this.write(buffered);
-  }
-
-  encode(events: StoredEvent[]): string {
-    let text = '';
-    for (const e of events) {
-      if (e.seq <= this.cursor) continue;
-      if (e.seq > this.cursor + 1) text += frame({ seq: e.seq - 1, type: 'error', data: evicted(this.cursor + 1, e.seq - 1) });
-      text += frame(e);
-      this.cursor = e.seq;
+    if (this.conn.closed) return;
+    if (this.catchingUp) {
+      this.more = true;
+      return;
     }
-    return text;
+    const { text, cursor } = this.encode(events);
+    if (text === '') return;
+    if (this.conn.wouldQueue(text.length)) {
+      void this.catchUp();
+      return;
+    }
+    this.cursor = cursor;
+    this.conn.write(chunk(Buffer.from(text)));
   }
 
-  write(events: StoredEvent[]): void {
-    const text = this.encode(events);
-    if (text !== '') this.conn.write(chunk(Buffer.from(text)));
+  /** Reads stored events after the cursor, page by page at the client's pace, until nothing newer arrived meanwhile. */
+  async catchUp(): Promise<void> {
+    if (this.catchingUp) return;
+    this.catchingUp = true;
+    try {
+      for (;;) {
+        this.more = false;
+        const page = await this.store.range(this.sessionId, this.cursor, REPLAY_PAGE);
+        if (this.conn.closed) return;
+        const { text, cursor } = this.encode(page);
+        this.cursor = cursor;
+        if (text !== '') await this.conn.writeReplay([{ frame: Buffer.from(text) } as HubEvent]);
+        if (this.conn.closed) return;
+        if (page.length < REPLAY_PAGE && !this.more) return;
+      }
+    } catch (error) {
+      this.logger.warn(`session ${this.sessionId}: reading its events failed (${(error as Error).message}); the client resumes`);
+      this.conn.close('reading the session failed', 1000);
+    } finally {
+      this.catchingUp = false;
+    }
+  }
+
+  /** The frames of the events after the cursor (an evicted range as an error event), and the cursor past them. */
+  private encode(events: StoredEvent[]): { text: string; cursor: number } {
+    let text = '';
+    let cursor = this.cursor;
+    for (const e of events) {
+      if (e.seq <= cursor) continue;
+      if (e.seq > cursor + 1) text += frame({ seq: e.seq - 1, type: 'error', data: evicted(cursor + 1, e.seq - 1) });
+      text += frame(e);
+      cursor = e.seq;
+    }
+    return { text, cursor };
   }
 
   heartbeat(): void {
@@ -249,6 +288,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
         },
       );
     }
+    this.backends.remember({ id: sessionId, owner: principal.id, servers: allowed, deferred, createdAt: Date.now(), seq: 0 });
     // Initialize every allowed backend now, reporting which failed (they are retried on first use).
     const opened = await Promise.all(
       allowed.map(async (serverId): Promise<ServerStatus> => {
@@ -304,10 +344,12 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     // A cursor ahead of the session (events it never had) resumes from the session's last event.
     const cursor = Math.min(lastEventId ?? 0, session.seq);
     await this.sse.open(request, reply, principal, EventFilter.parse(undefined, principal.role), undefined, async (conn) => {
-      const stream = new SessionStream(sessionId, conn, cursor);
+      const stream = new SessionStream(sessionId, conn, cursor, store, this.logger);
       let set = this.streams.get(sessionId);
       if (!set) this.streams.set(sessionId, (set = new Set()));
       set.add(stream);
+      // Join first, then read what is stored: what is appended meanwhile is read on (deduplicated by number).
+      const caughtUp = stream.catchUp();
       reader.join(key, stream.cursor, stream);
       this.sse.whenClosed(conn, () => {
         reader.leave(key, stream);
@@ -316,15 +358,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
         if (s?.size === 0) this.streams.delete(sessionId);
       });
       void store.touch(sessionId, principal.id).catch(() => undefined);
-      // Join first, then replay: what is appended meanwhile is buffered and deduplicated by number.
-      for (;;) {
-        const page = await store.range(sessionId, stream.cursor, REPLAY_PAGE);
-        if (page.length === 0 || conn.closed) break;
-        const text = stream.encode(page);
-        if (text !== '') await conn.writeReplay([{ frame: Buffer.from(text) } as HubEvent]);
-        if (page.length < REPLAY_PAGE) break;
-      }
-      stream.live();
+      await caughtUp;
     });
   }
 
@@ -385,37 +419,63 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     return { request_id: null };
   }
 
-  /** A request with an id: the session checked and the request recorded as pending in one round trip, then handled. */
+  /**
+   * A request with an id: the session checked and the request recorded as pending in one round trip, then
+   * handled. A session this replica already serves (its facts remembered, fewer than MAX_PENDING_REQUESTS
+   * calls in flight here) does not wait for that round trip: the call starts at once, its answer is appended
+   * only once the record is in (`admitted`), and a refusal (the session gone meanwhile, or full across
+   * replicas) aborts it — the POST gets the 404 or 429 either way.
+   */
   private async call(principal: Principal, sessionId: string, message: JsonRpcRequest, id: JsonRpcId): Promise<{ request_id: string }> {
     const store = this.requireStore();
     const requestId = randomBytes(9).toString('base64url');
     const deadline = Date.now() + this.config.gateway.requestTimeoutMs;
-    const [session, caller] = await Promise.all([
-      /^[A-Za-z0-9_-]{16,64}$/.test(sessionId) ? store.request(sessionId, principal.id, { requestId, id, deadline }, MAX_PENDING_REQUESTS) : undefined,
-      this.callers.resolve(principal),
-    ]);
-    if (session === undefined) throw new DomainError('not_found', `no streaming session ${sessionId}`);
-    if (session === 'full') {
+    const wellFormed = /^[A-Za-z0-9_-]{16,64}$/.test(sessionId);
+    const recorded = wellFormed ? store.request(sessionId, principal.id, { requestId, id, deadline }, MAX_PENDING_REQUESTS) : Promise.resolve(undefined);
+    const known = wellFormed ? this.backends.known(sessionId) : undefined;
+    if (known && known.record.owner === principal.id && known.inflight < MAX_PENDING_REQUESTS - 1) {
+      const admitted = recorded.then(
+        (r) => typeof r === 'object',
+        () => false,
+      );
+      const caller = await this.callers.resolve(principal);
+      void this.handle(known.record, caller, requestId, message, admitted).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
+      this.admitted(sessionId, await recorded);
+      return { request_id: requestId };
+    }
+    const [result, caller] = await Promise.all([recorded, this.callers.resolve(principal)]);
+    const session = this.admitted(sessionId, result);
+    this.backends.remember(session);
+    void this.handle(session, caller, requestId, message, ADMITTED).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
+    return { request_id: requestId };
+  }
+
+  /** The session a request was recorded in (which restarted its idle timer), or the 404 / 429 that refuses the request. */
+  private admitted(sessionId: string, result: SessionRecord | 'full' | undefined): SessionRecord {
+    if (result === undefined) throw new DomainError('not_found', `no streaming session ${sessionId}`);
+    if (result === 'full') {
       throw new DomainError('too_many_requests', `this session already has ${MAX_PENDING_REQUESTS} requests awaiting an answer`, {
         headers: { 'retry-after': '1' },
       });
     }
-    void store.touch(sessionId, session.owner).catch(() => undefined);
-    void this.handle(session, caller, requestId, message).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
-    return { request_id: requestId };
+    return result;
   }
 
-  private async handle(session: SessionRecord, caller: GatewayCaller, requestId: string, message: JsonRpcRequest): Promise<void> {
+  /** Runs a request and appends its one answer — once `admitted` says it was recorded (a refused one is aborted, not answered). */
+  private async handle(session: SessionRecord, caller: GatewayCaller, requestId: string, message: JsonRpcRequest, admitted: Promise<boolean>): Promise<void> {
     const started = performance.now();
     const id = message.id!;
     const tracked = this.backends.track(session.id, requestId, id);
+    void admitted.then((ok) => ok || tracked.abort('request refused'));
     let serverId: string | null = null;
     let tool: string | null = null;
     try {
       const name = message.params?.name;
       if (session.deferred && message.method === 'tools/call' && GatewaySessions.isMeta(name)) {
         const args = message.params?.arguments as Record<string, unknown> | undefined;
-        await this.answer(session.id, requestId, id, await this.callMeta(session, caller, name, args));
+        const result = await this.callMeta(session, caller, name, args);
+        if (!(await admitted)) return;
+        await this.answer(session.id, requestId, id, result);
         this.calls.record({ caller, serverId, tool: name, method: message.method, durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
         return;
       }
@@ -439,11 +499,13 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       } else {
         serverId = r.serverId;
         tool = r.tool;
-        result = await this.forward(session, caller, requestId, r.serverId, r.method, r.params, r.tool, tracked.signal);
+        result = await this.forward(session, caller, requestId, r.serverId, r.method, r.params, r.tool, tracked.signal, admitted);
       }
+      if (!(await admitted)) return;
       await this.answer(session.id, requestId, id, result);
       this.calls.record({ caller, serverId, tool, method: message.method, durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
     } catch (error) {
+      if (!(await admitted)) return;
       const e =
         error instanceof GatewayError ? error : new GatewayError(tracked.signal.aborted ? 'cancelled' : 'internal', (error as Error).message ?? String(error));
       await this.answerError(session.id, requestId, id, e);
@@ -472,6 +534,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     params: Record<string, unknown> | undefined,
     tool: string | null,
     signal: AbortSignal,
+    admitted: Promise<boolean>,
   ): Promise<Record<string, unknown>> {
     const timeoutMs = this.config.gateway.requestTimeoutMs;
     if (method === 'tools/call' && tool !== null) {
@@ -482,11 +545,16 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       return await backend.callTool(tool, args, {
         signal,
         timeoutMs,
+        // Progress of a request not yet recorded waits for it (in order); a refused one's is dropped.
         onProgress: (p) =>
-          this.enqueue(
-            session.id,
-            'notification',
-            JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+          void admitted.then(
+            (ok) =>
+              ok &&
+              this.enqueue(
+                session.id,
+                'notification',
+                JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+              ),
           ),
       });
     }

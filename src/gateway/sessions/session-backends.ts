@@ -1,12 +1,15 @@
 import type { JSONRPCNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { BackendConnector, BackendSession } from '../core/backend-connector.js';
 import { BackendPool } from '../core/backend-pool.js';
+import type { SessionRecord } from './session-store.js';
 
 interface Held {
   readonly backends: BackendPool;
   /** Calls in flight for this session on this replica (aborted when it closes). */
   readonly inflight: Map<string, { controller: AbortController; clientId: string | number }>;
   lastUsed: number;
+  /** The session's fixed facts (owner, servers, deferred), remembered while this replica holds it. */
+  record?: SessionRecord;
 }
 
 /**
@@ -42,13 +45,25 @@ export class SessionBackends {
     return this.entry(sessionId).backends.get(serverId);
   }
 
-  /** Registers a call in flight; returns its signal and the function that ends the registration. */
-  track(sessionId: string, requestId: string, clientId: string | number): { signal: AbortSignal; done: () => void } {
+  /** Remembers a session's fixed facts while this replica holds it (its next request here need not wait for Redis to route). */
+  remember(record: SessionRecord): void {
+    this.entry(record.id).record = record;
+  }
+
+  /** The remembered facts of a session this replica holds, with its number of calls in flight here. */
+  known(sessionId: string): { record: SessionRecord; inflight: number } | undefined {
+    const h = this.held.get(sessionId);
+    return h?.record ? { record: h.record, inflight: h.inflight.size } : undefined;
+  }
+
+  /** Registers a call in flight; returns its signal, the function that aborts it and the one that ends the registration. */
+  track(sessionId: string, requestId: string, clientId: string | number): { signal: AbortSignal; abort: (reason: string) => void; done: () => void } {
     const h = this.entry(sessionId);
     const controller = new AbortController();
     h.inflight.set(requestId, { controller, clientId });
     return {
       signal: controller.signal,
+      abort: (reason) => controller.abort(new Error(reason)),
       done: () => {
         h.inflight.delete(requestId);
         h.lastUsed = Date.now();

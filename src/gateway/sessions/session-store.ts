@@ -64,15 +64,21 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '0-' .. n, 't', ARGV[2], 'd', ARG
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return n`;
 
-// KEYS: session hash, pending hash; ARGV: owner, requestId, value, maxPending, ttlMs.
-// A request in one round trip: the session's record if `owner` owns it, with the request recorded as pending
-// ({'full'} when maxPending wait already, {} when there is no such session or another owns it).
+// KEYS: session hash, pending hash, owner set, events stream, activated set; ARGV: owner, requestId, value, maxPending, ttlMs, sessionId, expiresAt.
+// A request in one round trip: the session's record if `owner` owns it, with the request recorded as pending and the
+// session kept alive another ttlMs as TOUCH does ({'full'} when maxPending wait already, {} when there is no such
+// session or another owns it).
 const REQUEST = `
 local h = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'seq')
 if not h[1] or h[1] ~= ARGV[1] then return {} end
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return {'full'} end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
+redis.call('PEXPIRE', KEYS[5], ARGV[5])
+redis.call('ZADD', KEYS[3], 'XX', ARGV[7], ARGV[6])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
 return {h[1], h[2], h[3]}`;
 
 // KEYS: session hash, owner set, events stream; ARGV: sessionId, owner, now, expiresAt, maxPerOwner, meta, ttlMs.
@@ -98,7 +104,20 @@ return 1`;
 type ScriptedRedis = Redis & {
   gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwAppendMany(k1: string, k2: string, max: number, ttl: number, ...pairs: string[]): Promise<number>;
-  gwRequest(k1: string, k2: string, owner: string, requestId: string, value: string, max: number, ttl: number): Promise<string[]>;
+  gwRequest(
+    k1: string,
+    k2: string,
+    k3: string,
+    k4: string,
+    k5: string,
+    owner: string,
+    requestId: string,
+    value: string,
+    max: number,
+    ttl: number,
+    id: string,
+    expiresAt: number,
+  ): Promise<string[]>;
   gwAnswer(k1: string, k2: string, k3: string, requestId: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwCreate(
     k1: string,
@@ -120,7 +139,7 @@ function defineScripts(redis: Redis): ScriptedRedis {
   if (typeof r.gwAppend !== 'function') {
     redis.defineCommand('gwAppend', { numberOfKeys: 2, lua: APPEND });
     redis.defineCommand('gwAppendMany', { numberOfKeys: 2, lua: APPEND_MANY });
-    redis.defineCommand('gwRequest', { numberOfKeys: 2, lua: REQUEST });
+    redis.defineCommand('gwRequest', { numberOfKeys: 5, lua: REQUEST });
     redis.defineCommand('gwAnswer', { numberOfKeys: 3, lua: ANSWER });
     redis.defineCommand('gwCreate', { numberOfKeys: 3, lua: CREATE });
     redis.defineCommand('gwTouch', { numberOfKeys: 5, lua: TOUCH });
@@ -240,11 +259,26 @@ export class SessionStore {
 
   /**
    * A request of `owner` in one round trip: the session (undefined when there is none or another
-   * principal owns it), the request recorded as pending — or 'full' when `maxPending` wait already.
+   * principal owns it), the request recorded as pending and the session touched — or 'full' when
+   * `maxPending` wait already.
    */
   async request(id: string, owner: string, request: PendingRequest, maxPending: number): Promise<SessionRecord | 'full' | undefined> {
     const value = JSON.stringify({ id: request.id, deadline: request.deadline });
-    const r = await this.redis.gwRequest(this.key('s', id), this.key('p', id), owner, request.requestId, value, maxPending, this.limits.idleMs);
+    const { idleMs } = this.limits;
+    const r = await this.redis.gwRequest(
+      this.key('s', id),
+      this.key('p', id),
+      this.ownerKey(owner),
+      this.key('e', id),
+      this.key('a', id),
+      owner,
+      request.requestId,
+      value,
+      maxPending,
+      idleMs,
+      id,
+      Date.now() + idleMs,
+    );
     if (r.length === 0) return undefined;
     if (r[0] === 'full') return 'full';
     const meta = JSON.parse(r[1]) as { servers: string[]; deferred: boolean; createdAt: number };
