@@ -439,7 +439,9 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
         () => false,
       );
       const caller = await this.callers.resolve(principal);
-      void this.handle(known.record, caller, requestId, message, admitted).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
+      void this.handle(known.record, caller, requestId, message, admitted).catch((error: Error) =>
+        this.logger.warn(`request ${requestId} failed: ${error.message}`),
+      );
       this.admitted(sessionId, await recorded);
       return { request_id: requestId };
     }
