@@ -227,6 +227,9 @@ export class RedisSessionStore extends McpSessionStore {
   private readonly logger = new Logger('McpSessionStore');
   private readonly subscriber: Redis;
   private readonly channel: string;
+  /** The last entry id this replica made for a request stream (`<lastMs>-<lastSeq>`). */
+  private lastMs = 0;
+  private lastSeq = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -291,19 +294,41 @@ export class RedisSessionStore extends McpSessionStore {
     await this.signal({ kind: 'ended', sessionId });
   }
 
+  /**
+   * Stores an event and returns its id. The standalone stream may be written
+   * by any replica, so Redis numbers its entries (a round trip before the
+   * event goes out). A request's stream has one writer, the replica running
+   * the POST it answers: its entry ids are made here (increasing in this
+   * process) and the event goes out at once while Redis stores it, in order on
+   * this connection; the `appended` signal follows the store, so a stream
+   * resumed on another replica reads it from Redis.
+   */
   async append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
+    if (streamId === STANDALONE_STREAM) return eventIdOf(streamId, await this.store(sessionId, streamId, '*', message));
+    const now = Date.now();
+    this.lastSeq = now > this.lastMs ? 0 : this.lastSeq + 1;
+    this.lastMs = Math.max(now, this.lastMs);
+    const entry = `${this.lastMs}-${this.lastSeq}`;
+    void this.store(sessionId, streamId, entry, message).catch((error: Error) =>
+      this.logger.warn(`session ${sessionId}: storing event ${entry} of stream ${streamId} failed (${error.message}); a resume would miss it`),
+    );
+    return eventIdOf(streamId, entry);
+  }
+
+  /** XADD (with `entry` as its id, `*` for Redis's), then the `appended` signal; the stored entry id. */
+  private async store(sessionId: string, streamId: string, entry: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
     const key = this.streamKey(sessionId, streamId);
     const results = (await this.redis
       .multi()
-      .xadd(key, 'MAXLEN', String(this.limits.eventsPerStream), '*', 'm', JSON.stringify(message))
+      .xadd(key, 'MAXLEN', String(this.limits.eventsPerStream), entry, 'm', JSON.stringify(message))
       .pexpire(key, this.limits.ttlMs)
       .sadd(this.streamsKey(sessionId), streamId)
       .pexpire(this.streamsKey(sessionId), this.limits.ttlMs)
       .exec()) as [Error | null, unknown][];
-    const [error, entry] = results[0];
+    const [error, stored] = results[0];
     if (error) throw error;
     void this.signal({ kind: 'appended', sessionId, streamId }).catch(() => undefined);
-    return eventIdOf(streamId, entry as string);
+    return stored as string;
   }
 
   async readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]> {
