@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // MCP gateway bench (issue 13, item 6), against a direct SDK connection to the same backend as the floor:
 //   - overhead per tool call: p50/p95 of sequential `tools/call`, direct vs through a streaming session
-//     (POST request + its `response` event) and through a tool stream (POST /api/v1/mcp/stream);
+//     (POST request + its `response` event), through a tool stream (POST /api/v1/mcp/stream) and through
+//     /mcp (the same SDK client as the floor, pointed at the gateway);
 //   - events per second through one streaming session (a backend tool sending N progress notifications);
 //   - memory per idle session and N concurrent sessions on one replica (each with its SSE stream open
 //     and its backend initialized), every one of them answering a request at the end.
@@ -188,6 +189,11 @@ async function main() {
     log(`overhead: ${CALLS} sequential echo calls each way, direct and through the gateway, taking turns`);
     const direct = new Client({ name: 'bench-direct', version: '1' });
     await direct.connect(new StreamableHTTPClientTransport(new URL(backendUrl)));
+    // The same SDK client through the aggregated endpoint: what an off-the-shelf MCP client sees.
+    const viaGateway = new Client({ name: 'bench-mcp', version: '1' });
+    await viaGateway.connect(
+      new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }),
+    );
     const session = await request(port, 'POST', '/api/v1/gateway/stream', { key, body: { servers: ['bench'] } });
     if (session.status !== 201) throw new Error(`opening a session failed: ${session.status} ${session.text}`);
     const sid = session.body.session_id;
@@ -210,6 +216,7 @@ async function main() {
           body: { jsonrpc: '2.0', id: `c${i}`, method: 'tools/call', params: { name: 'bench__echo', arguments: { text: 'x' } } },
         }).then((r) => r.status !== 202 && reject(new Error(r.text)), reject);
       });
+    const viaMcp = () => viaGateway.callTool({ name: 'bench__echo', arguments: { text: 'x' } });
     const viaToolStream = () =>
       request(port, 'POST', '/api/v1/mcp/stream', {
         key,
@@ -217,10 +224,11 @@ async function main() {
       }).then((r) => {
         if (!r.text.includes('[DONE]') || r.text.includes('event: error')) throw new Error(r.text);
       });
-    // The three ways take turns call by call, so they share whatever load the machine has at each moment.
+    // The four ways take turns call by call, so they share whatever load the machine has at each moment.
     const directMs = [];
     const sessionMs = [];
     const toolStreamMs = [];
+    const mcpMs = [];
     const timed = async (fn, out) => {
       const started = performance.now();
       await fn();
@@ -231,16 +239,21 @@ async function main() {
       await timed(viaDirect, warm ? undefined : directMs);
       await timed(() => viaSession(i), warm ? undefined : sessionMs);
       await timed(viaToolStream, warm ? undefined : toolStreamMs);
+      await timed(viaMcp, warm ? undefined : mcpMs);
     }
     await direct.close();
+    await viaGateway.close();
     const d = stats(directMs);
     const s = stats(sessionMs);
     const t = stats(toolStreamMs);
+    const m = stats(mcpMs);
     figures.overhead = {
       calls: CALLS,
       directMs: { p50: round(d.p50), p95: round(d.p95), p99: round(d.p99) },
       sessionMs: { p50: round(s.p50), p95: round(s.p95), p99: round(s.p99) },
       toolStreamMs: { p50: round(t.p50), p95: round(t.p95), p99: round(t.p99) },
+      mcpMs: { p50: round(m.p50), p95: round(m.p95), p99: round(m.p99) },
+      mcpOverheadP50Ms: round(m.p50 - d.p50),
       sessionOverheadP50Ms: round(s.p50 - d.p50),
       toolStreamOverheadP50Ms: round(t.p50 - d.p50),
     };
@@ -386,6 +399,7 @@ function render(f) {
     `| Tool call, direct SDK client (floor), p50 / p95 | | ${o.directMs.p50} / ${o.directMs.p95} ms (${o.calls} calls) |`,
     `| Tool call through a streaming session, p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms) |`,
     `| Tool call through a tool stream, p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms) |`,
+    `| Tool call through \`/mcp\` (the same SDK client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.mcpMs.p50} / ${o.mcpMs.p95} ms (+${o.mcpOverheadP50Ms} ms) |`,
     `| Progress notifications, direct SDK client (floor: the backend's own rate) | | ${f.throughput.directEventsPerSecond.toLocaleString('en')}/s |`,
     `| Events through one session (backend → gateway → Redis → SSE) | ≥ 10,000/s | ${f.throughput.eventsPerSecond.toLocaleString('en')}/s (${f.throughput.events.toLocaleString('en')} events in ${f.throughput.seconds} s) |`,
     `| Memory per idle session, stream open, backend released (heap after a full GC / RSS) | ≤ 50 KB | ${f.sessions.heapPerSessionKB} / ${f.sessions.rssPerSessionKB} KB |`,
