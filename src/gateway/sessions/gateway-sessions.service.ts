@@ -43,8 +43,12 @@ export interface ServerStatus {
 export const MAX_PENDING_REQUESTS = 100;
 /** A response whose JSON is larger than this goes as `chunk` events, then a `response` without `result`. */
 export const CHUNK_BYTES = 256 * 1024;
-/** Replay page size (events read from Redis at a time). */
-const REPLAY_PAGE = 1000;
+/**
+ * Stored events read at a time by a stream catching up. Events may be 256 KiB chunks, so a
+ * page is at most ~16 MB in memory; each is written as its own frame, in slices that wait
+ * for the socket to drain (SseConnection.writeReplay).
+ */
+const REPLAY_PAGE = 64;
 /** How often this replica looks for overdue requests, expired sessions and idle backends. */
 const SWEEP_MS = 1000;
 /** A request whose record was awaited before it started. */
@@ -97,8 +101,9 @@ class SessionStream implements LiveListener {
       this.more = true;
       return;
     }
-    const { text, cursor } = this.encode(events);
-    if (text === '') return;
+    const { frames, cursor } = this.encode(events);
+    if (frames.length === 0) return;
+    const text = frames.join('');
     if (this.conn.wouldQueue(text.length)) {
       void this.catchUp();
       return;
@@ -116,9 +121,9 @@ class SessionStream implements LiveListener {
         this.more = false;
         const page = await this.store.range(this.sessionId, this.cursor, REPLAY_PAGE);
         if (this.conn.closed) return;
-        const { text, cursor } = this.encode(page);
+        const { frames, cursor } = this.encode(page);
         this.cursor = cursor;
-        if (text !== '') await this.conn.writeReplay([{ frame: Buffer.from(text) } as HubEvent]);
+        if (frames.length > 0) await this.conn.writeReplay(frames.map((f) => ({ frame: Buffer.from(f) }) as HubEvent));
         if (this.conn.closed) return;
         if (page.length < REPLAY_PAGE && !this.more) return;
       }
@@ -131,16 +136,16 @@ class SessionStream implements LiveListener {
   }
 
   /** The frames of the events after the cursor (an evicted range as an error event), and the cursor past them. */
-  private encode(events: StoredEvent[]): { text: string; cursor: number } {
-    let text = '';
+  private encode(events: StoredEvent[]): { frames: string[]; cursor: number } {
+    const frames: string[] = [];
     let cursor = this.cursor;
     for (const e of events) {
       if (e.seq <= cursor) continue;
-      if (e.seq > cursor + 1) text += frame({ seq: e.seq - 1, type: 'error', data: evicted(cursor + 1, e.seq - 1) });
-      text += frame(e);
+      if (e.seq > cursor + 1) frames.push(frame({ seq: e.seq - 1, type: 'error', data: evicted(cursor + 1, e.seq - 1) }));
+      frames.push(frame(e));
       cursor = e.seq;
     }
-    return { text, cursor };
+    return { frames, cursor };
   }
 
   heartbeat(): void {
