@@ -481,7 +481,10 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     stalled.resume();
     const answered = () => [...raw.matchAll(/event: response\ndata: \{[^\n]*"id":"stalled-(\d+)"/g)].map((m) => Number(m[1]));
     await waitFor(() => answered().length === calls, 30_000, 'every answer on the stalled stream');
-    expect(answered()).toEqual([...Array(calls).keys()]);
+    // Every answer once (concurrent calls finish in any order), in the session's order: event ids increasing, no gap.
+    expect(answered().sort((a, b) => a - b)).toEqual([...Array(calls).keys()]);
+    const ids = [...raw.matchAll(/^id: (\d+)\nevent: (?!heartbeat)/gm)].map((m) => Number(m[1]));
+    expect(ids).toEqual(ids.map((_, i) => ids[0] + i));
     expect(raw).not.toContain('event: error');
     expect(raw).not.toContain('\r\n0\r\n\r\n'); // no last chunk: not ended
     stalled.destroy();
