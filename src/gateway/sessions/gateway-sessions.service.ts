@@ -438,22 +438,24 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     const wellFormed = /^[A-Za-z0-9_-]{16,64}$/.test(sessionId);
     const recorded = wellFormed ? store.request(sessionId, principal.id, { requestId, id, deadline }, MAX_PENDING_REQUESTS) : Promise.resolve(undefined);
     const known = wellFormed ? this.backends.known(sessionId) : undefined;
+    const run = (session: SessionRecord, caller: GatewayCaller, admitted: Promise<boolean>) =>
+      void this.handle(session, caller, requestId, message, admitted).catch((error: Error) =>
+        this.logger.warn(`request ${requestId} failed: ${error.message}`),
+      );
     if (known && known.record.owner === principal.id && known.inflight < MAX_PENDING_REQUESTS - 1) {
+      // Handled before anything else is awaited, so a failed record is never an unhandled rejection.
       const admitted = recorded.then(
         (r) => typeof r === 'object',
         () => false,
       );
-      const caller = await this.callers.resolve(principal);
-      void this.handle(known.record, caller, requestId, message, admitted).catch((error: Error) =>
-        this.logger.warn(`request ${requestId} failed: ${error.message}`),
-      );
+      run(known.record, await this.callers.resolve(principal), admitted);
       this.admitted(sessionId, await recorded);
-      return { request_id: requestId };
+    } else {
+      const [result, caller] = await Promise.all([recorded, this.callers.resolve(principal)]);
+      const session = this.admitted(sessionId, result);
+      this.backends.remember(session);
+      run(session, caller, ADMITTED);
     }
-    const [result, caller] = await Promise.all([recorded, this.callers.resolve(principal)]);
-    const session = this.admitted(sessionId, result);
-    this.backends.remember(session);
-    void this.handle(session, caller, requestId, message, ADMITTED).catch((error: Error) => this.logger.warn(`request ${requestId} failed: ${error.message}`));
     return { request_id: requestId };
   }
 

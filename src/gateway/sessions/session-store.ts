@@ -64,23 +64,6 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '0-' .. n, 't', ARGV[2], 'd', ARG
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return n`;
 
-// KEYS: session hash, pending hash, owner set, events stream, activated set; ARGV: owner, requestId, value, maxPending, ttlMs, sessionId, expiresAt.
-// A request in one round trip: the session's record if `owner` owns it, with the request recorded as pending and the
-// session kept alive another ttlMs as TOUCH does ({'full'} when maxPending wait already, {} when there is no such
-// session or another owns it).
-const REQUEST = `
-local h = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'seq')
-if not h[1] or h[1] ~= ARGV[1] then return {} end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then return {'full'} end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[4], ARGV[5])
-redis.call('PEXPIRE', KEYS[5], ARGV[5])
-redis.call('ZADD', KEYS[3], 'XX', ARGV[7], ARGV[6])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
-return {h[1], h[2], h[3]}`;
-
 // KEYS: session hash, owner set, events stream; ARGV: sessionId, owner, now, expiresAt, maxPerOwner, meta, ttlMs.
 const CREATE = `
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
@@ -91,15 +74,33 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'seq', 0, 'meta', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1`;
 
-// KEYS: session hash, owner set, events stream, pending hash, activated set; ARGV: sessionId, expiresAt, ttlMs.
-const TOUCH = `
-if redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then return 0 end
+// What keeps a session alive another ttlMs, after its hash's own PEXPIRE (TOUCH and REQUEST). KEYS: session hash,
+// owner set, events stream, pending hash, activated set; ARGV: sessionId, expiresAt, ttlMs, then the script's own.
+const KEEP_ALIVE = `
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[5], ARGV[3])
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end`;
+
+// KEYS and ARGV as KEEP_ALIVE's.
+const TOUCH = `
+if redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 0 then return 0 end
+${KEEP_ALIVE}
 return 1`;
+
+// KEYS as KEEP_ALIVE's; ARGV: sessionId, expiresAt, ttlMs, owner, requestId, value, maxPending.
+// A request in one round trip: the session's record if `owner` owns it, with the request recorded as pending and the
+// session kept alive as TOUCH does ({'full'} when maxPending wait already, {} when there is no such session or
+// another owns it).
+const REQUEST = `
+local h = redis.call('HMGET', KEYS[1], 'owner', 'meta', 'seq')
+if not h[1] or h[1] ~= ARGV[4] then return {} end
+if redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[7]) then return {'full'} end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+${KEEP_ALIVE}
+return {h[1], h[2], h[3]}`;
 
 type ScriptedRedis = Redis & {
   gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
@@ -110,13 +111,13 @@ type ScriptedRedis = Redis & {
     k3: string,
     k4: string,
     k5: string,
+    id: string,
+    expiresAt: number,
+    ttl: number,
     owner: string,
     requestId: string,
     value: string,
     max: number,
-    ttl: number,
-    id: string,
-    expiresAt: number,
   ): Promise<string[]>;
   gwAnswer(k1: string, k2: string, k3: string, requestId: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwCreate(
@@ -191,6 +192,11 @@ export class SessionStore {
     return `${this.prefix}:gw:o:${owner}`;
   }
 
+  /** The keys KEEP_ALIVE extends (TOUCH's and REQUEST's KEYS). */
+  private lifeKeys(id: string, owner: string): [string, string, string, string, string] {
+    return [this.key('s', id), this.ownerKey(owner), this.key('e', id), this.key('p', id), this.key('a', id)];
+  }
+
   /** Creates the session; false when the owner is at its limit. */
   async create(id: string, owner: string, servers: string[], deferred: boolean): Promise<boolean> {
     const now = Date.now();
@@ -219,18 +225,7 @@ export class SessionStore {
 
   /** Keeps the session alive another `idleMs`; false when it is gone. */
   async touch(id: string, owner: string): Promise<boolean> {
-    return (
-      (await this.redis.gwTouch(
-        this.key('s', id),
-        this.ownerKey(owner),
-        this.key('e', id),
-        this.key('p', id),
-        this.key('a', id),
-        id,
-        Date.now() + this.limits.idleMs,
-        this.limits.idleMs,
-      )) === 1
-    );
+    return (await this.redis.gwTouch(...this.lifeKeys(id, owner), id, Date.now() + this.limits.idleMs, this.limits.idleMs)) === 1;
   }
 
   async delete(id: string, owner: string): Promise<void> {
@@ -265,20 +260,7 @@ export class SessionStore {
   async request(id: string, owner: string, request: PendingRequest, maxPending: number): Promise<SessionRecord | 'full' | undefined> {
     const value = JSON.stringify({ id: request.id, deadline: request.deadline });
     const { idleMs } = this.limits;
-    const r = await this.redis.gwRequest(
-      this.key('s', id),
-      this.key('p', id),
-      this.ownerKey(owner),
-      this.key('e', id),
-      this.key('a', id),
-      owner,
-      request.requestId,
-      value,
-      maxPending,
-      idleMs,
-      id,
-      Date.now() + idleMs,
-    );
+    const r = await this.redis.gwRequest(...this.lifeKeys(id, owner), id, Date.now() + idleMs, idleMs, owner, request.requestId, value, maxPending);
     if (r.length === 0) return undefined;
     if (r[0] === 'full') return 'full';
     const meta = JSON.parse(r[1]) as { servers: string[]; deferred: boolean; createdAt: number };
