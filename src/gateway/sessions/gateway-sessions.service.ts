@@ -641,7 +641,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     await this.flush(sessionId);
     const json = JSON.stringify(result);
     if (json.length <= CHUNK_BYTES) {
-      await store.answer(
+      await this.settle(
         sessionId,
         requestId,
         'response',
@@ -655,12 +655,22 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       const data = json.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
       await store.append(sessionId, 'chunk', JSON.stringify({ request_id: requestId, id, index: i, count, data }));
     }
-    await store.answer(sessionId, requestId, 'response', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, result_chunks: count }));
+    await this.settle(sessionId, requestId, 'response', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, result_chunks: count }));
+  }
+
+  /**
+   * Stores a request's answer (once: a request already answered or timed out stores nothing) and
+   * hands it to this replica's streams of the session as soon as Redis has numbered it.
+   */
+  private async settle(sessionId: string, requestId: string, type: 'response' | 'error', data: string): Promise<void> {
+    const store = this.requireStore();
+    const seq = await store.answer(sessionId, requestId, type, data);
+    if (seq > 0) this.reader?.offer(store.key('e', sessionId), { seq, type, data });
   }
 
   private async answerError(sessionId: string, requestId: string, id: JsonRpcId | null, error: GatewayError): Promise<void> {
     await this.flush(sessionId);
-    await this.requireStore().answer(sessionId, requestId, 'error', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, error: error.toJsonRpc() }));
+    await this.settle(sessionId, requestId, 'error', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, error: error.toJsonRpc() }));
   }
 
   /** Backend notifications outside a request (list changes, logging, resource updates) go to the session's stream. */

@@ -68,6 +68,19 @@ export class SessionStreamReader {
     }
   }
 
+  /**
+   * An event this replica has just stored, numbered by the append's reply: given to the key's
+   * listeners at once when it is the next one after what they were given, rather than when the
+   * blocked read wakes (which then skips it as already read). After a gap (an event of another
+   * replica not read yet) it is left to the read, so the order is never broken.
+   */
+  offer(key: string, event: StoredEvent): void {
+    const f = this.followed.get(key);
+    if (!f || event.seq !== f.last + 1) return;
+    f.last = event.seq;
+    this.dispatch(f, [event]);
+  }
+
   get size(): number {
     return this.followed.size;
   }
@@ -121,13 +134,17 @@ export class SessionStreamReader {
         const events = toEvents(entries).filter((e) => e.seq > f.last);
         if (events.length === 0) continue;
         f.last = events[events.length - 1].seq;
-        for (const l of [...f.listeners]) {
-          try {
-            l.deliver(events);
-          } catch (error) {
-            this.logger.warn(`a session stream listener failed: ${(error as Error).message}`);
-          }
-        }
+        this.dispatch(f, events);
+      }
+    }
+  }
+
+  private dispatch(f: Followed, events: StoredEvent[]): void {
+    for (const l of [...f.listeners]) {
+      try {
+        l.deliver(events);
+      } catch (error) {
+        this.logger.warn(`a session stream listener failed: ${(error as Error).message}`);
       }
     }
   }
