@@ -217,6 +217,35 @@ export function compareEntries(a: string, b: string): number {
 }
 
 /**
+ * Appends an event to a stream (exact MAXLEN bound), renews the stream's and the session's
+ * stream-name set's TTL, records the stream's name, and publishes the `appended` signal:
+ * one round trip. KEYS: events, stream names, signal channel. ARGV: entry id (or `*`),
+ * message JSON, stream id, max events, ttl ms, signal JSON.
+ */
+const STORE = `
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], ARGV[1], 'm', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', KEYS[3], ARGV[6])
+return id
+`;
+
+type ScriptedRedis = Redis & {
+  mcpStore(
+    events: string,
+    streams: string,
+    channel: string,
+    entry: string,
+    message: string,
+    streamId: string,
+    max: number,
+    ttl: number,
+    signal: string,
+  ): Promise<string>;
+};
+
+/**
  * Redis: the record is one JSON string with a TTL; each stream is a Redis
  * stream (XADD with an exact MAXLEN bound and the same TTL, renewed by every
  * append); the session's stream names are kept in a set so DELETE removes
@@ -239,6 +268,7 @@ export class RedisSessionStore extends McpSessionStore {
     limits: StoreLimits,
   ) {
     super(limits);
+    if (typeof (redis as ScriptedRedis).mcpStore !== 'function') redis.defineCommand('mcpStore', { numberOfKeys: 3, lua: STORE });
     this.channel = `${prefix}:mcp:signals`;
     this.subscriber = new Redis(redisUrl, {
       connectionName: `registry-mcp-${replicaId}`,
@@ -301,7 +331,10 @@ export class RedisSessionStore extends McpSessionStore {
    * the POST it answers: its entry ids are made here (increasing in this
    * process) and the event goes out at once while Redis stores it, in order on
    * this connection; the `appended` signal follows the store, so a stream
-   * resumed on another replica reads it from Redis.
+   * resumed on another replica reads it from Redis. A request stream's
+   * priming event (no message, only an id to resume from) is not stored: a
+   * replay reads what comes after an entry whether or not the entry itself
+   * was kept, and there is nothing in it to replay.
    */
   async append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
     if (streamId === STANDALONE_STREAM) return eventIdOf(streamId, await this.store(sessionId, streamId, '*', message));
@@ -309,26 +342,27 @@ export class RedisSessionStore extends McpSessionStore {
     this.lastSeq = now > this.lastMs ? 0 : this.lastSeq + 1;
     this.lastMs = Math.max(now, this.lastMs);
     const entry = `${this.lastMs}-${this.lastSeq}`;
+    if (!('jsonrpc' in message)) return eventIdOf(streamId, entry);
     void this.store(sessionId, streamId, entry, message).catch((error: Error) =>
       this.logger.warn(`session ${sessionId}: storing event ${entry} of stream ${streamId} failed (${error.message}); a resume would miss it`),
     );
     return eventIdOf(streamId, entry);
   }
 
-  /** XADD (with `entry` as its id, `*` for Redis's), then the `appended` signal; the stored entry id. */
+  /** XADD (with `entry` as its id, `*` for Redis's) and the `appended` signal in one script; the stored entry id. */
   private async store(sessionId: string, streamId: string, entry: string, message: JSONRPCMessage | Record<string, never>): Promise<string> {
-    const key = this.streamKey(sessionId, streamId);
-    const results = (await this.redis
-      .multi()
-      .xadd(key, 'MAXLEN', String(this.limits.eventsPerStream), entry, 'm', JSON.stringify(message))
-      .pexpire(key, this.limits.ttlMs)
-      .sadd(this.streamsKey(sessionId), streamId)
-      .pexpire(this.streamsKey(sessionId), this.limits.ttlMs)
-      .exec()) as [Error | null, unknown][];
-    const [error, stored] = results[0];
-    if (error) throw error;
-    void this.signal({ kind: 'appended', sessionId, streamId }).catch(() => undefined);
-    return stored as string;
+    const signal = JSON.stringify({ kind: 'appended', sessionId, streamId } satisfies StoreSignal);
+    return (this.redis as ScriptedRedis).mcpStore(
+      this.streamKey(sessionId, streamId),
+      this.streamsKey(sessionId),
+      this.channel,
+      entry,
+      JSON.stringify(message),
+      streamId,
+      this.limits.eventsPerStream,
+      this.limits.ttlMs,
+      signal,
+    );
   }
 
   async readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]> {
