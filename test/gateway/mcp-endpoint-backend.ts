@@ -9,7 +9,7 @@ import { z } from 'zod';
 /**
  * A stateful SDK-built MCP server (Streamable HTTP, sessions) for the `/mcp`
  * tests: `echo`, `slow` (progress every 50 ms until `ms` is over, and it
- * notices cancellation), `add`, plus `extra_<n>` tools to make a catalog as
+ * notices cancellation), `add`, `flood` (large progress as fast as it goes), plus `extra_<n>` tools to make a catalog as
  * large as asked. Cancellations and calls it saw are counted, so a test can
  * prove a cancel reached the backend.
  */
@@ -77,6 +77,22 @@ export class TestBackend {
       }
       return { content: [{ type: 'text' as const, text: `slept ${ms}` }] };
     });
+    // Large progress, as fast as the transport takes it: fills a client's stream (its stored events) in one call.
+    server.registerTool(
+      'flood',
+      { description: 'Sends count progress notifications of size characters each', inputSchema: { count: z.number(), size: z.number() } },
+      async ({ count, size }, extra) => {
+        this.calls.push({ tool: 'flood', args: { count, size } });
+        const token = extra._meta?.progressToken;
+        for (let i = 1; i <= count; i++) {
+          const message = `${i}:`.padEnd(size, 'x');
+          if (token !== undefined)
+            await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: count, message } });
+        }
+        this.calls.push({ tool: 'flood done', args: { count } });
+        return { content: [{ type: 'text' as const, text: `flooded ${count}` }] };
+      },
+    );
     for (let i = 0; i < this.extraTools; i++) {
       server.registerTool(`extra_${i}`, { description: i === 137 ? 'Rotates the signing keys of the vault' : `Extra tool number ${i}` }, async () => ({
         content: [{ type: 'text' as const, text: `extra ${i}` }],

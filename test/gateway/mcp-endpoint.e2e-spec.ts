@@ -1,6 +1,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError, type Progress, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { EverythingServer } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
 import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
@@ -85,7 +86,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     expect(names).toEqual(
       expect.arrayContaining(['alpha__echo', 'alpha__add', 'alpha__slow', 'everything__echo', 'everything__trigger-long-running-operation', 'big__extra_0']),
     );
-    expect(names.filter((n) => n.startsWith('big__'))).toHaveLength(303);
+    expect(names.filter((n) => n.startsWith('big__'))).toHaveLength(304);
     expect(names.some((n) => n.startsWith('broken__'))).toBe(false); // unreachable: left out of the list
     expect(await client.callTool({ name: 'alpha__echo', arguments: { text: 'hi' } })).toMatchObject({ content: [{ type: 'text', text: 'alpha:hi' }] });
     const echoed = await client.callTool({ name: 'everything__echo', arguments: { message: 'through the gateway' } });
@@ -120,7 +121,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     const bot = await key({ name: 'bot-key', role: 'viewer', agentId: 'bot' });
     const { client } = await connect(bot);
     const names = (await client.listTools()).tools.map((tool) => tool.name).sort();
-    expect(names).toEqual(['alpha__echo', 'alpha__slow']);
+    expect(names).toEqual(['alpha__echo', 'alpha__flood', 'alpha__slow']);
     expect(await client.callTool({ name: 'alpha__echo', arguments: { text: 'ok' } })).toMatchObject({ content: [{ text: 'alpha:ok' }] });
     const before = alpha.calls.length;
     expect(await rpcCode(client.callTool({ name: 'alpha__add', arguments: { a: 1, b: 2 } }))).toBe(-32003); // denied by the rule
@@ -207,6 +208,65 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     await transport.terminateSession();
     expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: list, headers: { ...headers, 'mcp-session-id': sessionId } })).status).toBe(404);
   });
+
+  it('a resumed stream whose reader stops reading is paced, not cut: once it reads again it gets every event, in order', async () => {
+    const { transport } = await connect(t.adminKey);
+    const url = new URL(t.baseUrl);
+    const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
+    // 60 progress notifications of 100 KB: 6 MB, more than loopback's buffers and the replica's STREAM_MAX_BUFFER_BYTES (1 MB).
+    const count = 60;
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'flood',
+      method: 'tools/call',
+      params: { name: 'alpha__flood', arguments: { count, size: 100_000 }, _meta: { progressToken: 'p' } },
+    });
+    // The call's own stream, read up to its priming event (an id to resume from), then cut; the call goes on.
+    const primed = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connectTcp(Number(url.port), url.hostname, () =>
+        socket.write(
+          `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        ),
+      );
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        const id = /^id: (\S+)$/m.exec(text)?.[1];
+        if (id) {
+          socket.destroy();
+          resolve(id);
+        }
+      });
+      socket.on('error', reject);
+    });
+    // Resumed on a raw socket that stops reading once the response head is in.
+    let raw = '';
+    let closed = false;
+    const stalled = await new Promise<Socket>((resolve, reject) => {
+      const socket = connectTcp(Number(url.port), url.hostname, () => {
+        socket.write(`GET /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: text/event-stream\r\nLast-Event-ID: ${primed}\r\n\r\n`);
+        resolve(socket);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => (closed = true));
+      socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+    });
+    await waitFor(() => raw.includes('\r\n\r\n'), 5000, 'the resumed stream open');
+    expect(raw).toMatch(/^HTTP\/1\.1 200/);
+    stalled.pause();
+    await waitFor(() => alpha.calls.some((c) => c.tool === 'flood done'), 30_000, 'the backend done flooding');
+    // Time for the replica to push everything it would (the old writer cut the stream here as a slow consumer).
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(closed).toBe(false);
+    stalled.resume();
+    await waitFor(() => raw.includes('flooded 60'), 30_000, 'the answer on the resumed stream');
+    const messages = [...raw.matchAll(/^data: (\{.*\})$/gm)].map((m) => JSON.parse(m[1]) as { method?: string; id?: string; params?: { progress: number } });
+    expect(messages.filter((m) => m.method === 'notifications/progress').map((m) => m.params!.progress)).toEqual([...Array(count).keys()].map((i) => i + 1));
+    expect(messages.at(-1)).toMatchObject({ id: 'flood', result: { content: [{ text: 'flooded 60' }] } });
+    await waitFor(() => raw.endsWith('\r\n0\r\n\r\n'), 10_000, 'the request stream ended (its last chunk) after its answer');
+    stalled.destroy();
+  }, 60_000);
 
   it('refuses no credentials, a foreign Origin, bad JSON, a request without a session and a bad Last-Event-ID', async () => {
     const init = {

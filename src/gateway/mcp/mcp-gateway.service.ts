@@ -31,7 +31,7 @@ const TOOLS_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_c
 /** A resumed request stream that sees no answer this long after the call timeout is ended (its replica died). */
 const ORPHAN_GRACE_MS = 15_000;
 /** Events read from the store per round when a stream is fed. */
-const READ_PAGE = 500;
+const READ_PAGE = 100;
 /** The record's lastSeenAt and TTL are renewed at most this often per session and replica. */
 const TOUCH_EVERY_MS = 5000;
 
@@ -160,12 +160,14 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     this.unsubscribe.push(this.store.onSignal((s) => this.onSignal(s)));
     this.unsubscribe.push(this.policy.onAccessChanged(() => this.accessChanged()));
     const keepAlive = setInterval(() => {
-      for (const s of this.streams) this.write(s, ': keepalive\n\n');
+      // A stream with bytes still unsent needs no keep-alive (and a stalled reader is not cut for one).
+      for (const s of this.streams) if (s.res.writableLength === 0) this.write(s, ': keepalive\n\n');
     }, this.config.stream.keepAliveMs);
     // Safety net for a lost pub/sub wake-up, and the end of orphaned request streams.
     const poll = setInterval(() => {
       for (const s of this.streams) {
-        if (s.terminal && Date.now() - s.lastEventAt > this.settings.callTimeoutMs + ORPHAN_GRACE_MS) this.endStream(s, 'no answer: the call is gone');
+        if (s.terminal && !s.reading && Date.now() - s.lastEventAt > this.settings.callTimeoutMs + ORPHAN_GRACE_MS)
+          this.endStream(s, 'no answer: the call is gone');
         else this.feed(s);
       }
     }, 1000);
@@ -461,16 +463,33 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
 
   // ---- streams fed from the store ----------------------------------------------------
 
-  private write(stream: StoreStream, chunk: string): void {
-    if (stream.ended) return;
-    if (stream.res.writableLength > this.config.stream.maxBufferBytes) {
-      this.endStream(stream, 'slow consumer', true);
-      return;
-    }
-    stream.res.write(chunk);
+  /** Whether the socket takes more now (false: wait for it to drain). */
+  private write(stream: StoreStream, chunk: string): boolean {
+    if (stream.ended) return false;
+    return stream.res.write(chunk);
   }
 
-  /** Sends what the store holds after the stream's cursor; a request stream ends after its answer. */
+  /** Resolves when the stream's socket has drained, or the stream is gone. */
+  private drained(stream: StoreStream): Promise<void> {
+    const res = stream.res;
+    return new Promise((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+
+  /**
+   * Sends what the store holds after the stream's cursor, at the client's
+   * pace: an event is written once the socket took the previous ones, so a
+   * client that reads slowly, or stops, holds at most one event here and is
+   * never cut; it gets the rest, in order, when it reads again. A request
+   * stream ends after its answer.
+   */
   private feed(stream: StoreStream): void {
     if (stream.ended) return;
     if (stream.reading) {
@@ -489,7 +508,10 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
               stream.cursor = e.entry;
               stream.lastEventAt = Date.now();
               if (Object.keys(e.message).length === 0) continue; // a priming event
-              this.write(stream, `event: message\nid: ${eventIdOf(stream.streamId, e.entry)}\ndata: ${JSON.stringify(e.message)}\n\n`);
+              if (!this.write(stream, `event: message\nid: ${eventIdOf(stream.streamId, e.entry)}\ndata: ${JSON.stringify(e.message)}\n\n`)) {
+                await this.drained(stream);
+                if (stream.ended || stream.res.destroyed) return;
+              }
               if (stream.terminal && isResponse(e.message)) {
                 this.endStream(stream, 'answered');
                 return;
