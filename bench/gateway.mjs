@@ -2,7 +2,9 @@
 // MCP gateway bench (issue 13, item 6), against a direct SDK connection to the same backend as the floor:
 //   - overhead per tool call: p50/p95 of sequential `tools/call`, direct vs through a streaming session
 //     (POST request + its `response` event), through a tool stream (POST /api/v1/mcp/stream) and through
-//     /mcp (the same SDK client as the floor, pointed at the gateway);
+//     /mcp (the same SDK client as the floor, pointed at the gateway). Each way is compared with a floor
+//     driven by the same kind of client: /mcp with the SDK client straight to the backend, sessions and
+//     tool streams (plain node:http requests) with a plain POST straight to the backend;
 //   - events per second through one streaming session (a backend tool sending N progress notifications);
 //   - memory per idle session and N concurrent sessions on one replica (each with its SSE stream open
 //     and its backend initialized), every one of them answering a request at the end.
@@ -13,6 +15,7 @@
 // --write puts the figures into docs/gateway.md (between its bench markers).
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -157,7 +160,8 @@ async function collectGarbage(pid, inspectPort) {
 async function main() {
   const root = mkdtempSync(path.join(os.tmpdir(), 'gateway-bench-'));
   chmodSync(root, 0o755); // embedded PostgreSQL's initdb may run as another user
-  const figures = { when: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadAverage: round(os.loadavg()[0], 1), quick };
+  const replicaNode = process.env.BENCH_NODE ? execFileSync(process.env.BENCH_NODE, ['--version'], { encoding: 'utf8' }).trim() : process.version;
+  const figures = { when: new Date().toISOString(), node: process.version, replicaNode, cpus: os.cpus().length, loadAverage: round(os.loadavg()[0], 1), quick };
   try {
     log('starting PostgreSQL, Redis, the MCP backend and one replica');
     const [pg, redis] = await Promise.all([startPostgres(root), startRedis('gateway-bench-redis')]);
@@ -188,7 +192,8 @@ async function main() {
     // ---- 1. overhead per tool call -------------------------------------------------
     log(`overhead: ${CALLS} sequential echo calls each way, direct and through the gateway, taking turns`);
     const direct = new Client({ name: 'bench-direct', version: '1' });
-    await direct.connect(new StreamableHTTPClientTransport(new URL(backendUrl)));
+    const directTransport = new StreamableHTTPClientTransport(new URL(backendUrl));
+    await direct.connect(directTransport);
     // The same SDK client through the aggregated endpoint: what an off-the-shelf MCP client sees.
     const viaGateway = new Client({ name: 'bench-mcp', version: '1' });
     await viaGateway.connect(
@@ -208,6 +213,36 @@ async function main() {
     });
     await sleep(300);
     const viaDirect = () => direct.callTool({ name: 'echo', arguments: { text: 'x' } });
+    // The floor for the ways driven by a plain node:http client (sessions, tool streams): the same client posting the
+    // JSON-RPC call to the backend in the direct client's MCP session (the SDK client costs ~0.3 ms more per call).
+    const viaDirectPlain = () =>
+      new Promise((resolve, reject) => {
+        const payload = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 'plain', method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }));
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: backendPort,
+            method: 'POST',
+            path: '/mcp',
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              'content-length': payload.length,
+              accept: 'application/json, text/event-stream',
+              'mcp-session-id': directTransport.sessionId,
+              'mcp-protocol-version': directTransport.protocolVersion ?? '2025-11-25',
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (text += d));
+            res.on('end', () => (text.includes('"result"') ? resolve() : reject(new Error(`direct plain call: ${res.statusCode} ${text}`))));
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
+      });
     const viaSession = (i) =>
       new Promise((resolve, reject) => {
         waiters.set(`c${i}`, resolve);
@@ -226,6 +261,7 @@ async function main() {
       });
     // The four ways take turns call by call, so they share whatever load the machine has at each moment.
     const directMs = [];
+    const plainMs = [];
     const sessionMs = [];
     const toolStreamMs = [];
     const mcpMs = [];
@@ -237,6 +273,7 @@ async function main() {
     for (let i = 0; i < Math.min(200, CALLS) + CALLS; i++) {
       const warm = i < Math.min(200, CALLS);
       await timed(viaDirect, warm ? undefined : directMs);
+      await timed(viaDirectPlain, warm ? undefined : plainMs);
       await timed(() => viaSession(i), warm ? undefined : sessionMs);
       await timed(viaToolStream, warm ? undefined : toolStreamMs);
       await timed(viaMcp, warm ? undefined : mcpMs);
@@ -244,18 +281,20 @@ async function main() {
     await direct.close();
     await viaGateway.close();
     const d = stats(directMs);
+    const p = stats(plainMs);
     const s = stats(sessionMs);
     const t = stats(toolStreamMs);
     const m = stats(mcpMs);
     figures.overhead = {
       calls: CALLS,
       directMs: { p50: round(d.p50), p95: round(d.p95), p99: round(d.p99) },
+      directPlainMs: { p50: round(p.p50), p95: round(p.p95), p99: round(p.p99) },
       sessionMs: { p50: round(s.p50), p95: round(s.p95), p99: round(s.p99) },
       toolStreamMs: { p50: round(t.p50), p95: round(t.p95), p99: round(t.p99) },
       mcpMs: { p50: round(m.p50), p95: round(m.p95), p99: round(m.p99) },
       mcpOverheadP50Ms: round(m.p50 - d.p50),
-      sessionOverheadP50Ms: round(s.p50 - d.p50),
-      toolStreamOverheadP50Ms: round(t.p50 - d.p50),
+      sessionOverheadP50Ms: round(s.p50 - p.p50),
+      toolStreamOverheadP50Ms: round(t.p50 - p.p50),
     };
     log(`overhead: ${JSON.stringify(figures.overhead)}`);
 
@@ -392,13 +431,14 @@ function render(f) {
   const o = f.overhead;
   const table = [
     BEGIN,
-    `Measured ${f.when.slice(0, 10)} on ${f.cpus} cores (load average ${f.loadAverage} at the start: other work shared them), Node ${f.node}, one replica, one backend process, by \`npm run bench -- --gateway --write\`${f.quick ? ' (--quick)' : ''}:`,
+    `Measured ${f.when.slice(0, 10)} on ${f.cpus} cores (load average ${f.loadAverage} at the start: other work shared them), Node ${f.replicaNode ?? f.node} for the replica (${f.node} for the clients), one replica, one backend process, by \`npm run bench -- --gateway --write\`${f.quick ? ' (--quick)' : ''}:`,
     '',
     '| Figure | Target | Measured |',
     '|---|---|---|',
-    `| Tool call, direct SDK client (floor), p50 / p95 | | ${o.directMs.p50} / ${o.directMs.p95} ms (${o.calls} calls) |`,
-    `| Tool call through a streaming session, p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms) |`,
-    `| Tool call through a tool stream, p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms) |`,
+    `| Tool call, direct SDK client (floor of \`/mcp\`), p50 / p95 | | ${o.directMs.p50} / ${o.directMs.p95} ms (${o.calls} calls) |`,
+    `| Tool call, direct plain \`node:http\` POST (floor of sessions and tool streams), p50 / p95 | | ${o.directPlainMs.p50} / ${o.directPlainMs.p95} ms |`,
+    `| Tool call through a streaming session (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms) |`,
+    `| Tool call through a tool stream (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms) |`,
     `| Tool call through \`/mcp\` (the same SDK client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.mcpMs.p50} / ${o.mcpMs.p95} ms (+${o.mcpOverheadP50Ms} ms) |`,
     `| Progress notifications, direct SDK client (floor: the backend's own rate) | | ${f.throughput.directEventsPerSecond.toLocaleString('en')}/s |`,
     `| Events through one session (backend → gateway → Redis → SSE) | ≥ 10,000/s | ${f.throughput.eventsPerSecond.toLocaleString('en')}/s (${f.throughput.events.toLocaleString('en')} events in ${f.throughput.seconds} s) |`,
