@@ -1,11 +1,11 @@
 import { Controller, Get, Headers, Inject, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { once } from 'node:events';
 import { z } from 'zod';
 import { CredentialWatcher } from '../auth/credential-watcher.js';
 import { CurrentPrincipal, type Principal } from '../auth/principal.js';
 import { ClusterState } from '../bus/event-bus.js';
 import { DomainError } from '../common/domain-error.js';
+import { drainedOrClosed } from '../common/drained.js';
 import { ZodPipe } from '../common/zod-validation.pipe.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { OutboxRepository } from '../outbox/outbox.repository.js';
@@ -105,7 +105,7 @@ export class DiscoveryController {
       'x-request-id': String(request.id),
     });
     const send = async (text: string) => {
-      if (!res.write(text) && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(text) && !res.destroyed) await drainedOrClosed(res);
     };
     await send(`retry: ${this.config.stream.retryMs}\n\n`);
     for (const [section, items] of Object.entries(view.sections)) {

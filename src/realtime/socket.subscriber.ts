@@ -1,4 +1,5 @@
 import type { Socket } from 'socket.io';
+import { drainedOrClosed } from '../common/drained.js';
 import type { HubEvent } from '../streaming/event-window.js';
 import type { EventFilter } from '../streaming/event-filter.js';
 import { CLOSE_TIMEOUT_MS } from '../streaming/sse.connection.js';
@@ -166,21 +167,8 @@ export class SocketSubscriber implements Subscriber<Packets> {
       if (conn.readyState !== 'open') return;
       const end = Math.min(events.length, i + REPLAY_SLICE);
       for (let k = i; k < end; k++) conn.write(eventPacket(events[k]));
-      if (this.backlog() > 64 * 1024) await this.drained();
+      if (this.backlog() > 64 * 1024) await drainedOrClosed(this.conn);
     }
-  }
-
-  private drained(): Promise<void> {
-    const conn = this.conn;
-    return new Promise((resolve) => {
-      const done = () => {
-        conn.removeListener('drain', done);
-        conn.removeListener('close', done);
-        resolve();
-      };
-      conn.once('drain', done);
-      conn.once('close', done);
-    });
   }
 
   reset(cursor: number, reason: string): void {

@@ -14,6 +14,7 @@ import { Counter, Gauge } from 'prom-client';
 import { CredentialWatcher } from '../../auth/credential-watcher.js';
 import type { Principal } from '../../auth/principal.js';
 import { ClusterState } from '../../bus/event-bus.js';
+import { drainedOrClosed } from '../../common/drained.js';
 import { checkOrigin } from '../../common/origin-policy.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { LifecycleService } from '../../ops/lifecycle.service.js';
@@ -469,20 +470,6 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     return stream.res.write(chunk);
   }
 
-  /** Resolves when the stream's socket has drained, or the stream is gone. */
-  private drained(stream: StoreStream): Promise<void> {
-    const res = stream.res;
-    return new Promise((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
-  }
-
   /**
    * Sends what the store holds after the stream's cursor, at the client's
    * pace: an event is written once the socket took the previous ones, so a
@@ -509,7 +496,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
               stream.lastEventAt = Date.now();
               if (Object.keys(e.message).length === 0) continue; // a priming event
               if (!this.write(stream, `event: message\nid: ${eventIdOf(stream.streamId, e.entry)}\ndata: ${JSON.stringify(e.message)}\n\n`)) {
-                await this.drained(stream);
+                await drainedOrClosed(stream.res);
                 if (stream.ended || stream.res.destroyed) return;
               }
               if (stream.terminal && isResponse(e.message)) {
