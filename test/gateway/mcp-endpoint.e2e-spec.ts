@@ -268,6 +268,49 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     stalled.destroy();
   }, 60_000);
 
+  it('a revoked key’s streams end at once: its running call is cancelled at the backend, its GET stream ended', async () => {
+    const created = await api(t.baseUrl, 'POST', '/api/v1/api-keys', { key: t.adminKey, body: { name: 'revoked-mcp', role: 'admin' } });
+    expect(created.status).toBe(201);
+    const revoked = created.body.key as string;
+    const { transport } = await connect(revoked);
+    const url = new URL(t.baseUrl);
+    const session = `Authorization: Bearer ${revoked}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
+    const open = (head: string) => {
+      const s = { raw: '', closed: false, socket: undefined as Socket | undefined };
+      s.socket = connectTcp(Number(url.port), url.hostname, () => s.socket!.write(head));
+      s.socket.on('data', (d: Buffer) => (s.raw += d.toString('latin1')));
+      s.socket.on('close', () => (s.closed = true));
+      s.socket.on('error', () => undefined);
+      return s;
+    };
+    const get = open(`GET /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: text/event-stream\r\n\r\n`);
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'slow',
+      method: 'tools/call',
+      params: { name: 'alpha__slow', arguments: { ms: 20_000 }, _meta: { progressToken: 's' } },
+    });
+    const post = open(
+      `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await waitFor(() => get.raw.includes('\r\n\r\n') && post.raw.includes('notifications/progress'), 10_000, 'both streams open, the call running');
+    expect(get.raw).toMatch(/^HTTP\/1\.1 200/);
+    const cancelledBefore = alpha.cancelled;
+    expect((await api(t.baseUrl, 'DELETE', `/api/v1/api-keys/${created.body.id}`, { key: t.adminKey })).status).toBe(204);
+    await waitFor(() => post.closed, 10_000, 'the call’s stream cut');
+    await waitFor(() => get.closed || get.raw.endsWith('\r\n0\r\n\r\n'), 10_000, 'the GET stream ended');
+    await waitFor(() => alpha.cancelled > cancelledBefore, 10_000, 'the call cancelled at the backend');
+    expect(post.raw).not.toContain('slept 20000');
+    const again = await api(t.baseUrl, 'POST', '/mcp', {
+      key: revoked,
+      body: { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+      headers: { accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
+    });
+    expect(again.status).toBe(401);
+    get.socket!.destroy();
+  }, 60_000);
+
   it('refuses no credentials, a foreign Origin, bad JSON, a request without a session and a bad Last-Event-ID', async () => {
     const init = {
       jsonrpc: '2.0',

@@ -283,6 +283,14 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     session.lastUsed = Date.now();
     reply.hijack();
     const res = reply.raw;
+    // A credential revoked (expired, re-roled) while its POST is answered ends it: the response is cut and the
+    // session's calls on this replica are aborted (the backends are sent notifications/cancelled).
+    const untrack = this.credentials.track(principal, {
+      close: (reason: string) => {
+        res.destroy();
+        void this.closeLocal(session, reason);
+      },
+    });
     try {
       const response = await session.transport.handleRequest(webRequest(request), { parsedBody: body });
       await this.pipe(response, res);
@@ -293,6 +301,8 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
           .writeHead(500, { 'content-type': 'application/json' })
           .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
       else if (!res.writableEnded) res.end();
+    } finally {
+      untrack();
     }
   }
 
