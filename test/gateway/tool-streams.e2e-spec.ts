@@ -145,6 +145,25 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
     await waitFor(() => alpha.cancelled > before, 10_000, 'the backend call cancelled');
   });
 
+  it('ends the stream and cancels the backend call when the key is revoked', async () => {
+    const created = await api(r1.url, 'POST', '/api/v1/api-keys', { key: admin(), body: { name: 'revoked-tool-stream', role: 'admin' } });
+    expect(created.status).toBe(201);
+    const before = alpha.cancelled;
+    const waiting = alpha.waiting;
+    const res = await fetch(`${r2.url}/api/v1/mcp/stream`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${created.body.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'r', method: 'tools/call', params: { name: 'alpha__wait', arguments: {} } }),
+    });
+    expect(res.status).toBe(200);
+    const body = res.text().catch(() => 'cut');
+    await waitFor(() => alpha.waiting > waiting, 10_000, 'the call running at the backend');
+    expect((await api(r1.url, 'DELETE', `/api/v1/api-keys/${created.body.id}`, { key: admin() })).status).toBe(204);
+    const ended = await Promise.race([body, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
+    expect(ended).not.toBe('still open');
+    await waitFor(() => alpha.cancelled > before, 10_000, 'the backend call cancelled');
+  });
+
   it('forwards the progress of server-everything’s long-running operation', async () => {
     const res = await call(r1, admin(), 'everything__trigger-long-running-operation', { duration: 0.3, steps: 3 }, 'lr');
     const events = res.frames.map((f) => f.event);
