@@ -21,8 +21,9 @@ import { GatewayPolicy } from '../core/gateway-policy.js';
 import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
 import { broadcastList, route } from './gateway-router.js';
 import { SessionBackends } from './session-backends.js';
-import { type SessionRecord, SessionStore, type StoredEvent } from './session-store.js';
-import { type LiveListener, SessionStreamReader } from './stream-reader.js';
+import { MemorySessionStore } from './memory-session-store.js';
+import { RedisSessionStore, type SessionRecord, type SessionStore, type StoredEvent } from './session-store.js';
+import { type LiveListener, type SessionFeed, SessionStreamReader } from './stream-reader.js';
 
 export type JsonRpcId = string | number;
 
@@ -157,17 +158,18 @@ class SessionStream implements LiveListener {
  * Streaming sessions (`/api/v1/gateway/stream`): a client opens a session on
  * some MCP servers, follows its events over SSE, and posts JSON-RPC requests
  * whose answers arrive on that stream, through whichever replica. The session
- * (record, events, pending requests) lives in Redis (SessionStore); each
+ * (record, events, pending requests) lives in Redis (RedisSessionStore); each
  * replica follows the sessions streamed through it with one blocking reader
  * (SessionStreamReader) and holds backend MCP sessions for the requests it
- * handles (SessionBackends). Closing a session frees what every replica holds
+ * handles (SessionBackends). One replica without Redis keeps them in process
+ * (MemorySessionStore, its own live feed). Closing a session frees what every replica holds
  * for it (a bus control message).
  */
 @Injectable()
 export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('GatewaySessions');
   private store?: SessionStore;
-  private reader?: SessionStreamReader;
+  private feed?: SessionFeed;
   private readonly backends: SessionBackends;
   private readonly streams = new Map<string, Set<SessionStream>>();
   private heartbeatTimer?: NodeJS.Timeout;
@@ -218,16 +220,21 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   }
 
   onModuleInit(): void {
-    if (!this.enabled || !this.redis) return;
+    if (!this.enabled) return;
     const g = this.config.gateway;
-    this.store = new SessionStore(this.redis.commands, this.config.redisPrefix, {
-      maxEvents: g.maxPendingEvents,
-      idleMs: g.sessionIdleMs,
-      maxPerOwner: g.maxSessionsPerClient,
-    });
-    const blocking = this.redis.commands.duplicate({ connectionName: `registry-gw-${this.config.replicaId}`, enableAutoPipelining: false });
-    blocking.on('error', (error: Error) => this.logger.warn(`redis (session reader): ${error.message}`));
-    this.reader = new SessionStreamReader(blocking, this.redis.commands);
+    const limits = { maxEvents: g.maxPendingEvents, idleMs: g.sessionIdleMs, maxPerOwner: g.maxSessionsPerClient };
+    if (this.redis) {
+      const store = new RedisSessionStore(this.redis.commands, this.config.redisPrefix, limits);
+      const blocking = this.redis.commands.duplicate({ connectionName: `registry-gw-${this.config.replicaId}`, enableAutoPipelining: false });
+      blocking.on('error', (error: Error) => this.logger.warn(`redis (session reader): ${error.message}`));
+      this.store = store;
+      this.feed = new SessionStreamReader(blocking, this.redis.commands, (id) => store.key('e', id));
+    } else {
+      // One replica without Redis: sessions live in this process.
+      const store = new MemorySessionStore(limits);
+      this.store = store;
+      this.feed = store;
+    }
     this.bus.onControl((message) => {
       if (message.op === 'gateway_session_closed' && message.sessionId) this.closedEverywhere(message.sessionId, message.reason ?? 'session closed');
       else if (message.op === 'gateway_cancel' && message.sessionId && message.clientId !== undefined) {
@@ -243,13 +250,12 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sweepTimer);
-    this.reader?.stop();
+    this.feed?.stop();
     await this.backends.closeAll();
   }
 
   private requireStore(): SessionStore {
-    if (!this.enabled) throw new DomainError('not_found', 'streaming sessions are switched off (GATEWAY_SESSIONS_ENABLED=false)');
-    if (!this.store) throw new DomainError('service_unavailable', 'streaming sessions need Redis (REDIS_URL): their state is shared by the replicas');
+    if (!this.store) throw new DomainError('not_found', 'streaming sessions are switched off (GATEWAY_SESSIONS_ENABLED=false)');
     return this.store;
   }
 
@@ -344,8 +350,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   async stream(request: FastifyRequest, reply: FastifyReply, principal: Principal, sessionId: string, lastEventId: number | undefined): Promise<void> {
     const session = await this.owned(principal, sessionId);
     const store = this.requireStore();
-    const reader = this.reader!;
-    const key = store.key('e', sessionId);
+    const feed = this.feed!;
     // A cursor ahead of the session (events it never had) resumes from the session's last event.
     const cursor = Math.min(lastEventId ?? 0, session.seq);
     await this.sse.open(request, reply, principal, EventFilter.parse(undefined, principal.role), undefined, async (conn) => {
@@ -355,9 +360,9 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       set.add(stream);
       // Join first, then read what is stored: what is appended meanwhile is read on (deduplicated by number).
       const caughtUp = stream.catchUp();
-      reader.join(key, stream.cursor, stream);
+      feed.join(sessionId, stream.cursor, stream);
       this.sse.whenClosed(conn, () => {
-        reader.leave(key, stream);
+        feed.leave(sessionId, stream);
         const s = this.streams.get(sessionId);
         s?.delete(stream);
         if (s?.size === 0) this.streams.delete(sessionId);
@@ -665,7 +670,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   private async settle(sessionId: string, requestId: string, type: 'response' | 'error', data: string): Promise<void> {
     const store = this.requireStore();
     const seq = await store.answer(sessionId, requestId, type, data);
-    if (seq > 0) this.reader?.offer(store.key('e', sessionId), { seq, type, data });
+    if (seq > 0) this.feed?.offer(sessionId, { seq, type, data });
   }
 
   private async answerError(sessionId: string, requestId: string, id: JsonRpcId | null, error: GatewayError): Promise<void> {

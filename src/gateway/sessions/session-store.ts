@@ -164,6 +164,46 @@ export function toEvents(entries: [string, string[]][]): StoredEvent[] {
 }
 
 /**
+ * Where streaming sessions live: the record (owner, servers, options, last
+ * event number), its numbered events (capped at `maxEvents`, oldest evicted
+ * first, which a reader notices as a jump and reports), the requests awaiting
+ * their answer (so a response and a timeout can never both be sent), the
+ * activated tools, and each owner's sessions (the per-client limit).
+ * Everything expires after `idleMs` without a request or an open stream.
+ * RedisSessionStore is shared by the replicas; MemorySessionStore serves one
+ * replica without Redis.
+ */
+export abstract class SessionStore {
+  constructor(readonly limits: SessionLimits) {}
+
+  /** Creates the session; false when the owner is at its limit. */
+  abstract create(id: string, owner: string, servers: string[], deferred: boolean): Promise<boolean>;
+  abstract get(id: string): Promise<SessionRecord | undefined>;
+  /** Keeps the session alive another `idleMs`; false when it is gone. */
+  abstract touch(id: string, owner: string): Promise<boolean>;
+  abstract delete(id: string, owner: string): Promise<void>;
+  /** Whether each session still exists (a store that cannot tell says it does). */
+  abstract exists(ids: string[]): Promise<boolean[]>;
+  /** Appends an event; its number, or 0 when the session is gone. */
+  abstract append(id: string, type: string, data: string): Promise<number>;
+  /** Appends events at once, in order; the last one's number, or 0 when the session is gone. */
+  abstract appendMany(id: string, events: readonly { type: string; data: string }[]): Promise<number>;
+  /**
+   * A request of `owner`: the session (undefined when there is none or another principal owns it), the
+   * request recorded as pending and the session kept alive — or 'full' when `maxPending` wait already.
+   */
+  abstract request(id: string, owner: string, request: PendingRequest, maxPending: number): Promise<SessionRecord | 'full' | undefined>;
+  /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
+  abstract answer(id: string, requestId: string, type: 'response' | 'error', data: string): Promise<number>;
+  abstract pending(id: string): Promise<PendingRequest[]>;
+  /** Events after `after`, at most `count`, oldest first. */
+  abstract range(id: string, after: number, count: number): Promise<StoredEvent[]>;
+  /** The activated tools of a deferred session, sorted. */
+  abstract activated(id: string): Promise<string[]>;
+  abstract activate(id: string, names: string[]): Promise<void>;
+}
+
+/**
  * Streaming sessions in Redis, so any replica can serve any part of one: the
  * record (owner, servers, options, last event number) in a hash; the events
  * in a Redis Stream with ids `0-<n>` (n = the SSE id), capped at `maxEvents`
@@ -173,14 +213,15 @@ export function toEvents(entries: [string, string[]][]): StoredEvent[] {
  * (the per-client limit). Everything expires after `idleMs` without a request
  * or an open stream.
  */
-export class SessionStore {
+export class RedisSessionStore extends SessionStore {
   private readonly redis: ScriptedRedis;
 
   constructor(
     redis: Redis,
     private readonly prefix: string,
-    readonly limits: SessionLimits,
+    limits: SessionLimits,
   ) {
+    super(limits);
     this.redis = defineScripts(redis);
   }
 

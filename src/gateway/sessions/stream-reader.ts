@@ -8,6 +8,16 @@ export interface LiveListener {
   deliver(events: StoredEvent[]): void;
 }
 
+/** How a replica's session streams get the events appended to their sessions, as they are appended. */
+export interface SessionFeed {
+  /** Follows the session from event `after` on; the listener gets every event after it (plus what others of the session get). */
+  join(sessionId: string, after: number, listener: LiveListener): void;
+  leave(sessionId: string, listener: LiveListener): void;
+  /** An event this replica has just stored, numbered: a feed that learns of appends later may give it at once. */
+  offer(sessionId: string, event: StoredEvent): void;
+  stop(): void;
+}
+
 interface Followed {
   /** Last event number read from Redis for this key. */
   last: number;
@@ -26,7 +36,7 @@ const BATCH = 1000;
  * (`CLIENT UNBLOCK`) and issued again with the new set. One connection per
  * replica, whatever the number of sessions.
  */
-export class SessionStreamReader {
+export class SessionStreamReader implements SessionFeed {
   private readonly logger = new Logger('GatewayStreamReader');
   private readonly followed = new Map<string, Followed>();
   private clientId?: number;
@@ -38,27 +48,24 @@ export class SessionStreamReader {
   constructor(
     private readonly reader: Redis,
     private readonly commands: Redis,
+    /** The Redis key of a session's events. */
+    private readonly keyOf: (sessionId: string) => string,
   ) {}
 
-  /** Follows `key` from event `after` on; the listener gets every event after it (plus what others on the key get). */
-  join(key: string, after: number, listener: LiveListener): void {
+  join(sessionId: string, after: number, listener: LiveListener): void {
+    const key = this.keyOf(sessionId);
     let f = this.followed.get(key);
+    // Reads of a key already followed may be ahead of this listener: it catches up by its own replay.
     if (!f) {
       f = { last: after, listeners: new Set() };
       this.followed.set(key, f);
-    } else if (after < f.last) {
-      // Reads for this key are ahead of this listener: it catches up by its own replay.
     }
     f.listeners.add(listener);
     this.changed();
   }
 
-  /** Where live reads of `key` are (the listener's replay must cover up to here). */
-  position(key: string): number | undefined {
-    return this.followed.get(key)?.last;
-  }
-
-  leave(key: string, listener: LiveListener): void {
+  leave(sessionId: string, listener: LiveListener): void {
+    const key = this.keyOf(sessionId);
     const f = this.followed.get(key);
     if (!f) return;
     f.listeners.delete(listener);
@@ -74,8 +81,8 @@ export class SessionStreamReader {
    * blocked read wakes (which then skips it as already read). After a gap (an event of another
    * replica not read yet) it is left to the read, so the order is never broken.
    */
-  offer(key: string, event: StoredEvent): void {
-    const f = this.followed.get(key);
+  offer(sessionId: string, event: StoredEvent): void {
+    const f = this.followed.get(this.keyOf(sessionId));
     if (!f || event.seq !== f.last + 1) return;
     f.last = event.seq;
     this.dispatch(f, [event]);
