@@ -238,7 +238,6 @@ export class RedisSessionStore extends SessionStore {
     return [this.key('s', id), this.ownerKey(owner), this.key('e', id), this.key('p', id), this.key('a', id)];
   }
 
-  /** Creates the session; false when the owner is at its limit. */
   async create(id: string, owner: string, servers: string[], deferred: boolean): Promise<boolean> {
     const now = Date.now();
     const meta = JSON.stringify({ servers, deferred, createdAt: now });
@@ -264,7 +263,6 @@ export class RedisSessionStore extends SessionStore {
     return { id, owner: h.owner, servers: meta.servers, deferred: meta.deferred, createdAt: meta.createdAt, seq: Number(h.seq ?? 0) };
   }
 
-  /** Keeps the session alive another `idleMs`; false when it is gone. */
   async touch(id: string, owner: string): Promise<boolean> {
     return (await this.redis.gwTouch(...this.lifeKeys(id, owner), id, Date.now() + this.limits.idleMs, this.limits.idleMs)) === 1;
   }
@@ -281,23 +279,18 @@ export class RedisSessionStore extends SessionStore {
     return results.map(([error, n]) => error !== null || n === 1);
   }
 
-  /** Appends an event; its number, or 0 when the session is gone. */
   append(id: string, type: string, data: string): Promise<number> {
     return this.redis.gwAppend(this.key('s', id), this.key('e', id), type, data, this.limits.maxEvents, this.limits.idleMs);
   }
 
-  /** Appends events in one round trip, in order; the last one's number, or 0 when the session is gone. */
+  /** One round trip (APPEND_MANY). */
   appendMany(id: string, events: readonly { type: string; data: string }[]): Promise<number> {
     const pairs: string[] = [];
     for (const e of events) pairs.push(e.type, e.data);
     return this.redis.gwAppendMany(this.key('s', id), this.key('e', id), this.limits.maxEvents, this.limits.idleMs, ...pairs);
   }
 
-  /**
-   * A request of `owner` in one round trip: the session (undefined when there is none or another
-   * principal owns it), the request recorded as pending and the session touched — or 'full' when
-   * `maxPending` wait already.
-   */
+  /** One round trip (REQUEST). */
   async request(id: string, owner: string, request: PendingRequest, maxPending: number): Promise<SessionRecord | 'full' | undefined> {
     const value = JSON.stringify({ id: request.id, deadline: request.deadline });
     const { idleMs } = this.limits;
@@ -308,7 +301,6 @@ export class RedisSessionStore extends SessionStore {
     return { id, owner: r[0], servers: meta.servers, deferred: meta.deferred, createdAt: meta.createdAt, seq: Number(r[2] ?? 0) };
   }
 
-  /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
   answer(id: string, requestId: string, type: 'response' | 'error', data: string): Promise<number> {
     return this.redis.gwAnswer(this.key('s', id), this.key('e', id), this.key('p', id), requestId, type, data, this.limits.maxEvents, this.limits.idleMs);
   }
@@ -321,7 +313,6 @@ export class RedisSessionStore extends SessionStore {
     });
   }
 
-  /** Events after `after`, at most `count`, oldest first. */
   async range(id: string, after: number, count: number): Promise<StoredEvent[]> {
     const entries = (await this.redis.xrange(this.key('e', id), `(0-${after}`, '+', 'COUNT', count)) as [string, string[]][];
     return toEvents(entries);
