@@ -178,6 +178,9 @@ export class CredentialWatcher implements OnModuleInit, OnApplicationShutdown {
     }
     let closed = 0;
     for (const group of [...this.groups.values()]) {
+      // A credential first tracked while the query ran was not asked about: the next check judges it.
+      const [kind, id] = splitCredential(group.credential);
+      if ((kind === 'key' && !keys.has(id)) || (kind === 'session' && !sessions.has(id))) continue;
       const role = valid.get(group.credential);
       if (role === group.role) continue;
       const reason = role === undefined ? CLOSE_REVOKED : CLOSE_ROLE_CHANGED;
