@@ -47,7 +47,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     alpha = await TestBackend.start('alpha');
     big = await TestBackend.start('big', 300);
     everything = await EverythingServer.start(await freePort());
-    t = await startTestApp({ redis: true, env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    t = await startTestApp({ redis: true, env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true', GATEWAY_MCP_EVENTS_PER_STREAM: '5000' } });
     const healthCheck = { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 };
     for (const [id, url] of [
       ['alpha', alpha.url],
@@ -213,13 +213,14 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     const { transport } = await connect(t.adminKey);
     const url = new URL(t.baseUrl);
     const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
-    // 60 progress notifications of 100 KB: 6 MB, more than loopback's buffers and the replica's STREAM_MAX_BUFFER_BYTES (1 MB).
-    const count = 60;
+    // 3,000 progress notifications of 2 KB: 6 MB, more than loopback's buffers and the replica's STREAM_MAX_BUFFER_BYTES (1 MB),
+    // read back from the store in 30 pages.
+    const count = 3000;
     const body = JSON.stringify({
       jsonrpc: '2.0',
       id: 'flood',
       method: 'tools/call',
-      params: { name: 'alpha__flood', arguments: { count, size: 100_000 }, _meta: { progressToken: 'p' } },
+      params: { name: 'alpha__flood', arguments: { count, size: 2000 }, _meta: { progressToken: 'p' } },
     });
     // The call's own stream, read up to its priming event (an id to resume from), then cut; the call goes on.
     const primed = await new Promise<string>((resolve, reject) => {
@@ -260,10 +261,10 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(closed).toBe(false);
     stalled.resume();
-    await waitFor(() => raw.includes('flooded 60'), 30_000, 'the answer on the resumed stream');
+    await waitFor(() => raw.includes(`flooded ${count}`), 30_000, 'the answer on the resumed stream');
     const messages = [...raw.matchAll(/^data: (\{.*\})$/gm)].map((m) => JSON.parse(m[1]) as { method?: string; id?: string; params?: { progress: number } });
     expect(messages.filter((m) => m.method === 'notifications/progress').map((m) => m.params!.progress)).toEqual([...Array(count).keys()].map((i) => i + 1));
-    expect(messages.at(-1)).toMatchObject({ id: 'flood', result: { content: [{ text: 'flooded 60' }] } });
+    expect(messages.at(-1)).toMatchObject({ id: 'flood', result: { content: [{ text: `flooded ${count}` }] } });
     await waitFor(() => raw.endsWith('\r\n0\r\n\r\n'), 10_000, 'the request stream ended (its last chunk) after its answer');
     stalled.destroy();
   }, 60_000);
