@@ -73,8 +73,16 @@ describe('stream hardening under network faults (real processes, fault proxy)', 
     proxy.restore(); // the acquisitions complete for clients that are gone
     await sleep(1500);
     expect(await metric(r, 'registry_sse_connections')).toBe(0);
+    // Both slots are free again: at once, or by the next heartbeat (every CONNECTION_LEASE_MS / 3, it rewrites this
+    // replica's share from its own counts, so a Redis-side count left by a command that ran late is repaired). A slot
+    // leaked in the replica's own counts — the defect this guards — is never given back, however long one waits.
     const a = await sse(r, key);
-    const b = await sse(r, key);
+    let b = await sse(r, key);
+    for (const until = Date.now() + 5000; b.status === 429 && Date.now() < until;) {
+      b.close();
+      await sleep(250);
+      b = await sse(r, key);
+    }
     expect([a.status, b.status]).toEqual([200, 200]);
   });
 
