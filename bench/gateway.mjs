@@ -9,7 +9,7 @@
 //   - memory per idle session and N concurrent sessions on one replica (each with its SSE stream open
 //     and its backend initialized), every one of them answering a request at the end.
 //
-//   npm run bench -- --gateway [--quick] [--calls N] [--events N] [--sessions N] [--write]
+//   npm run bench -- --gateway [--quick] [--calls N] [--events N] [--sessions N] [--write | --overhead-only]
 //   node bench/gateway.mjs …            (the same; BENCH_DIST / BENCH_NODE as for bench/run.mjs)
 //
 // --write puts the figures into docs/gateway.md (between its bench markers).
@@ -39,6 +39,9 @@ const CALLS = Number(arg('calls', quick ? 300 : 2000));
 const EVENTS = Number(arg('events', quick ? 5000 : 50_000));
 const SESSIONS = Number(arg('sessions', quick ? 100 : 1000));
 const write = arg('write', false) === true;
+/** Only the overhead per tool call (for A/B runs of two builds: BENCH_DIST); nothing is written to the docs. */
+const overheadOnly = arg('overhead-only', false) === true;
+if (write && overheadOnly) throw new Error('--write needs every figure: leave out --overhead-only');
 /** Backend sessions of an unused streaming session are released after this (the replica's setting for the bench). */
 const BACKEND_IDLE_MS = 3000;
 const t0 = performance.now();
@@ -295,118 +298,125 @@ async function main() {
       mcpOverheadP50Ms: round(m.p50 - d.p50),
       sessionOverheadP50Ms: round(s.p50 - p.p50),
       toolStreamOverheadP50Ms: round(t.p50 - p.p50),
+      // The same two against the SDK client's direct call, the floor the issue names for every way.
+      sessionOverSdkP50Ms: round(s.p50 - d.p50),
+      toolStreamOverSdkP50Ms: round(t.p50 - d.p50),
     };
     log(`overhead: ${JSON.stringify(figures.overhead)}`);
-
-    // ---- 2. events per second through one session ------------------------------------
-    log(`throughput: one tools/call sending ${EVENTS} progress notifications, direct (the floor), then through one session`);
-    const floorClient = new Client({ name: 'bench-direct', version: '1' });
-    await floorClient.connect(new StreamableHTTPClientTransport(new URL(backendUrl)));
-    let floorCount = 0;
-    const floorStarted = performance.now();
-    await floorClient.callTool({ name: 'burst', arguments: { count: EVENTS } }, undefined, { onprogress: () => floorCount++, timeout: 300_000 });
-    const floorSeconds = (performance.now() - floorStarted) / 1000;
-    await floorClient.close();
-    const done = new Promise((resolve) => {
-      let count = 0;
-      let first = 0;
-      burst = {
-        onEvent() {
-          if (count === 0) first = performance.now();
-          if (++count === EVENTS) resolve({ count, first, last: performance.now() });
-        },
+    if (overheadOnly) {
+      stream.destroy();
+      await stopProc(replica.proc);
+    } else {
+      // ---- 2. events per second through one session ------------------------------------
+      log(`throughput: one tools/call sending ${EVENTS} progress notifications, direct (the floor), then through one session`);
+      const floorClient = new Client({ name: 'bench-direct', version: '1' });
+      await floorClient.connect(new StreamableHTTPClientTransport(new URL(backendUrl)));
+      let floorCount = 0;
+      const floorStarted = performance.now();
+      await floorClient.callTool({ name: 'burst', arguments: { count: EVENTS } }, undefined, { onprogress: () => floorCount++, timeout: 300_000 });
+      const floorSeconds = (performance.now() - floorStarted) / 1000;
+      await floorClient.close();
+      const done = new Promise((resolve) => {
+        let count = 0;
+        let first = 0;
+        burst = {
+          onEvent() {
+            if (count === 0) first = performance.now();
+            if (++count === EVENTS) resolve({ count, first, last: performance.now() });
+          },
+        };
+      });
+      const started = performance.now();
+      const answered = new Promise((resolve) => waiters.set('burst', resolve));
+      await request(port, 'POST', `/api/v1/gateway/stream/${sid}/request`, {
+        key,
+        body: { jsonrpc: '2.0', id: 'burst', method: 'tools/call', params: { name: 'bench__burst', arguments: { count: EVENTS } } },
+      });
+      const result = await Promise.race([done, sleep(120_000).then(() => undefined)]);
+      await Promise.race([answered, sleep(30_000)]);
+      if (!result) throw new Error('the progress burst did not arrive within 120 s');
+      figures.throughput = {
+        events: EVENTS,
+        directEventsPerSecond: Math.round(floorCount / floorSeconds),
+        seconds: round((result.last - started) / 1000, 3),
+        eventsPerSecond: Math.round(EVENTS / ((result.last - started) / 1000)),
+        eventsPerSecondFromFirst: Math.round(EVENTS / ((result.last - result.first) / 1000)),
       };
-    });
-    const started = performance.now();
-    const answered = new Promise((resolve) => waiters.set('burst', resolve));
-    await request(port, 'POST', `/api/v1/gateway/stream/${sid}/request`, {
-      key,
-      body: { jsonrpc: '2.0', id: 'burst', method: 'tools/call', params: { name: 'bench__burst', arguments: { count: EVENTS } } },
-    });
-    const result = await Promise.race([done, sleep(120_000).then(() => undefined)]);
-    await Promise.race([answered, sleep(30_000)]);
-    if (!result) throw new Error('the progress burst did not arrive within 120 s');
-    figures.throughput = {
-      events: EVENTS,
-      directEventsPerSecond: Math.round(floorCount / floorSeconds),
-      seconds: round((result.last - started) / 1000, 3),
-      eventsPerSecond: Math.round(EVENTS / ((result.last - started) / 1000)),
-      eventsPerSecondFromFirst: Math.round(EVENTS / ((result.last - result.first) / 1000)),
-    };
-    log(`throughput: ${JSON.stringify(figures.throughput)}`);
-    stream.destroy();
-    await request(port, 'DELETE', `/api/v1/gateway/stream/${sid}`, { key });
-    await sleep(1000);
+      log(`throughput: ${JSON.stringify(figures.throughput)}`);
+      stream.destroy();
+      await request(port, 'DELETE', `/api/v1/gateway/stream/${sid}`, { key });
+      await sleep(1000);
 
-    // ---- 3. memory per idle session, N concurrent sessions ------------------------------
-    // A fresh replica, so the baseline holds no garbage of the phases above.
-    await stopProc(replica.proc);
-    const inspectPort = await freePort();
-    sys.nodeArgsOf = (name) => (name === 'gateway-sessions' ? [`--inspect-port=127.0.0.1:${inspectPort}`] : []);
-    const fresh = await sys.startReplica('gateway-sessions');
-    port = fresh.port;
-    for (let i = 0; i < 20; i++) await request(port, 'GET', '/metrics');
-    await sleep(2000);
-    log(`sessions: opening ${SESSIONS} sessions, each with its stream open and its backend initialized`);
-    await collectGarbage(fresh.proc.pid, inspectPort);
-    const heapBefore = await heapUsed(port);
-    const rssBefore = rssBytes(fresh.proc.pid);
-    const sessions = [];
-    const answers = new Map();
-    for (let i = 0; i < SESSIONS; i += 20) {
-      await Promise.all(
-        Array.from({ length: Math.min(20, SESSIONS - i) }, async () => {
-          const res = await request(port, 'POST', '/api/v1/gateway/stream', { key, body: { servers: ['bench'] } });
-          if (res.status !== 201) throw new Error(`session ${sessions.length}: ${res.status} ${res.text}`);
-          const id = res.body.session_id;
-          let status = 0;
-          const req = openSse(
-            port,
-            `/api/v1/gateway/stream/${id}`,
-            key,
-            (f) => {
-              if (f.event === 'response') answers.get(id)?.();
-            },
-            (st) => (status = st),
-          );
-          sessions.push({ id, req, status: () => status });
-        }),
-      );
-    }
-    await sleep(3000);
-    const open = sessions.filter((x) => x.status() === 200).length;
-    await collectGarbage(fresh.proc.pid, inspectPort);
-    const heapHeld = await heapUsed(port);
-    const rssHeld = rssBytes(fresh.proc.pid);
-    // Idle: nothing asked for a while, so each replica released the sessions' backend MCP sessions.
-    await sleep(BACKEND_IDLE_MS + 4000);
-    await collectGarbage(fresh.proc.pid, inspectPort);
-    const heapAfter = await heapUsed(port);
-    const rssAfter = rssBytes(fresh.proc.pid);
-    // Every session is live: one request each, answered on its own stream.
-    let answeredCount = 0;
-    const allAnswered = Promise.all(sessions.map((x) => new Promise((resolve) => answers.set(x.id, () => (answeredCount++, resolve())))));
-    for (let i = 0; i < sessions.length; i += 50) {
-      await Promise.all(
-        sessions
-          .slice(i, i + 50)
-          .map((x) => request(port, 'POST', `/api/v1/gateway/stream/${x.id}/request`, { key, body: { jsonrpc: '2.0', id: 1, method: 'ping' } })),
-      );
-    }
-    await Promise.race([allAnswered, sleep(60_000)]);
-    figures.sessions = {
-      sessions: SESSIONS,
-      streamsOpen: open,
-      answered: answeredCount,
-      heapPerSessionKB: round((heapAfter - heapBefore) / SESSIONS / 1024, 1),
-      rssPerSessionKB: round((rssAfter - rssBefore) / SESSIONS / 1024, 1),
-      withBackendHeapPerSessionKB: round((heapHeld - heapBefore) / SESSIONS / 1024, 1),
-      withBackendRssPerSessionKB: round((rssHeld - rssBefore) / SESSIONS / 1024, 1),
-    };
-    log(`sessions: ${JSON.stringify(figures.sessions)}`);
-    for (const x of sessions) x.req.destroy();
+      // ---- 3. memory per idle session, N concurrent sessions ------------------------------
+      // A fresh replica, so the baseline holds no garbage of the phases above.
+      await stopProc(replica.proc);
+      const inspectPort = await freePort();
+      sys.nodeArgsOf = (name) => (name === 'gateway-sessions' ? [`--inspect-port=127.0.0.1:${inspectPort}`] : []);
+      const fresh = await sys.startReplica('gateway-sessions');
+      port = fresh.port;
+      for (let i = 0; i < 20; i++) await request(port, 'GET', '/metrics');
+      await sleep(2000);
+      log(`sessions: opening ${SESSIONS} sessions, each with its stream open and its backend initialized`);
+      await collectGarbage(fresh.proc.pid, inspectPort);
+      const heapBefore = await heapUsed(port);
+      const rssBefore = rssBytes(fresh.proc.pid);
+      const sessions = [];
+      const answers = new Map();
+      for (let i = 0; i < SESSIONS; i += 20) {
+        await Promise.all(
+          Array.from({ length: Math.min(20, SESSIONS - i) }, async () => {
+            const res = await request(port, 'POST', '/api/v1/gateway/stream', { key, body: { servers: ['bench'] } });
+            if (res.status !== 201) throw new Error(`session ${sessions.length}: ${res.status} ${res.text}`);
+            const id = res.body.session_id;
+            let status = 0;
+            const req = openSse(
+              port,
+              `/api/v1/gateway/stream/${id}`,
+              key,
+              (f) => {
+                if (f.event === 'response') answers.get(id)?.();
+              },
+              (st) => (status = st),
+            );
+            sessions.push({ id, req, status: () => status });
+          }),
+        );
+      }
+      await sleep(3000);
+      const open = sessions.filter((x) => x.status() === 200).length;
+      await collectGarbage(fresh.proc.pid, inspectPort);
+      const heapHeld = await heapUsed(port);
+      const rssHeld = rssBytes(fresh.proc.pid);
+      // Idle: nothing asked for a while, so each replica released the sessions' backend MCP sessions.
+      await sleep(BACKEND_IDLE_MS + 4000);
+      await collectGarbage(fresh.proc.pid, inspectPort);
+      const heapAfter = await heapUsed(port);
+      const rssAfter = rssBytes(fresh.proc.pid);
+      // Every session is live: one request each, answered on its own stream.
+      let answeredCount = 0;
+      const allAnswered = Promise.all(sessions.map((x) => new Promise((resolve) => answers.set(x.id, () => (answeredCount++, resolve())))));
+      for (let i = 0; i < sessions.length; i += 50) {
+        await Promise.all(
+          sessions
+            .slice(i, i + 50)
+            .map((x) => request(port, 'POST', `/api/v1/gateway/stream/${x.id}/request`, { key, body: { jsonrpc: '2.0', id: 1, method: 'ping' } })),
+        );
+      }
+      await Promise.race([allAnswered, sleep(60_000)]);
+      figures.sessions = {
+        sessions: SESSIONS,
+        streamsOpen: open,
+        answered: answeredCount,
+        heapPerSessionKB: round((heapAfter - heapBefore) / SESSIONS / 1024, 1),
+        rssPerSessionKB: round((rssAfter - rssBefore) / SESSIONS / 1024, 1),
+        withBackendHeapPerSessionKB: round((heapHeld - heapBefore) / SESSIONS / 1024, 1),
+        withBackendRssPerSessionKB: round((rssHeld - rssBefore) / SESSIONS / 1024, 1),
+      };
+      log(`sessions: ${JSON.stringify(figures.sessions)}`);
+      for (const x of sessions) x.req.destroy();
 
-    await stopProc(fresh.proc);
+      await stopProc(fresh.proc);
+    }
     await stopProc(backend);
     await redis.stop();
     await pg.stop();
@@ -437,8 +447,8 @@ function render(f) {
     '|---|---|---|',
     `| Tool call, direct SDK client (floor of \`/mcp\`), p50 / p95 | | ${o.directMs.p50} / ${o.directMs.p95} ms (${o.calls} calls) |`,
     `| Tool call, direct plain \`node:http\` POST (floor of sessions and tool streams), p50 / p95 | | ${o.directPlainMs.p50} / ${o.directPlainMs.p95} ms |`,
-    `| Tool call through a streaming session (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms) |`,
-    `| Tool call through a tool stream (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms) |`,
+    `| Tool call through a streaming session (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms; +${o.sessionOverSdkP50Ms} ms over the SDK floor) |`,
+    `| Tool call through a tool stream (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms; +${o.toolStreamOverSdkP50Ms} ms over the SDK floor) |`,
     `| Tool call through \`/mcp\` (the same SDK client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.mcpMs.p50} / ${o.mcpMs.p95} ms (+${o.mcpOverheadP50Ms} ms) |`,
     `| Progress notifications, direct SDK client (floor: the backend's own rate) | | ${f.throughput.directEventsPerSecond.toLocaleString('en')}/s |`,
     `| Events through one session (backend → gateway → Redis → SSE) | ≥ 10,000/s | ${f.throughput.eventsPerSecond.toLocaleString('en')}/s (${f.throughput.events.toLocaleString('en')} events in ${f.throughput.seconds} s) |`,
