@@ -4,7 +4,7 @@ import { McpError, type Progress, ToolListChangedNotificationSchema } from '@mod
 import { connect as connectTcp, type Socket } from 'node:net';
 import { EverythingServer } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
-import { api, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { api, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
 import { TestBackend } from './mcp-endpoint-backend.js';
 
 /**
@@ -18,6 +18,25 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   let big: TestBackend;
   let everything: EverythingServer;
   const clients: Client[] = [];
+  const METRICS_TOKEN = 'metrics-token-for-the-mcp-test-01';
+
+  /** A gauge or counter of this replica's /metrics (without labels). */
+  async function metric(name: string): Promise<number> {
+    const text = (await api(t.baseUrl, 'GET', '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text;
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    if (!m) throw new Error(`${name} not in /metrics`);
+    return Number(m[1]);
+  }
+
+  /** A raw HTTP exchange on its own socket: what arrived, and whether the server closed it. */
+  function raw(head: string): { text: string; closed: boolean; socket: Socket } {
+    const url = new URL(t.baseUrl);
+    const s = { text: '', closed: false, socket: connectTcp(Number(url.port), url.hostname, () => s.socket.write(head)) };
+    s.socket.on('data', (d: Buffer) => (s.text += d.toString('latin1')));
+    s.socket.on('close', () => (s.closed = true));
+    s.socket.on('error', () => undefined);
+    return s;
+  }
 
   async function connect(key: string, query = ''): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
     const client = new Client({ name: 'test-client', version: '1.0.0' });
@@ -47,7 +66,10 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     alpha = await TestBackend.start('alpha');
     big = await TestBackend.start('big', 300);
     everything = await EverythingServer.start(await freePort());
-    t = await startTestApp({ redis: true, env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true', GATEWAY_MCP_EVENTS_PER_STREAM: '5000' } });
+    t = await startTestApp({
+      redis: true,
+      env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true', GATEWAY_MCP_EVENTS_PER_STREAM: '5000', METRICS_TOKEN },
+    });
     const healthCheck = { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 };
     for (const [id, url] of [
       ['alpha', alpha.url],
@@ -341,5 +363,112 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
       });
     expect((await get('garbage')).status).toBe(400);
     expect((await get('../../etc@1-1')).status).toBe(400);
+    // Entries are 64-bit: a larger one was never issued (Redis would refuse to read after it, once a second, forever).
+    expect((await get('_GET_stream@18446744073709551616-0')).status).toBe(400);
+    const sessionHeaders = { ...accept, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' };
+    const empty = await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, rawBody: '[]', headers: { ...sessionHeaders, 'content-type': 'application/json' } });
+    expect([empty.status, empty.body.error?.code]).toEqual([400, -32600]);
   });
+
+  it('a call the client cancelled ends its own stream (answered "cancelled"); an id already in progress is refused', async () => {
+    const { transport } = await connect(t.adminKey);
+    const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'to-cancel',
+      method: 'tools/call',
+      params: { name: 'alpha__slow', arguments: { ms: 20_000 }, _meta: { progressToken: 'c' } },
+    });
+    const post = raw(
+      `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await waitFor(() => post.text.includes('notifications/progress'), 10_000, 'the call running');
+    const headers = { accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' };
+    // The SDK maps an answer to its stream by id: a second request with the running one's id would take its stream.
+    const twin = await api(t.baseUrl, 'POST', '/mcp', {
+      key: t.adminKey,
+      body: { jsonrpc: '2.0', id: 'to-cancel', method: 'tools/call', params: { name: 'alpha__echo', arguments: { text: 'twin' } } },
+      headers,
+    });
+    expect([twin.status, twin.body.error?.code]).toEqual([400, -32600]);
+    const cancelledBefore = alpha.cancelled;
+    const cancel = await api(t.baseUrl, 'POST', '/mcp', {
+      key: t.adminKey,
+      body: { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'to-cancel', reason: 'no longer needed' } },
+      headers,
+    });
+    expect(cancel.status).toBe(202);
+    // The SDK drops a cancelled call's result: without an answer its stream (and connection) stayed open for the session's life.
+    await waitFor(() => post.text.endsWith('\r\n0\r\n\r\n'), 10_000, 'the cancelled call’s stream ended');
+    expect(post.text).toContain('"id":"to-cancel","error":{"code":-32800');
+    expect(post.text).not.toContain('slept 20000');
+    await waitFor(() => alpha.cancelled > cancelledBefore, 10_000, 'the call cancelled at the backend');
+    post.socket.destroy();
+  }, 30_000);
+
+  it('GET streams whose clients left while the session and slot were looked up are ended, their slots given back', async () => {
+    const k = await key({ name: 'leaver', role: 'admin' });
+    const { transport } = await connect(k);
+    await sleep(500); // the SDK client's own standalone stream is open by now
+    const before = await metric('registry_mcp_streams');
+    const head = `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k}\r\nMcp-Session-Id: ${transport.sessionId}\r\nAccept: text/event-stream\r\n\r\n`;
+    const url = new URL(t.baseUrl);
+    // Each client hangs up a few ms after asking: while the replica waits on Redis for the stream's position and the slot.
+    for (let i = 0; i < 60; i++) {
+      const socket = connectTcp(Number(url.port), url.hostname, () => {
+        socket.write(head);
+        setTimeout(() => socket.destroy(), i % 6);
+      });
+      socket.on('error', () => undefined);
+      if (i % 10 === 9) await sleep(20);
+    }
+    await sleep(1500);
+    // Before, some were never ended: no socket, a slot held, keep-alives written to nothing, until the session was deleted.
+    expect(await metric('registry_mcp_streams')).toBeLessThanOrEqual(before);
+  }, 30_000);
+
+  it('an initialize the SDK refuses keeps no session; a Host that makes no URL is not a 500', async () => {
+    const init = {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+    };
+    const before = await metric('registry_mcp_sessions');
+    for (let i = 0; i < 10; i++) {
+      // 406: a POST must accept both JSON and SSE.
+      expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: init, headers: { accept: 'application/json' } })).status).toBe(406);
+    }
+    expect(await metric('registry_mcp_sessions')).toBeLessThanOrEqual(before);
+    const body = JSON.stringify(init);
+    const bad = raw(
+      `POST /mcp HTTP/1.1\r\nHost: [bad\r\nAuthorization: Bearer ${t.adminKey}\r\nAccept: application/json, text/event-stream\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await waitFor(() => bad.text.includes('\r\n\r\n'), 5000, 'an answer');
+    expect(bad.text).toMatch(/^HTTP\/1\.1 200/);
+    bad.socket.destroy();
+  });
+
+  it('a resumed standalone stream gets its head at once; an id ahead of the stream goes on from its end', async () => {
+    const { transport } = await connect(t.adminKey);
+    const stream = raw(
+      `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\n` +
+        `Accept: text/event-stream\r\nLast-Event-ID: _GET_stream@99999999999999-0\r\n\r\n`,
+    );
+    // Before, the head waited for the first event or keep-alive (30 s).
+    await waitFor(() => stream.text.includes('\r\n\r\n'), 5000, 'the response head');
+    expect(stream.text).toMatch(/^HTTP\/1\.1 200/);
+    // What the client can reach changes: every session is told on its standalone stream (before, this one waited for an
+    // entry that never comes, and lost it).
+    const added = await api(t.baseUrl, 'POST', '/api/v1/mcp-servers', { key: t.adminKey, body: { id: 'gamma', name: 'gamma', url: alpha.url } });
+    expect(added.status).toBe(201);
+    try {
+      await waitFor(() => stream.text.includes('notifications/tools/list_changed'), 15_000, 'tools/list_changed on the resumed stream');
+    } finally {
+      expect((await api(t.baseUrl, 'DELETE', '/api/v1/mcp-servers/gamma', { key: t.adminKey })).status).toBe(204);
+      stream.socket.destroy();
+    }
+  }, 30_000);
 });

@@ -3,6 +3,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import {
   isInitializeRequest,
   isJSONRPCNotification,
+  isJSONRPCRequest,
   type JSONRPCMessage,
   LATEST_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -26,7 +27,16 @@ import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayCalls } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
 import { McpAggregator } from './mcp-aggregator.js';
-import { eventIdOf, isSessionId, type McpSessionRecord, McpSessionStore, parseEventId, STANDALONE_STREAM, type StoreSignal } from './mcp-session-store.js';
+import {
+  compareEntries,
+  eventIdOf,
+  isSessionId,
+  type McpSessionRecord,
+  McpSessionStore,
+  parseEventId,
+  STANDALONE_STREAM,
+  type StoreSignal,
+} from './mcp-session-store.js';
 
 const TOOLS_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } as const;
 /** A resumed request stream that sees no answer this long after the call timeout is ended (its replica died). */
@@ -82,7 +92,18 @@ function webRequest(request: FastifyRequest): Request {
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
   }
-  return new Request(`http://${request.host || 'localhost'}${request.url}`, { method: request.method, headers });
+  return new Request(requestUrl(request), { method: request.method, headers });
+}
+
+/** The request's URL; a Host header that makes no URL (`[bad`, `a b`) is the client's mistake, not a 500. */
+function requestUrl(request: FastifyRequest): string {
+  const url = `http://${request.host || 'localhost'}${request.url}`;
+  return URL.canParse(url) ? url : `http://localhost${request.url}`;
+}
+
+/** The ids of the requests the SDK transport is answering on this replica (its own map: it has no accessor). */
+function requestStreams(transport: WebStandardStreamableHTTPServerTransport): Map<string | number, string> | undefined {
+  return (transport as unknown as { _requestToStreamMapping?: Map<string | number, string> })._requestToStreamMapping;
 }
 
 function jsonRpcError(reply: FastifyReply, status: number, code: number, message: string): void {
@@ -235,10 +256,13 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     const body = request.body;
     if (body === undefined || body === null || typeof body !== 'object')
       return jsonRpcError(reply, 400, -32700, 'Parse error: a JSON-RPC message or batch is required');
+    if (Array.isArray(body) && body.length === 0) return jsonRpcError(reply, 400, -32600, 'Invalid Request: an empty batch');
     const messages = (Array.isArray(body) ? body : [body]) as JSONRPCMessage[];
     const caller = await this.callers.resolve(principal);
     let session: LocalSession;
-    if (messages.some((m) => isInitializeRequest(m))) {
+    const created = messages.some((m) => isInitializeRequest(m));
+    const cancelled: (string | number)[] = [];
+    if (created) {
       if (sessionId !== undefined) return jsonRpcError(reply, 400, -32600, 'Invalid Request: initialize starts a new session; send it without Mcp-Session-Id');
       const init = messages.find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string } };
       const version = SUPPORTED_PROTOCOL_VERSIONS.includes(init.params.protocolVersion) ? init.params.protocolVersion : LATEST_PROTOCOL_VERSION;
@@ -271,10 +295,18 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
           return jsonRpcError(reply, 404, -32001, 'Session not found');
         }
       }
+      // The SDK maps a response to its stream by the request's id: a second request with the id of one in
+      // progress here would take over its stream, and the first would never be answered.
+      const inProgress = requestStreams(session.transport);
+      for (const m of messages) {
+        if (isJSONRPCRequest(m) && inProgress?.has(m.id))
+          return jsonRpcError(reply, 400, -32600, `Invalid Request: id ${JSON.stringify(m.id)} is already used by a request in progress in this session`);
+      }
       // A cancellation may concern a call running on another replica: every replica is told.
       for (const m of messages) {
         if (isJSONRPCNotification(m) && m.method === 'notifications/cancelled' && m.params && typeof m.params.requestId !== 'undefined') {
           const requestId = m.params.requestId as string | number;
+          cancelled.push(requestId);
           void this.store.signal({ kind: 'cancelled', sessionId: record.id, requestId }).catch(() => undefined);
         }
       }
@@ -293,8 +325,12 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     });
     try {
       const response = await session.transport.handleRequest(webRequest(request), { parsedBody: body });
+      // An initialize the SDK refused (not acceptable, a batch of two, …) started no session: nothing is kept of it.
+      if (created && session.transport.sessionId === undefined) void this.closeLocal(session, 'initialize refused');
+      for (const requestId of cancelled) this.endCancelled(session, requestId);
       await this.pipe(response, res);
     } catch (error) {
+      if (created && session.transport.sessionId === undefined) void this.closeLocal(session, 'initialize failed');
       this.logger.warn(`session ${session.record.id}: ${(error as Error).message}`);
       if (!res.headersSent)
         res
@@ -304,6 +340,22 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     } finally {
       untrack();
     }
+  }
+
+  /**
+   * A request the client cancelled gets no answer from the SDK (it drops the handler's result), so its POST
+   * stream would stay open, with its connection, for the rest of the session. Once the SDK has taken the
+   * cancellation (it aborted the handler), a request still unanswered on this replica is answered with a
+   * "cancelled" error (-32800), which ends its stream here and for a resume elsewhere. The spec asks receivers
+   * not to answer a cancelled request, and senders to ignore an answer that comes after their cancellation:
+   * this answer is one of those. A request running on another replica is answered there (its call, aborted by
+   * the `cancelled` signal, fails).
+   */
+  private endCancelled(session: LocalSession, requestId: string | number): void {
+    setImmediate(() => {
+      if (session.closed || !requestStreams(session.transport)?.has(requestId)) return;
+      void session.transport.send({ jsonrpc: '2.0', id: requestId, error: { code: -32800, message: 'Request cancelled' } }).catch(() => undefined);
+    });
   }
 
   /** Writes the SDK's web Response (JSON, 202, or an SSE stream) to the hijacked Node response, cut if the client stops reading. */
@@ -428,6 +480,13 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       if (!at) return jsonRpcError(reply, 400, -32000, 'Invalid Last-Event-ID: not an event id of this session');
       streamId = at.streamId;
       cursor = at.entry;
+      if (streamId === STANDALONE_STREAM) {
+        // Its events are stored before they are sent: an id ahead of the newest was never issued, and waiting for
+        // it would lose what comes. The stream goes on from its end. (A request stream's newest events may still be
+        // on their way to the store, so its ids are taken as they are; an orphaned one ends after the call timeout.)
+        const last = await this.store.lastEntry(record.id, STANDALONE_STREAM);
+        if (compareEntries(cursor, last) > 0) cursor = last;
+      }
     } else {
       cursor = await this.store.lastEntry(record.id, STANDALONE_STREAM);
     }
@@ -450,15 +509,20 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     this.streams.add(stream);
     res.on('close', () => this.endStream(stream, 'client gone'));
     stream.untrack = this.credentials.track(principal, { close: (reason: string) => this.endStream(stream, reason) });
+    // A client gone while the session was looked up or its slot taken: its 'close' came before the listener.
+    if (request.raw.socket.destroyed) return this.endStream(stream, 'client gone', true);
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
       'mcp-session-id': record.id,
     });
-    // A cursor from the start, so a client cut before any event still resumes without a gap (clients of 2025-11-25 and later).
     if (streamId === STANDALONE_STREAM && typeof lastEventId !== 'string' && record.protocolVersion >= '2025-11-25') {
+      // A cursor from the start, so a client cut before any event still resumes without a gap (clients of 2025-11-25 and later).
       this.write(stream, `id: ${eventIdOf(STANDALONE_STREAM, cursor)}\nretry: ${this.config.stream.retryMs}\ndata: \n\n`);
+    } else {
+      // The head goes out now, not with the first event (which may be a keep-alive interval away).
+      res.flushHeaders();
     }
     this.feed(stream);
   }

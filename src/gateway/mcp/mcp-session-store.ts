@@ -34,8 +34,11 @@ export function isSessionId(value: string): boolean {
 /** `Last-Event-ID` → the stream it belongs to and the position in it; null when this service did not issue it. */
 export function parseEventId(eventId: string): { streamId: string; entry: string } | null {
   const m = EVENT_ID.exec(eventId);
-  return m ? { streamId: m[1], entry: m[2] } : null;
+  // Both parts of an entry are unsigned 64-bit numbers (Redis stream ids): a larger one was never issued.
+  if (!m || m[2].split('-').some((part) => BigInt(part) > MAX_ENTRY_PART)) return null;
+  return { streamId: m[1], entry: m[2] };
 }
+const MAX_ENTRY_PART = 2n ** 64n - 1n;
 
 export function eventIdOf(streamId: string, entry: string): string {
   return `${streamId}@${entry}`;
