@@ -199,6 +199,8 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(['search_tools', 'activate_tools']);
     const found = await client.callTool({ name: 'search_tools', arguments: { query: 'signing keys' } });
     expect(found.structuredContent).toMatchObject({ tools: [{ name: 'big__extra_137', active: false }] });
+    // Not callable before it is activated (it is not listed either).
+    expect(await rpcCode(client.callTool({ name: 'big__extra_137', arguments: {} }))).toBe(-32602);
     const activated = await client.callTool({ name: 'activate_tools', arguments: { names: ['big__extra_137', 'alpha__echo', 'nope__nothing'] } });
     expect(activated.structuredContent).toEqual({ added: ['big__extra_137', 'alpha__echo'], alreadyActive: [], unknown: ['nope__nothing'] });
     await waitFor(() => changed >= 1, 10_000);

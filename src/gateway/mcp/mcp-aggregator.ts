@@ -284,6 +284,11 @@ export class McpAggregator {
       this.record(this.session.caller(), null, name.slice(0, 100), 'tools/call', performance.now(), 'denied', 'not a namespaced tool name');
       throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name.slice(0, 200)}: gateway tools are <server>__<tool>`);
     }
+    // Deferred: a tool is callable once activated, as it is listed (streaming sessions refuse it the same way).
+    if (this.session.deferred && !this.session.activated().includes(name)) {
+      this.record(this.session.caller(), target.serverId, target.name, 'tools/call', performance.now(), 'denied', 'not activated');
+      throw new McpError(ErrorCode.InvalidParams, `tool ${name} is not activated in this session: find it with search_tools, then activate_tools`);
+    }
     return this.forward(target.serverId, target.name, 'tools/call', requestId, signal, (backend, o) =>
       backend.callTool(target.name, args, {
         ...o,
