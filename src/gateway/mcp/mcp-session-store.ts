@@ -130,13 +130,19 @@ export abstract class McpSessionStore {
 interface MemoryStream {
   seq: number;
   events: StoredEvent[];
+  /** Dropped after this (the session's TTL from its last event), as Redis expires a stream's key. */
+  until: number;
 }
+
+/** How often expired records and streams are dropped (a session that is never looked up again is still freed). */
+const MEMORY_SWEEP_MS = 30_000;
 
 /** One replica, no Redis: the same behaviour in process memory (expiry by TTL on access). */
 export class MemorySessionStore extends McpSessionStore {
   private readonly records = new Map<string, { record: McpSessionRecord; until: number }>();
   private readonly streams = new Map<string, Map<string, MemoryStream>>();
   private lastMs = 0;
+  private readonly sweeper = setInterval(() => this.sweep(), Math.min(MEMORY_SWEEP_MS, this.limits.ttlMs)).unref();
 
   async get(sessionId: string): Promise<McpSessionRecord | null> {
     const found = this.records.get(sessionId);
@@ -150,7 +156,6 @@ export class MemorySessionStore extends McpSessionStore {
   }
 
   async put(record: McpSessionRecord): Promise<void> {
-    this.sweep();
     this.records.set(record.id, { record: structuredClone(record), until: Date.now() + this.limits.ttlMs });
   }
 
@@ -172,7 +177,8 @@ export class MemorySessionStore extends McpSessionStore {
     let session = this.streams.get(sessionId);
     if (!session) this.streams.set(sessionId, (session = new Map<string, MemoryStream>()));
     let stream = session.get(streamId);
-    if (!stream) session.set(streamId, (stream = { seq: 0, events: [] }));
+    if (!stream) session.set(streamId, (stream = { seq: 0, events: [], until: 0 }));
+    stream.until = Date.now() + this.limits.ttlMs;
     const now = Math.max(Date.now(), this.lastMs);
     this.lastMs = now;
     const entry = `${now}-${stream.seq++}`;
@@ -197,18 +203,22 @@ export class MemorySessionStore extends McpSessionStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.records.clear();
     this.streams.clear();
   }
 
-  private sweep(): void {
-    if (this.records.size < 1000) return;
-    const now = Date.now();
+  /** @internal Drops expired records with their streams, and streams with no event for the TTL. */
+  sweep(now = Date.now()): void {
     for (const [id, r] of this.records) {
       if (r.until < now) {
         this.records.delete(id);
         this.streams.delete(id);
       }
+    }
+    for (const [id, session] of this.streams) {
+      for (const [streamId, stream] of session) if (stream.until < now) session.delete(streamId);
+      if (session.size === 0 || !this.records.has(id)) this.streams.delete(id);
     }
   }
 }
