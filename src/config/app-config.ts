@@ -98,6 +98,8 @@ export interface GatewayMcpConfig {
   readonly localIdleMs: number;
   /** Session transports one replica holds at most (the least recently used idle one is closed beyond). */
   readonly maxLocalSessions: number;
+  /** Sessions one API key (or user) holds at most, cluster-wide: a new one ends the least recently used beyond. */
+  readonly maxSessionsPerClient: number;
 }
 
 export interface HealthConfig {
@@ -328,6 +330,7 @@ const envSchema = z
     GATEWAY_MCP_LIST_TIMEOUT_MS: int(10_000, 100, 600_000),
     GATEWAY_MCP_LOCAL_IDLE_MS: int(5 * 60_000, 1000, 24 * 3600 * 1000),
     GATEWAY_MCP_MAX_LOCAL_SESSIONS: int(10_000, 1, 1_000_000),
+    GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT: int(100, 1, 100_000),
     GATEWAY_SESSIONS_ENABLED: bool(true),
     GATEWAY_TOOL_STREAMS_ENABLED: bool(true),
     GATEWAY_REQUEST_TIMEOUT_MS: int(60_000, 100, 3_600_000),
@@ -422,6 +425,7 @@ function toAppConfig(env: Environment): AppConfig {
       listTimeoutMs: env.GATEWAY_MCP_LIST_TIMEOUT_MS,
       localIdleMs: env.GATEWAY_MCP_LOCAL_IDLE_MS,
       maxLocalSessions: env.GATEWAY_MCP_MAX_LOCAL_SESSIONS,
+      maxSessionsPerClient: env.GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT,
     },
     gateway: {
       sessionsEnabled: env.GATEWAY_SESSIONS_ENABLED,

@@ -68,7 +68,13 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     everything = await EverythingServer.start(await freePort());
     t = await startTestApp({
       redis: true,
-      env: { HEALTH_PROBES: 'false', MCP_ALLOW_PRIVATE_NETWORKS: 'true', GATEWAY_MCP_EVENTS_PER_STREAM: '5000', METRICS_TOKEN },
+      env: {
+        HEALTH_PROBES: 'false',
+        MCP_ALLOW_PRIVATE_NETWORKS: 'true',
+        GATEWAY_MCP_EVENTS_PER_STREAM: '5000',
+        GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT: '30',
+        METRICS_TOKEN,
+      },
     });
     const healthCheck = { failureThreshold: 1, coolDownMs: 60_000, maxCoolDownMs: 60_000 };
     for (const [id, url] of [
@@ -452,6 +458,36 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     expect(bad.text).toMatch(/^HTTP\/1\.1 200/);
     bad.socket.destroy();
   });
+
+  it('a client holds at most GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT sessions: a new one ends the least recently used', async () => {
+    const k = await key({ name: 'many-sessions', role: 'admin' });
+    const accept = { accept: 'application/json, text/event-stream' };
+    const init = {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'loop', version: '1' } },
+    };
+    const open = async () => {
+      const res = await api(t.baseUrl, 'POST', '/mcp', { key: k, body: init, headers: accept });
+      expect(res.status).toBe(200);
+      return res.headers.get('mcp-session-id')!;
+    };
+    const list = (id: string) =>
+      api(t.baseUrl, 'POST', '/mcp', {
+        key: k,
+        body: { jsonrpc: '2.0', id: 1, method: 'prompts/list' },
+        headers: { ...accept, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+      }).then((r) => r.status);
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push(await open());
+    expect(await list(ids[0])).toBe(200); // the first, used again: now the most recently used
+    for (let i = 0; i < 3; i++) ids.push(await open());
+    // Before, one key opened 4,000 sessions in 4 s, all kept for the TTL (an hour).
+    await waitFor(async () => (await list(ids[1])) === 404, 5000, 'the least recently used ended');
+    expect([await list(ids[2]), await list(ids[3])]).toEqual([404, 404]);
+    for (const id of [ids[0], ...ids.slice(4)]) expect(await list(id)).toBe(200);
+  }, 60_000);
 
   it('a resumed standalone stream gets its head at once; an id ahead of the stream goes on from its end', async () => {
     const { transport } = await connect(t.adminKey);

@@ -290,7 +290,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       session = this.local(record);
       if (Date.now() - session.lastTouched > TOUCH_EVERY_MS) {
         session.lastTouched = Date.now();
-        if (!(await this.store.touch(record.id))) {
+        if (!(await this.store.touch(record.id, record.principalId))) {
           await this.closeLocal(session, 'expired');
           return jsonRpcError(reply, 404, -32001, 'Session not found');
         }
@@ -404,7 +404,14 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       eventStore: this.store.eventStore(record.id),
       retryInterval: this.config.stream.retryMs,
       keepAliveMs: this.config.stream.keepAliveMs,
-      onsessioninitialized: () => this.store.put(record),
+      onsessioninitialized: async () => {
+        await this.store.put(record);
+        // A client holds at most maxSessionsPerClient sessions: the least recently used beyond are ended everywhere
+        // (their next request gets 404, on which the spec has a client start a new session).
+        const evicted = await this.store.admit(record.id, record.principalId, this.settings.maxSessionsPerClient);
+        for (const id of evicted) await this.store.delete(id);
+        if (evicted.length > 0) this.logger.log(`principal ${record.principalId}: ${evicted.length} least recently used /mcp session(s) ended (limit)`);
+      },
     });
     if (rebuilt) {
       // The SDK keeps "initialized" and the id in memory; this session was initialized on another replica.
@@ -502,7 +509,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
           : 'the service is at its stream connection limit',
       );
     }
-    void this.store.touch(record.id).catch(() => undefined);
+    void this.store.touch(record.id, record.principalId).catch(() => undefined);
     reply.hijack();
     const res = reply.raw;
     const stream = new StoreStream(record.id, streamId, cursor, res, principal.id);
@@ -532,7 +539,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     if (!record) return;
     const local = this.sessions.get(record.id);
     if (local) await this.closeLocal(local, 'deleted by the client');
-    await this.store.delete(record.id);
+    await this.store.delete(record.id, record.principalId);
     void reply.status(200).send();
   }
 

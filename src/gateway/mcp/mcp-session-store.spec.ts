@@ -38,12 +38,29 @@ describe('MemorySessionStore (/mcp sessions on one replica without Redis)', () =
     const t0 = Date.now(); // the old stream's TTL ends by t0 + 1000
     await new Promise((r) => setTimeout(r, 50));
     // Used since (touched), and a new request answered: their TTLs end after t0 + 1050.
-    await store.touch(id);
+    await store.touch(id, 'p');
     await store.append(id, 'new-request', call(2));
     store.sweep(t0 + 1025);
     expect(await store.readAfter(id, 'old-request', '0-0', 10)).toEqual([]);
     expect(await store.readAfter(id, 'new-request', '0-0', 10)).toHaveLength(1);
     expect(store['records'].has(id)).toBe(true);
+  });
+});
+
+describe('MemorySessionStore.admit: sessions per principal', () => {
+  it('returns the least recently used beyond the limit, counts a touched session as used, and forgets expired ones', async () => {
+    const store = new MemorySessionStore({ eventsPerStream: 10, ttlMs: 60_000 });
+    const sid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+    for (let n = 1; n <= 3; n++) {
+      await store.put(record(sid(n)));
+      expect(await store.admit(sid(n), 'p', 3)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await store.touch(sid(1), 'p'); // used: now the most recent
+    await store.put(record(sid(4)));
+    expect(await store.admit(sid(4), 'p', 3)).toEqual([sid(2)]);
+    expect(await store.admit(sid(5), 'q', 3)).toEqual([]); // another principal's count is its own
+    await store.close();
   });
 });
 

@@ -74,10 +74,15 @@ export abstract class McpSessionStore {
 
   abstract get(sessionId: string): Promise<McpSessionRecord | null>;
   abstract put(record: McpSessionRecord): Promise<void>;
-  /** Keeps the record (and its events) alive; false when it is gone. */
-  abstract touch(sessionId: string): Promise<boolean>;
+  /** Keeps the record (and its events) alive, and marks it used by its principal now; false when it is gone. */
+  abstract touch(sessionId: string, principalId: string): Promise<boolean>;
+  /**
+   * Counts a new session among its principal's: the ids of the least recently used ones beyond `max` are
+   * returned, taken off the principal's list (the caller ends them). Sessions unused for the TTL are not counted.
+   */
+  abstract admit(sessionId: string, principalId: string, max: number): Promise<string[]>;
   /** Ends the session everywhere: the record and its events are deleted, every replica is told. */
-  abstract delete(sessionId: string): Promise<void>;
+  abstract delete(sessionId: string, principalId?: string): Promise<void>;
   abstract append(sessionId: string, streamId: string, message: JSONRPCMessage | Record<string, never>): Promise<string>;
   /** Events of one stream after `entry` (exclusive), oldest first, at most `count`. */
   abstract readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]>;
@@ -141,6 +146,8 @@ const MEMORY_SWEEP_MS = 30_000;
 export class MemorySessionStore extends McpSessionStore {
   private readonly records = new Map<string, { record: McpSessionRecord; until: number }>();
   private readonly streams = new Map<string, Map<string, MemoryStream>>();
+  /** Each principal's sessions and when each was last used (insertion order is not relied on). */
+  private readonly owners = new Map<string, Map<string, number>>();
   private lastMs = 0;
   private readonly sweeper = setInterval(() => this.sweep(), Math.min(MEMORY_SWEEP_MS, this.limits.ttlMs)).unref();
 
@@ -159,17 +166,34 @@ export class MemorySessionStore extends McpSessionStore {
     this.records.set(record.id, { record: structuredClone(record), until: Date.now() + this.limits.ttlMs });
   }
 
-  async touch(sessionId: string): Promise<boolean> {
+  async touch(sessionId: string, principalId: string): Promise<boolean> {
     const found = this.records.get(sessionId);
     if (!found || found.until < Date.now()) return false;
     found.until = Date.now() + this.limits.ttlMs;
     found.record.lastSeenAt = Date.now();
+    const owned = this.owners.get(principalId);
+    if (owned?.has(sessionId)) owned.set(sessionId, Date.now());
     return true;
   }
 
-  async delete(sessionId: string): Promise<void> {
+  async admit(sessionId: string, principalId: string, max: number): Promise<string[]> {
+    const now = Date.now();
+    let owned = this.owners.get(principalId);
+    if (!owned) this.owners.set(principalId, (owned = new Map()));
+    owned.set(sessionId, now);
+    for (const [id, used] of owned) if (used < now - this.limits.ttlMs) owned.delete(id);
+    const evicted = [...owned]
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, Math.max(0, owned.size - max))
+      .map(([id]) => id);
+    for (const id of evicted) owned.delete(id);
+    return evicted;
+  }
+
+  async delete(sessionId: string, principalId?: string): Promise<void> {
     this.records.delete(sessionId);
     this.streams.delete(sessionId);
+    if (principalId !== undefined) this.owners.get(principalId)?.delete(sessionId);
     await this.signal({ kind: 'ended', sessionId });
   }
 
@@ -220,6 +244,10 @@ export class MemorySessionStore extends McpSessionStore {
       for (const [streamId, stream] of session) if (stream.until < now) session.delete(streamId);
       if (session.size === 0 || !this.records.has(id)) this.streams.delete(id);
     }
+    for (const [principalId, owned] of this.owners) {
+      for (const id of owned.keys()) if (!this.records.has(id)) owned.delete(id);
+      if (owned.size === 0) this.owners.delete(principalId);
+    }
   }
 }
 
@@ -244,7 +272,20 @@ redis.call('PUBLISH', KEYS[3], ARGV[6])
 return id
 `;
 
+/** KEYS: the principal's sessions (a sorted set scored by last use). ARGV: id, now, max, ttl. The evicted ids. */
+const ADMIT = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if over <= 0 then return {} end
+local evicted = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+return evicted
+`;
+
 type ScriptedRedis = Redis & {
+  mcpAdmit(owner: string, id: string, now: number, max: number, ttl: number): Promise<string[]>;
   mcpStore(
     events: string,
     streams: string,
@@ -282,6 +323,7 @@ export class RedisSessionStore extends McpSessionStore {
   ) {
     super(limits);
     if (typeof (redis as ScriptedRedis).mcpStore !== 'function') redis.defineCommand('mcpStore', { numberOfKeys: 3, lua: STORE });
+    if (typeof (redis as ScriptedRedis).mcpAdmit !== 'function') redis.defineCommand('mcpAdmit', { numberOfKeys: 1, lua: ADMIT });
     this.channel = `${prefix}:mcp:signals`;
     this.subscriber = new Redis(redisUrl, {
       connectionName: `registry-mcp-${replicaId}`,
@@ -313,6 +355,10 @@ export class RedisSessionStore extends McpSessionStore {
     return `${this.prefix}:mcp:events:${id}:${streamId}`;
   }
 
+  private ownerKey(principalId: string): string {
+    return `${this.prefix}:mcp:owner:${principalId}`;
+  }
+
   async get(sessionId: string): Promise<McpSessionRecord | null> {
     const json = await this.redis.get(this.recordKey(sessionId));
     return json ? (JSON.parse(json) as McpSessionRecord) : null;
@@ -322,18 +368,25 @@ export class RedisSessionStore extends McpSessionStore {
     await this.redis.set(this.recordKey(record.id), JSON.stringify(record), 'PX', this.limits.ttlMs);
   }
 
-  async touch(sessionId: string): Promise<boolean> {
+  async touch(sessionId: string, principalId: string): Promise<boolean> {
     const [[, renewed] = [null, 0]] = (await this.redis
       .multi()
       .pexpire(this.recordKey(sessionId), this.limits.ttlMs)
       .pexpire(this.streamsKey(sessionId), this.limits.ttlMs)
+      .zadd(this.ownerKey(principalId), 'XX', Date.now(), sessionId)
+      .pexpire(this.ownerKey(principalId), this.limits.ttlMs)
       .exec()) as [Error | null, number][];
     return renewed === 1;
   }
 
-  async delete(sessionId: string): Promise<void> {
+  async admit(sessionId: string, principalId: string, max: number): Promise<string[]> {
+    return (this.redis as ScriptedRedis).mcpAdmit(this.ownerKey(principalId), sessionId, Date.now(), max, this.limits.ttlMs);
+  }
+
+  async delete(sessionId: string, principalId?: string): Promise<void> {
     const streams = await this.redis.smembers(this.streamsKey(sessionId));
     await this.redis.del(this.recordKey(sessionId), this.streamsKey(sessionId), ...streams.map((s) => this.streamKey(sessionId, s)));
+    if (principalId !== undefined) await this.redis.zrem(this.ownerKey(principalId), sessionId);
     await this.signal({ kind: 'ended', sessionId });
   }
 
