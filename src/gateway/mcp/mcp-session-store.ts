@@ -179,7 +179,7 @@ export class MemorySessionStore extends McpSessionStore {
   async admit(sessionId: string, principalId: string, max: number): Promise<string[]> {
     const now = Date.now();
     let owned = this.owners.get(principalId);
-    if (!owned) this.owners.set(principalId, (owned = new Map()));
+    if (!owned) this.owners.set(principalId, (owned = new Map<string, number>()));
     owned.set(sessionId, now);
     for (const [id, used] of owned) if (used < now - this.limits.ttlMs) owned.delete(id);
     const evicted = [...owned]
