@@ -28,6 +28,26 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     return Number(m[1]);
   }
 
+  /** A session opened with plain requests: unlike the SDK client's, it has no standalone stream of its own. */
+  async function plainSession(k: string): Promise<string> {
+    const accept = { accept: 'application/json, text/event-stream' };
+    const init = await api(t.baseUrl, 'POST', '/mcp', {
+      key: k,
+      body: {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      },
+      headers: accept,
+    });
+    expect(init.status).toBe(200);
+    const id = init.headers.get('mcp-session-id')!;
+    const headers = { ...accept, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+    expect((await api(t.baseUrl, 'POST', '/mcp', { key: k, body: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers })).status).toBe(202);
+    return id;
+  }
+
   /** A raw HTTP exchange on its own socket: what arrived, and whether the server closed it. */
   function raw(head: string): { text: string; closed: boolean; socket: Socket } {
     const url = new URL(t.baseUrl);
@@ -303,9 +323,9 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     const created = await api(t.baseUrl, 'POST', '/api/v1/api-keys', { key: t.adminKey, body: { name: 'revoked-mcp', role: 'admin' } });
     expect(created.status).toBe(201);
     const revoked = created.body.key as string;
-    const { transport } = await connect(revoked);
+    const sessionId = await plainSession(revoked);
     const url = new URL(t.baseUrl);
-    const session = `Authorization: Bearer ${revoked}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
+    const session = `Authorization: Bearer ${revoked}\r\nMcp-Session-Id: ${sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
     const open = (head: string) => {
       const s = { raw: '', closed: false, socket: undefined as Socket | undefined };
       s.socket = connectTcp(Number(url.port), url.hostname, () => s.socket!.write(head));
@@ -336,7 +356,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     const again = await api(t.baseUrl, 'POST', '/mcp', {
       key: revoked,
       body: { jsonrpc: '2.0', id: 1, method: 'tools/list' },
-      headers: { accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId! },
+      headers: { accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
     });
     expect(again.status).toBe(401);
     get.socket!.destroy();
@@ -459,6 +479,21 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     bad.socket.destroy();
   });
 
+  it('one standalone stream per session: a newer one ends the older (a message goes out on one stream, never on several)', async () => {
+    const sessionId = await plainSession(t.adminKey);
+    const head = `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${sessionId}\r\nAccept: text/event-stream\r\n\r\n`;
+    const older = raw(head);
+    await waitFor(() => older.text.includes('\r\n\r\n'), 5000, 'the first stream open');
+    const newer = raw(head);
+    await waitFor(() => newer.text.includes('\r\n\r\n'), 5000, 'the second stream open');
+    // Before, both stayed open and both got every message (tools/list_changed twice).
+    await waitFor(() => older.closed || older.text.endsWith('\r\n0\r\n\r\n'), 5000, 'the older stream ended');
+    await sleep(500);
+    expect(newer.closed || newer.text.endsWith('\r\n0\r\n\r\n')).toBe(false);
+    older.socket.destroy();
+    newer.socket.destroy();
+  });
+
   it('a client holds at most GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT sessions: a new one ends the least recently used', async () => {
     const k = await key({ name: 'many-sessions', role: 'admin' });
     const accept = { accept: 'application/json, text/event-stream' };
@@ -490,9 +525,9 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   }, 60_000);
 
   it('a resumed standalone stream gets its head at once; an id ahead of the stream goes on from its end', async () => {
-    const { transport } = await connect(t.adminKey);
+    const sessionId = await plainSession(t.adminKey);
     const stream = raw(
-      `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\n` +
+      `GET /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${sessionId}\r\n` +
         `Accept: text/event-stream\r\nLast-Event-ID: _GET_stream@99999999999999-0\r\n\r\n`,
     );
     // Before, the head waited for the first event or keep-alive (30 s).

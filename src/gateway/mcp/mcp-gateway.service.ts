@@ -68,6 +68,8 @@ class StoreStream {
   again = false;
   ended = false;
   readonly openedAt = Date.now();
+  /** Orders standalone streams opened in the same millisecond (the newest of a session is the one kept). */
+  readonly token = randomUUID();
   lastEventAt = Date.now();
   untrack?: () => void;
 
@@ -531,6 +533,9 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       // The head goes out now, not with the first event (which may be a keep-alive interval away).
       res.flushHeaders();
     }
+    if (streamId === STANDALONE_STREAM) {
+      void this.store.signal({ kind: 'standalone', sessionId: record.id, at: stream.openedAt, token: stream.token }).catch(() => undefined);
+    }
     this.feed(stream);
   }
 
@@ -620,6 +625,13 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       for (const s of [...this.streams]) if (s.sessionId === signal.sessionId) this.endStream(s, 'session deleted');
       const local = this.sessions.get(signal.sessionId);
       if (local) void this.closeLocal(local, 'session deleted');
+    } else if (signal.kind === 'standalone') {
+      // One standalone stream per session (the spec: a message goes out on one stream, never to several): the newest
+      // is kept, so a client reconnecting while its old stream is not yet known dead (a cut link) is not refused.
+      for (const s of [...this.streams]) {
+        if (s.sessionId !== signal.sessionId || s.terminal) continue;
+        if (s.openedAt < signal.at || (s.openedAt === signal.at && s.token < signal.token)) this.endStream(s, 'replaced by a newer standalone stream');
+      }
     } else if (signal.kind === 'cancelled') {
       this.sessions.get(signal.sessionId)?.inflight.get(signal.requestId)?.abort('cancelled by the client');
     }

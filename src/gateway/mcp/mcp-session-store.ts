@@ -49,11 +49,13 @@ export interface StoredEvent {
   readonly message: JSONRPCMessage | Record<string, never>;
 }
 
-/** Cluster-wide signals: an event appended (wakes resumed streams), a session ended, a request cancelled. */
+/** Cluster-wide signals: an event appended (wakes resumed streams), a session ended, a request cancelled, a standalone stream opened. */
 export type StoreSignal =
   | { kind: 'appended'; sessionId: string; streamId: string }
   | { kind: 'ended'; sessionId: string }
-  | { kind: 'cancelled'; sessionId: string; requestId: string | number; reason?: string };
+  | { kind: 'cancelled'; sessionId: string; requestId: string | number; reason?: string }
+  /** A standalone stream opened: the session's older ones (ordered by `at`, then `token`) end, on every replica. */
+  | { kind: 'standalone'; sessionId: string; at: number; token: string };
 
 export interface StoreLimits {
   /** Events kept per stream (older ones are trimmed; a resume from before them replays what is left). */
