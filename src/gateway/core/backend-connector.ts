@@ -27,6 +27,8 @@ export const GATEWAY_CLIENT_INFO = { name: 'agentic-registry-gateway', version: 
 const MAX_LIST_PAGES = 50;
 /** Default per-request timeout when the caller gives none. */
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** How long the ping that checks a session after a transport error may take before the session is judged dead. */
+const PROBE_TIMEOUT_MS = 5000;
 
 export interface BackendCallOptions {
   readonly signal?: AbortSignal;
@@ -79,6 +81,18 @@ export interface BackendSession {
 /** The SDK's own codes for a dead connection and a timeout (numbers: McpError.code is a plain number). */
 const CONNECTION_CLOSED: number = ErrorCode.ConnectionClosed;
 const REQUEST_TIMEOUT: number = ErrorCode.RequestTimeout;
+
+/**
+ * Whether the backend answered 404 to a POST of an established session: it no
+ * longer knows the session id (it restarted, or expired the session), and the
+ * MCP spec says the client must then start a new session. The request was not
+ * processed. (Streamable HTTP: StreamableHTTPError 404; legacy HTTP+SSE: a
+ * plain Error naming the status.)
+ */
+export function isSessionUnknown(error: unknown): boolean {
+  if (error instanceof StreamableHTTPError) return error.code === 404;
+  return error instanceof Error && error.message.startsWith('Error POSTing to endpoint (HTTP 404)');
+}
 
 /** Whether an error means the backend is unwell (counts against its circuit), rather than an answer it gave. */
 function isBackendFailure(error: unknown): boolean {
@@ -137,8 +151,22 @@ export class BreakerGate {
   }
 }
 
+/**
+ * One backend MCP session. A session that is dead closes itself, so every
+ * pool holding it (they skip closed sessions) opens a new one on the next
+ * call, and the SDK rejects the calls in flight on it at once instead of
+ * leaving them to their timeout:
+ * - a 404 to one of its POSTs: the backend no longer knows the session id;
+ * - any other transport error (the SDK reports a broken response stream only
+ *   through `onerror`, leaving its request pending): the session is probed
+ *   with a ping (PROBE_TIMEOUT_MS), and closed if the ping fails. A transient
+ *   error on a healthy backend leaves a working session alone.
+ */
 class SdkBackendSession implements BackendSession {
   closed = false;
+  /** Why the session was judged dead, and whether that counts against the backend's circuit (a 404 does not: the backend answered). */
+  private lost?: { reason: string; failure: boolean };
+  private probing = false;
 
   constructor(
     readonly serverId: string,
@@ -147,6 +175,40 @@ class SdkBackendSession implements BackendSession {
     private readonly breakers: BreakerGate,
     private readonly defaultTimeoutMs: number,
   ) {}
+
+  /** The client's transport reported an error (a failed POST, a broken or unresumable stream, …). */
+  transportError(error: unknown): void {
+    if (this.closed) return;
+    if (isSessionUnknown(error)) {
+      this.lose(`${this.serverId} no longer knows the backend session (it restarted or expired it)`, false);
+      return;
+    }
+    if (this.probing) return;
+    this.probing = true;
+    this.client.ping({ timeout: Math.min(PROBE_TIMEOUT_MS, this.defaultTimeoutMs) }).then(
+      () => {
+        this.probing = false;
+      },
+      (probe: unknown) => {
+        this.probing = false;
+        if (isSessionUnknown(probe)) this.lose(`${this.serverId} no longer knows the backend session (it restarted or expired it)`, false);
+        else this.lose(`the connection to ${this.serverId} failed (${describe(error)}) and a ping found the session dead (${describe(probe)})`, true);
+      },
+    );
+  }
+
+  /** The SDK client closed (by us, or by its transport): no call may use it any more. */
+  clientClosed(): void {
+    this.closed = true;
+  }
+
+  /** Closes a dead session: the SDK rejects every request pending on it (ConnectionClosed); no DELETE is sent. */
+  private lose(reason: string, failure: boolean): void {
+    if (this.closed) return;
+    this.lost = { reason, failure };
+    this.closed = true;
+    void this.client.close().catch(() => undefined);
+  }
 
   /** One call under the server's breaker: fail fast when open; the outcome recorded. */
   private async guarded<T>(options: BackendCallOptions | undefined, call: (o: { signal?: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
@@ -161,6 +223,20 @@ class SdkBackendSession implements BackendSession {
       return result;
     } catch (error) {
       if (options?.signal?.aborted) throw toGatewayError(error, this.serverId, options.signal);
+      if (isSessionUnknown(error)) {
+        // The backend answered (it is up): only this session is gone, and the request was not processed.
+        this.transportError(error);
+        this.breakers.success(this.serverId);
+        throw new GatewayError('backend', `${this.serverId} no longer knows the backend session (it restarted?); call again: a new one is opened`, {
+          server: this.serverId,
+        });
+      }
+      const lost = this.lost;
+      if (lost && error instanceof McpError && error.code === CONNECTION_CLOSED) {
+        // Rejected because the session was found dead: counted once per call only if the backend itself failed.
+        if (lost.failure) this.breakers.failure(this.serverId, `gateway call failed: ${lost.reason}`);
+        throw new GatewayError('backend', `the session with ${this.serverId} was lost: ${lost.reason}; call again`, { server: this.serverId });
+      }
       if (isBackendFailure(error)) this.breakers.failure(this.serverId, `gateway call failed: ${describe(error)}`);
       else this.breakers.success(this.serverId);
       throw toGatewayError(error, this.serverId);
@@ -281,7 +357,10 @@ export class BackendConnector {
   ): Promise<BackendSession> {
     const attempt = async (transport: SdkTransport): Promise<BackendSession> => {
       const client = new Client(GATEWAY_CLIENT_INFO, { capabilities: {} });
-      client.onerror = () => undefined; // surfaced as the failed request
+      // Before the session exists, errors surface as the failed initialize; after, they may mean the session died (see SdkBackendSession).
+      const made: { session?: SdkBackendSession } = {};
+      client.onerror = (error) => made.session?.transportError(error);
+      client.onclose = () => made.session?.clientClosed();
       if (opts.onNotification) {
         const forward = opts.onNotification;
         client.fallbackNotificationHandler = (n) => {
@@ -295,7 +374,8 @@ export class BackendConnector {
         await client.close().catch(() => undefined);
         throw error;
       }
-      return new SdkBackendSession(serverId, client, transport, this.gate, timeout);
+      made.session = new SdkBackendSession(serverId, client, transport, this.gate, timeout);
+      return made.session;
     };
     const url = new URL(endpoint.url);
     const requestInit = { headers: endpoint.headers };
