@@ -84,18 +84,21 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     const entry = p;
     entry.inflight++;
     entry.lastUsed = Date.now();
+    // A pooled session found closed (it closes itself when found dead) is replaced; the call then counts on the
+    // new entry (so that one is not swept while the call runs) and gives that count back instead.
+    let release = () => {
+      entry.inflight--;
+      entry.lastUsed = Date.now();
+    };
     const session = entry.session.then((s) => {
       if (!s.closed) return s;
       if (this.pool.get(serverId) === entry) this.pool.delete(serverId);
-      return this.acquire(serverId).session;
+      release();
+      const next = this.acquire(serverId);
+      release = next.release;
+      return next.session;
     });
-    return {
-      session,
-      release: () => {
-        entry.inflight--;
-        entry.lastUsed = Date.now();
-      },
-    };
+    return { session, release: () => release() };
   }
 
   async run(
