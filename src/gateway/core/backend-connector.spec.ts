@@ -1,0 +1,158 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { z } from 'zod';
+import { BackendConnector } from './backend-connector.js';
+import type { GatewayError } from './gateway-errors.js';
+
+/**
+ * A backend session judged dead closes itself (calls in flight fail at once,
+ * pools open a new one); one that survives a transient transport error is
+ * kept. Against a real SDK server in this process (stateful Streamable HTTP).
+ */
+
+class Backend {
+  readonly transports = new Map<string, StreamableHTTPServerTransport>();
+  readonly sockets = new Set<Socket>();
+  waiting = 0;
+  readonly server = http.createServer((req, res) => void this.handle(req, res));
+
+  private build(): McpServer {
+    const server = new McpServer({ name: 'unit', version: '1.0.0' });
+    server.registerTool('echo', { inputSchema: { text: z.string() } }, ({ text }) => ({ content: [{ type: 'text', text }] }));
+    server.registerTool('wait', {}, async (extra) => {
+      this.waiting++;
+      await new Promise((resolve) => extra.signal.addEventListener('abort', resolve, { once: true }));
+      return { content: [] };
+    });
+    return server;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body: unknown = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+    const id = req.headers['mcp-session-id'];
+    if (typeof id === 'string') {
+      const transport = this.transports.get(id);
+      if (!transport) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}');
+        return;
+      }
+      await transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      res.writeHead(400).end();
+      return;
+    }
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (sid) => void this.transports.set(sid, transport),
+    });
+    await this.build().connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  async start(port = 0): Promise<string> {
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
+  }
+
+  /** Dies: every connection reset, nothing listening any more. */
+  async kill(): Promise<void> {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const s of this.sockets) s.resetAndDestroy();
+    await closed;
+  }
+}
+
+function connectorFor(url: string, fetchImpl: typeof fetch = fetch) {
+  const breaker = { successes: 0, failures: [] as string[] };
+  const target = { id: 'b', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 10_000 } };
+  const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
+  const breakers = {
+    apply: (_id: string, op: string, _s: unknown, reason?: string) => {
+      if (op === 'success') breaker.successes++;
+      if (op === 'failure') breaker.failures.push(reason ?? '');
+      return Promise.resolve({ allowed: true, transitioned: false, state: { state: 'closed', failures: breaker.failures.length } });
+    },
+    recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
+    recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
+  };
+  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl } as never);
+  return { connector, breaker };
+}
+
+describe('BackendConnector: dead backend sessions', () => {
+  const backends: Backend[] = [];
+  afterEach(async () => {
+    for (const b of backends.splice(0)) await b.kill().catch(() => undefined);
+  });
+  const backend = async () => {
+    const b = new Backend();
+    backends.push(b);
+    return { b, url: await b.start() };
+  };
+
+  it('fails a call in flight at once when the backend dies mid-call, and closes the session', async () => {
+    const { b, url } = await backend();
+    const { connector } = connectorFor(url);
+    const session = await connector.open('b', { timeoutMs: 30_000 });
+    const call = session.callTool('wait', {}, { timeoutMs: 60_000 });
+    const outcome = call.then(
+      () => 'answered',
+      (e: GatewayError) => e,
+    );
+    for (let i = 0; i < 500 && b.waiting === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const killed = performance.now();
+    await b.kill();
+    const error = await outcome;
+    expect(performance.now() - killed).toBeLessThan(10_000);
+    expect(error).toMatchObject({ code: 'backend', message: expect.stringContaining('was lost') });
+    expect(session.closed).toBe(true);
+  }, 30_000);
+
+  it('closes a session the backend no longer knows (404) without counting it against the circuit', async () => {
+    const { b, url } = await backend();
+    const { connector, breaker } = connectorFor(url);
+    const session = await connector.open('b', { timeoutMs: 30_000 });
+    expect(await session.callTool('echo', { text: 'a' })).toMatchObject({ content: [{ text: 'a' }] });
+    b.transports.clear(); // as after a restart
+    await expect(session.callTool('echo', { text: 'b' })).rejects.toMatchObject({ code: 'backend', message: expect.stringContaining('no longer knows') });
+    expect(session.closed).toBe(true);
+    expect(breaker.failures).toEqual([]);
+    const fresh = await connector.open('b', { timeoutMs: 30_000 });
+    expect(await fresh.callTool('echo', { text: 'c' })).toMatchObject({ content: [{ text: 'c' }] });
+    await fresh.close();
+  }, 30_000);
+
+  it('keeps a session that answers the ping after a transient transport error', async () => {
+    const { url } = await backend();
+    let failNext = false;
+    const flaky = ((input: string | URL | Request, init?: RequestInit) => {
+      if (failNext && init?.method === 'POST') {
+        failNext = false;
+        return Promise.reject(new TypeError('fetch failed (injected)'));
+      }
+      return fetch(input, init);
+    }) as typeof fetch;
+    const { connector, breaker } = connectorFor(url, flaky);
+    const session = await connector.open('b', { timeoutMs: 30_000 });
+    failNext = true;
+    await expect(session.callTool('echo', { text: 'x' })).rejects.toMatchObject({ code: 'backend' });
+    expect(breaker.failures).toHaveLength(1);
+    // The probe (a ping) answers: the session stays open and serves the next call.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(session.closed).toBe(false);
+    expect(await session.callTool('echo', { text: 'y' })).toMatchObject({ content: [{ text: 'y' }] });
+    await session.close();
+  }, 30_000);
+});
