@@ -203,6 +203,11 @@ export class SseConnection implements Subscriber<Buffer> {
     return this.socket.writableLength + bytes > this.replaySliceBytes;
   }
 
+  /** The bytes a replay slice may hold: what a reader of stored history should read and encode at a time. */
+  get replayBytes(): number {
+    return this.replaySliceBytes;
+  }
+
   writeFrame(text: string): void {
     if (!this.closed) this.socket.write(chunk(Buffer.from(text)));
   }

@@ -45,9 +45,10 @@ export const MAX_PENDING_REQUESTS = 100;
 /** A response whose JSON is larger than this goes as `chunk` events, then a `response` without `result`. */
 export const CHUNK_BYTES = 256 * 1024;
 /**
- * Stored events read at a time by a stream catching up. Events may be 256 KiB chunks, so a
- * page is at most ~16 MB in memory; each is written as its own frame, in slices that wait
- * for the socket to drain (SseConnection.writeReplay).
+ * Most stored events read at a time by a stream catching up. A page is also bounded in bytes by
+ * the connection's replay slice (SseConnection.replayBytes, 256 KiB): events may be 256 KiB chunks,
+ * and a stream whose client does not read holds its page until the socket drains, so what one
+ * such stream holds is about one slice whatever the events' sizes.
  */
 const REPLAY_PAGE = 64;
 /** How often this replica looks for overdue requests, expired sessions and idle backends. */
@@ -102,31 +103,35 @@ class SessionStream implements LiveListener {
       this.more = true;
       return;
     }
-    const { frames, cursor } = this.encode(events);
-    if (frames.length === 0) return;
-    const text = frames.join('');
-    if (this.conn.wouldQueue(text.length)) {
+    // Sized before anything is encoded: a batch that goes back to the store costs nothing here.
+    let size = 0;
+    for (const e of events) if (e.seq > this.cursor) size += e.data.length;
+    if (size === 0) return;
+    if (this.conn.wouldQueue(size)) {
       void this.catchUp();
       return;
     }
+    const { frames, cursor } = this.encode(events);
     this.cursor = cursor;
-    this.conn.write(chunk(Buffer.from(text)));
+    this.conn.write(chunk(Buffer.from(frames.join(''))));
   }
 
-  /** Reads stored events after the cursor, page by page at the client's pace, until nothing newer arrived meanwhile. */
+  /**
+   * Reads stored events after the cursor at the client's pace, until nothing newer arrived meanwhile:
+   * a page of at most one replay slice (in bytes), encoded and written, then the next once the socket
+   * drained. While it waits, only that slice's frames are held (the page's strings are dropped).
+   */
   async catchUp(): Promise<void> {
     if (this.catchingUp) return;
     this.catchingUp = true;
     try {
       for (;;) {
         this.more = false;
-        const page = await this.store.range(this.sessionId, this.cursor, REPLAY_PAGE);
+        const { frames, more } = await this.readPage();
         if (this.conn.closed) return;
-        const { frames, cursor } = this.encode(page);
-        this.cursor = cursor;
-        if (frames.length > 0) await this.conn.writeReplay(frames.map((f) => ({ frame: Buffer.from(f) }) as HubEvent));
+        if (frames.length > 0) await this.conn.writeReplay(frames);
         if (this.conn.closed) return;
-        if (page.length < REPLAY_PAGE && !this.more) return;
+        if (!more && !this.more) return;
       }
     } catch (error) {
       this.logger.warn(`session ${this.sessionId}: reading its events failed (${(error as Error).message}); the client resumes`);
@@ -134,6 +139,14 @@ class SessionStream implements LiveListener {
     } finally {
       this.catchingUp = false;
     }
+  }
+
+  /** The next page after the cursor as frames (the cursor moved past them), and whether more may be stored. */
+  private async readPage(): Promise<{ frames: HubEvent[]; more: boolean }> {
+    const page = await this.store.page(this.sessionId, this.cursor, REPLAY_PAGE, this.conn.replayBytes);
+    const { frames, cursor } = this.encode(page.events);
+    this.cursor = cursor;
+    return { frames: frames.map((f) => ({ frame: Buffer.from(f) }) as HubEvent), more: page.more };
   }
 
   /** The frames of the events after the cursor (an evicted range as an error event), and the cursor past them. */

@@ -128,6 +128,20 @@ export class MemorySessionStore extends SessionStore implements SessionFeed {
     return events.slice(from, from + count);
   }
 
+  async page(id: string, after: number, count: number, maxBytes: number): Promise<{ events: StoredEvent[]; more: boolean }> {
+    const events = this.held(id)?.events ?? [];
+    const from = events.length === 0 ? 0 : Math.max(0, after + 1 - events[0].seq);
+    let end = from;
+    let size = 0;
+    while (end < events.length && end - from < count) {
+      const n = events[end].type.length + events[end].data.length;
+      if (end > from && size + n > maxBytes) break;
+      size += n;
+      end++;
+    }
+    return { events: events.slice(from, end), more: end < events.length };
+  }
+
   async activated(id: string): Promise<string[]> {
     return [...(this.held(id)?.activated ?? [])].sort();
   }

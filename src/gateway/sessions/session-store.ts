@@ -102,7 +102,29 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 ${KEEP_ALIVE}
 return {h[1], h[2], h[3]}`;
 
+// KEYS: events stream; ARGV: exclusive start id ('(0-<n>'), count, maxBytes. At most `count` entries after the start whose
+// field values add up to at most maxBytes (the first is returned whatever its size), read one at a time so that no more
+// than one entry past the budget is ever read; {1, entries} when more may follow (a bound was hit), {0, entries} otherwise.
+const PAGE = `
+local start = ARGV[1]
+local count = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local out = {}
+local size = 0
+while #out < count do
+  local e = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1)[1]
+  if not e then return {0, out} end
+  local n = 0
+  for j = 2, #e[2], 2 do n = n + #e[2][j] end
+  if #out > 0 and size + n > budget then return {1, out} end
+  size = size + n
+  out[#out + 1] = e
+  start = '(' .. e[1]
+end
+return {1, out}`;
+
 type ScriptedRedis = Redis & {
+  gwPage(k1: string, start: string, count: number, maxBytes: number): Promise<[number, [string, string[]][]]>;
   gwAppend(k1: string, k2: string, type: string, data: string, max: number, ttl: number): Promise<number>;
   gwAppendMany(k1: string, k2: string, max: number, ttl: number, ...pairs: string[]): Promise<number>;
   gwRequest(
@@ -144,6 +166,7 @@ function defineScripts(redis: Redis): ScriptedRedis {
     redis.defineCommand('gwAnswer', { numberOfKeys: 3, lua: ANSWER });
     redis.defineCommand('gwCreate', { numberOfKeys: 3, lua: CREATE });
     redis.defineCommand('gwTouch', { numberOfKeys: 5, lua: TOUCH });
+    redis.defineCommand('gwPage', { numberOfKeys: 1, lua: PAGE });
   }
   return r;
 }
@@ -198,6 +221,12 @@ export abstract class SessionStore {
   abstract pending(id: string): Promise<PendingRequest[]>;
   /** Events after `after`, at most `count`, oldest first. */
   abstract range(id: string, after: number, count: number): Promise<StoredEvent[]>;
+  /**
+   * Events after `after`, oldest first: at most `count`, and no more than `maxBytes` of data
+   * (the first one whatever its size), so a reader holds about `maxBytes` however large the
+   * events are. `more` is false when the page ended with the stored events (nothing newer then).
+   */
+  abstract page(id: string, after: number, count: number, maxBytes: number): Promise<{ events: StoredEvent[]; more: boolean }>;
   /** The activated tools of a deferred session, sorted. */
   abstract activated(id: string): Promise<string[]>;
   abstract activate(id: string, names: string[]): Promise<void>;
@@ -316,6 +345,12 @@ export class RedisSessionStore extends SessionStore {
   async range(id: string, after: number, count: number): Promise<StoredEvent[]> {
     const entries = (await this.redis.xrange(this.key('e', id), `(0-${after}`, '+', 'COUNT', count)) as [string, string[]][];
     return toEvents(entries);
+  }
+
+  /** One round trip (PAGE): the budget is applied in Redis, so a page of large events is never read whole. */
+  async page(id: string, after: number, count: number, maxBytes: number): Promise<{ events: StoredEvent[]; more: boolean }> {
+    const [more, entries] = await this.redis.gwPage(this.key('e', id), `(0-${after}`, count, maxBytes);
+    return { events: toEvents(entries), more: more === 1 };
   }
 
   async activated(id: string): Promise<string[]> {
