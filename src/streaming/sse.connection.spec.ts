@@ -150,6 +150,35 @@ describe('SseConnection under back-pressure', () => {
     }
   });
 
+  it('cuts a client that stopped reading as a slow consumer when frames (writeFrame) pile up past maxBufferBytes', async () => {
+    let conn!: SseConnection;
+    let socket!: net.Socket;
+    const { server, port, closed } = await serve((c, s) => {
+      conn = c;
+      socket = s;
+    });
+    const c = pausedClient(port);
+    try {
+      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+      const frame = `event: progress\ndata: ${'x'.repeat(100_000)}\n\n`;
+      let most = 0;
+      // 50 MB offered, more than loopback's kernel buffers and the 1 MiB bound take together.
+      for (let i = 0; i < 500 && !conn.closed; i++) {
+        conn.writeFrame(frame);
+        most = Math.max(most, socket.writableLength);
+        if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(conn.closed).toBe(true);
+      expect(socket.destroyed).toBe(true);
+      expect(closed).toEqual(['slow consumer: send buffer full']);
+      // The bound and one frame at most were ever queued.
+      expect(most).toBeLessThanOrEqual((1 << 20) + frame.length + 64);
+    } finally {
+      c.socket.destroy();
+      server.close();
+    }
+  });
+
   it('closes a connection whose client stopped reading within the close timeout', async () => {
     let conn!: SseConnection;
     let socket!: net.Socket;

@@ -208,8 +208,13 @@ export class SseConnection implements Subscriber<Buffer> {
     return this.replaySliceBytes;
   }
 
+  /**
+   * One frame, with the slow-consumer check of `write`: a client that left more than
+   * `maxBufferBytes` unsent is cut (it resumes, or its call is aborted) instead of
+   * having every frame queued in this process for as long as it does not read.
+   */
   writeFrame(text: string): void {
-    if (!this.closed) this.socket.write(chunk(Buffer.from(text)));
+    if (!this.closed) this.write(chunk(Buffer.from(text)));
   }
 
   reset(cursor: number, reason: string): void {
@@ -223,8 +228,9 @@ export class SseConnection implements Subscriber<Buffer> {
    */
   close(reason: string, retryMs?: number): void {
     if (this.closed) return;
-    if (retryMs !== undefined) this.writeFrame(`retry: ${retryMs}\n\n`);
     const socket = this.socket;
+    // Not writeFrame: a close is polite even to a slow client (CLOSE_TIMEOUT_MS bounds it).
+    if (retryMs !== undefined) socket.write(chunk(Buffer.from(`retry: ${retryMs}\n\n`)));
     const timer = setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
