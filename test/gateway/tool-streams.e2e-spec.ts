@@ -3,7 +3,7 @@ import { EverythingServer, type McpFixture, McpFixtureHost } from '../support/mc
 import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { SseClient } from '../support/sse-client.js';
-import { api, createTestDatabase, redisUrl, waitFor } from '../support/test-env.js';
+import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/test-env.js';
 
 /**
  * Tool calls streamed with progress (`POST /api/v1/mcp/stream`, and the GET
@@ -162,6 +162,25 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
     const ended = await Promise.race([body, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
     expect(ended).not.toBe('still open');
     await waitFor(() => alpha.cancelled > before, 10_000, 'the backend call cancelled');
+  });
+
+  it('a call running when its server’s access changes (a new trust rule) finishes on its backend session', async () => {
+    const running = call(r2, admin(), 'alpha__progress', { steps: 10, delayMs: 150 }, 'while-changed');
+    await sleep(400);
+    // The rule changes what the bot reaches on alpha: every replica drops its pooled alpha session.
+    const rule = await api(r1.url, 'POST', '/api/v1/trust-rules', {
+      key: admin(),
+      body: { agentId: 'bot', mcpServerId: 'alpha', toolPattern: 'never_*', effect: 'deny' },
+    });
+    expect(rule.status).toBe(201);
+    const res = await running;
+    // Before, the dropped session was closed under the call: an error event ("the session with alpha is closed").
+    expect(res.frames.map((f) => f.event)).not.toContain('error');
+    expect(res.frames.filter((f) => f.event === 'progress')).toHaveLength(10);
+    expect(res.frames.map((f) => f.data).at(-1)).toBe('[DONE]');
+    // And the next call opens a new session and works.
+    expect((await call(r2, admin(), 'alpha__echo', { text: 'after' }, 'after')).frames.map((f) => f.event)).toContain('result');
+    expect((await api(r1.url, 'DELETE', `/api/v1/trust-rules/${rule.body.id}`, { key: admin() })).status).toBe(204);
   });
 
   it('forwards the progress of server-everything’s long-running operation', async () => {

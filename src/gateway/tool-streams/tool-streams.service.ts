@@ -18,6 +18,12 @@ interface Pooled {
   readonly session: Promise<BackendSession>;
   lastUsed: number;
   inflight: number;
+  /** Out of the pool (its server changed): closed once its last call is done. */
+  retired?: boolean;
+}
+
+function closeSession(p: Pooled): Promise<void> {
+  return p.session.then((s) => s.close()).catch(() => undefined);
 }
 
 /**
@@ -47,9 +53,11 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   onModuleInit(): void {
-    // A server changed (URL, headers, enabled): its pooled session is dropped, the next call opens a new one.
+    // A server changed (URL, headers, enabled, a trust rule): its pooled session is dropped, the next call opens a new
+    // one. The calls running on it were allowed when they started and finish on it (a new trust rule ended every
+    // running tool stream of the server with "the session is closed").
     this.policy.onAccessChanged(({ serverIds }) => {
-      for (const id of serverIds === 'all' ? [...this.pool.keys()] : serverIds) void this.drop(id);
+      for (const id of serverIds === 'all' ? [...this.pool.keys()] : serverIds) void this.drop(id, false);
     });
     this.timer = setInterval(() => {
       const now = Date.now();
@@ -63,11 +71,16 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     await Promise.all([...this.pool.keys()].map((id) => this.drop(id)));
   }
 
-  private drop(serverId: string): Promise<void> {
+  /** Takes a server's session out of the pool; closes it now, or (`now` false) once the calls running on it are done. */
+  private drop(serverId: string, now = true): Promise<void> {
     const p = this.pool.get(serverId);
     if (!p) return Promise.resolve();
     this.pool.delete(serverId);
-    return p.session.then((s) => s.close()).catch(() => undefined);
+    if (!now && p.inflight > 0) {
+      p.retired = true;
+      return Promise.resolve();
+    }
+    return closeSession(p);
   }
 
   private acquire(serverId: string): { session: Promise<BackendSession>; release: () => void } {
@@ -89,6 +102,7 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     let release = () => {
       entry.inflight--;
       entry.lastUsed = Date.now();
+      if (entry.retired && entry.inflight === 0) void closeSession(entry);
     };
     const session = entry.session.then((s) => {
       if (!s.closed) return s;
