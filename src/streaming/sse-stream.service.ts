@@ -112,8 +112,11 @@ export class SseStreamService implements OnModuleInit, BeforeApplicationShutdown
       // being acquired: its 'close' has fired already, so nothing else would
       // ever give the slot back.
       void this.cluster.releaseConnection(principal.id).catch(() => undefined);
-      if (!socket.destroyed) throw new DomainError('service_unavailable', 'this replica is draining; reconnect', { headers: { 'retry-after': '1' } });
+      // Only a client still there is told the replica drains (one that hung up was answered 503 "draining" in the log).
+      if (this.lifecycle.isDraining && !socket.destroyed && socket.writable)
+        throw new DomainError('service_unavailable', 'this replica is draining; reconnect', { headers: { 'retry-after': '1' } });
       reply.hijack();
+      socket.destroy();
       return;
     }
     reply.hijack();
