@@ -19,6 +19,13 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   let everything: EverythingServer;
   const clients: Client[] = [];
   const METRICS_TOKEN = 'metrics-token-for-the-mcp-test-01';
+  const ACCEPT = { accept: 'application/json, text/event-stream' };
+  const INIT = {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  };
 
   /** A gauge or counter of this replica's /metrics (without labels). */
   async function metric(name: string): Promise<number> {
@@ -30,20 +37,10 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
 
   /** A session opened with plain requests: unlike the SDK client's, it has no standalone stream of its own. */
   async function plainSession(k: string): Promise<string> {
-    const accept = { accept: 'application/json, text/event-stream' };
-    const init = await api(t.baseUrl, 'POST', '/mcp', {
-      key: k,
-      body: {
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      },
-      headers: accept,
-    });
+    const init = await api(t.baseUrl, 'POST', '/mcp', { key: k, body: INIT, headers: ACCEPT });
     expect(init.status).toBe(200);
     const id = init.headers.get('mcp-session-id')!;
-    const headers = { ...accept, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+    const headers = { ...ACCEPT, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
     expect((await api(t.baseUrl, 'POST', '/mcp', { key: k, body: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers })).status).toBe(202);
     return id;
   }
@@ -363,13 +360,8 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   }, 60_000);
 
   it('refuses no credentials, a foreign Origin, bad JSON, a request without a session and a bad Last-Event-ID', async () => {
-    const init = {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
-    };
-    const accept = { accept: 'application/json, text/event-stream' };
+    const init = INIT;
+    const accept = ACCEPT;
     expect((await api(t.baseUrl, 'POST', '/mcp', { body: init, headers: accept })).status).toBe(401);
     expect((await api(t.baseUrl, 'POST', '/mcp', { key: 'ar_not_a_real_key_000000000000', body: init, headers: accept })).status).toBe(401);
     expect((await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: init, headers: { ...accept, origin: 'https://evil.example' } })).status).toBe(403);
@@ -457,12 +449,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   }, 30_000);
 
   it('an initialize the SDK refuses keeps no session; a Host that makes no URL is not a 500', async () => {
-    const init = {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
-    };
+    const init = INIT;
     const before = await metric('registry_mcp_sessions');
     for (let i = 0; i < 10; i++) {
       // 406: a POST must accept both JSON and SSE.
@@ -496,24 +483,19 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
 
   it('a client holds at most GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT sessions: a new one ends the least recently used', async () => {
     const k = await key({ name: 'many-sessions', role: 'admin' });
-    const accept = { accept: 'application/json, text/event-stream' };
-    const init = {
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'loop', version: '1' } },
-    };
-    const open = async () => {
-      const res = await api(t.baseUrl, 'POST', '/mcp', { key: k, body: init, headers: accept });
-      expect(res.status).toBe(200);
-      return res.headers.get('mcp-session-id')!;
-    };
     const list = (id: string) =>
       api(t.baseUrl, 'POST', '/mcp', {
         key: k,
         body: { jsonrpc: '2.0', id: 1, method: 'prompts/list' },
-        headers: { ...accept, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+        headers: { ...ACCEPT, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
       }).then((r) => r.status);
+    // Sessions that answered only their initialize: the first request after it marks a session used (later ones
+    // only every 5 s, so "least recently used" is to within 5 s).
+    const open = async () => {
+      const res = await api(t.baseUrl, 'POST', '/mcp', { key: k, body: INIT, headers: ACCEPT });
+      expect(res.status).toBe(200);
+      return res.headers.get('mcp-session-id')!;
+    };
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) ids.push(await open());
     expect(await list(ids[0])).toBe(200); // the first, used again: now the most recently used
