@@ -55,6 +55,15 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     return s;
   }
 
+  /** A raw POST of one JSON-RPC message; `session` is the Authorization, Mcp-Session-Id and protocol header lines. */
+  function rawPost(session: string, message: Record<string, unknown>): { text: string; closed: boolean; socket: Socket } {
+    const body = JSON.stringify(message);
+    return raw(
+      `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
   async function connect(key: string, query = ''): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
     const client = new Client({ name: 'test-client', version: '1.0.0' });
     const transport = new StreamableHTTPClientTransport(new URL(`${t.baseUrl}/mcp${query}`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
@@ -321,42 +330,29 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     expect(created.status).toBe(201);
     const revoked = created.body.key as string;
     const sessionId = await plainSession(revoked);
-    const url = new URL(t.baseUrl);
     const session = `Authorization: Bearer ${revoked}\r\nMcp-Session-Id: ${sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
-    const open = (head: string) => {
-      const s = { raw: '', closed: false, socket: undefined as Socket | undefined };
-      s.socket = connectTcp(Number(url.port), url.hostname, () => s.socket!.write(head));
-      s.socket.on('data', (d: Buffer) => (s.raw += d.toString('latin1')));
-      s.socket.on('close', () => (s.closed = true));
-      s.socket.on('error', () => undefined);
-      return s;
-    };
-    const get = open(`GET /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: text/event-stream\r\n\r\n`);
-    const body = JSON.stringify({
+    const get = raw(`GET /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: text/event-stream\r\n\r\n`);
+    const post = rawPost(session, {
       jsonrpc: '2.0',
       id: 'slow',
       method: 'tools/call',
       params: { name: 'alpha__slow', arguments: { ms: 20_000 }, _meta: { progressToken: 's' } },
     });
-    const post = open(
-      `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-    await waitFor(() => get.raw.includes('\r\n\r\n') && post.raw.includes('notifications/progress'), 10_000, 'both streams open, the call running');
-    expect(get.raw).toMatch(/^HTTP\/1\.1 200/);
+    await waitFor(() => get.text.includes('\r\n\r\n') && post.text.includes('notifications/progress'), 10_000, 'both streams open, the call running');
+    expect(get.text).toMatch(/^HTTP\/1\.1 200/);
     const cancelledBefore = alpha.cancelled;
     expect((await api(t.baseUrl, 'DELETE', `/api/v1/api-keys/${created.body.id}`, { key: t.adminKey })).status).toBe(204);
     await waitFor(() => post.closed, 10_000, 'the call’s stream cut');
-    await waitFor(() => get.closed || get.raw.endsWith('\r\n0\r\n\r\n'), 10_000, 'the GET stream ended');
+    await waitFor(() => get.closed || get.text.endsWith('\r\n0\r\n\r\n'), 10_000, 'the GET stream ended');
     await waitFor(() => alpha.cancelled > cancelledBefore, 10_000, 'the call cancelled at the backend');
-    expect(post.raw).not.toContain('slept 20000');
+    expect(post.text).not.toContain('slept 20000');
     const again = await api(t.baseUrl, 'POST', '/mcp', {
       key: revoked,
       body: { jsonrpc: '2.0', id: 1, method: 'tools/list' },
       headers: { accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
     });
     expect(again.status).toBe(401);
-    get.socket!.destroy();
+    get.socket.destroy();
   }, 60_000);
 
   it('refuses no credentials, a foreign Origin, bad JSON, a request without a session and a bad Last-Event-ID', async () => {
@@ -393,16 +389,12 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
   it('a call the client cancelled ends its own stream (answered "cancelled"); an id already in progress is refused', async () => {
     const { transport } = await connect(t.adminKey);
     const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
-    const body = JSON.stringify({
+    const post = rawPost(session, {
       jsonrpc: '2.0',
       id: 'to-cancel',
       method: 'tools/call',
       params: { name: 'alpha__slow', arguments: { ms: 20_000 }, _meta: { progressToken: 'c' } },
     });
-    const post = raw(
-      `POST /mcp HTTP/1.1\r\nHost: x\r\n${session}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
     await waitFor(() => post.text.includes('notifications/progress'), 10_000, 'the call running');
     const headers = { accept: 'application/json, text/event-stream', 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' };
     // The SDK maps an answer to its stream by id: a second request with the running one's id would take its stream.
