@@ -18,8 +18,6 @@ interface Pooled {
   readonly session: Promise<BackendSession>;
   lastUsed: number;
   inflight: number;
-  /** Out of the pool (its server changed): closed once its last call is done. */
-  retired?: boolean;
 }
 
 function closeSession(p: Pooled): Promise<void> {
@@ -76,10 +74,8 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     const p = this.pool.get(serverId);
     if (!p) return Promise.resolve();
     this.pool.delete(serverId);
-    if (!now && p.inflight > 0) {
-      p.retired = true;
-      return Promise.resolve();
-    }
+    // Left to its last call's release, which closes an entry no longer in the pool.
+    if (!now && p.inflight > 0) return Promise.resolve();
     return closeSession(p);
   }
 
@@ -102,7 +98,8 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     let release = () => {
       entry.inflight--;
       entry.lastUsed = Date.now();
-      if (entry.retired && entry.inflight === 0) void closeSession(entry);
+      // Dropped from the pool while calls ran on it (its server changed): the last one closes it.
+      if (entry.inflight === 0 && this.pool.get(serverId) !== entry) void closeSession(entry);
     };
     const session = entry.session.then((s) => {
       if (!s.closed) return s;
