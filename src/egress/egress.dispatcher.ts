@@ -79,9 +79,22 @@ export function createEgressDispatcher(policy: EgressPolicy, options: EgressDisp
 
 export type EgressFetch = (input: string | URL, init?: Parameters<typeof undiciFetch>[1]) => ReturnType<typeof undiciFetch>;
 
-/** `fetch` bound to an egress dispatcher (the MCP SDK's transports accept a `fetch` option). */
+/**
+ * `fetch` bound to an egress dispatcher (the MCP SDK's transports accept a `fetch` option).
+ *
+ * The caller's signal reaches undici through a signal of its own (`AbortSignal.any`): undici adds an `abort`
+ * listener to the signal it is given and removes it only once the request is garbage-collected, and the SDK
+ * gives every request of a session the same long-lived signal. Thousands of listeners piled up on it, and each
+ * new one walked them all (an EventTarget refuses duplicates): a cost per backend call that grew with the
+ * session's traffic. A signal made by `AbortSignal.any` is held by its source weakly, in a set, so a call costs
+ * the same on a session's millionth request as on its first, and aborting the source still aborts every request
+ * (and response body) in flight.
+ */
 export function egressFetch(dispatcher: Agent): EgressFetch {
-  return (input, init) => undiciFetch(input, { ...init, dispatcher });
+  return (input, init) => {
+    const signal = init?.signal;
+    return undiciFetch(input, { ...init, dispatcher, signal: signal ? AbortSignal.any([signal]) : signal });
+  };
 }
 
 /** The EgressDeniedError behind a failed fetch (undici wraps connect errors in `TypeError: fetch failed`). */
