@@ -11,6 +11,11 @@
 //
 //   npm run bench -- --gateway [--quick] [--calls N] [--events N] [--sessions N] [--write | --overhead-only]
 //   node bench/gateway.mjs …            (the same; BENCH_DIST / BENCH_NODE as for bench/run.mjs)
+//   node bench/gateway.mjs --overhead-only --ways mcp [--profile DIR]
+//                                       (one way only, e.g. for a CPU profile of the replica on that path)
+//
+// The overhead figures include the replica's CPU time per measured call (replicaCpuMsPerCall: every way run
+// counted), steadier than latency for A/B runs of two builds on a noisy machine.
 //
 // --write puts the figures into docs/gateway.md (between its bench markers).
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -22,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startPostgres, startRedis } from './lib/infra.mjs';
-import { freePort, killAllStarted, percentile, rssBytes, sleep, spawnLimited, stopProc, waitForPort } from './lib/proc.mjs';
+import { cpuMicros, freePort, killAllStarted, percentile, rssBytes, sleep, spawnLimited, stopProc, waitForPort } from './lib/proc.mjs';
 import { ServiceSystem } from './lib/systems.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -42,6 +47,11 @@ const write = arg('write', false) === true;
 /** Only the overhead per tool call (for A/B runs of two builds: BENCH_DIST); nothing is written to the docs. */
 const overheadOnly = arg('overhead-only', false) === true;
 if (write && overheadOnly) throw new Error('--write needs every figure: leave out --overhead-only');
+/** The ways the overhead measurement drives (`--ways mcp,session`: only those, e.g. to profile one path); all by default. */
+const WAYS = new Set(String(arg('ways', 'direct,plain,session,toolStream,mcp')).split(','));
+/** `--profile DIR`: the replica runs with --cpu-prof and writes its profile there when it stops (summarize with bench/profile/summarize.mjs). */
+const profileDir = arg('profile', undefined);
+if (write && (WAYS.size < 5 || profileDir)) throw new Error('--write needs every way and no profiler');
 /** Backend sessions of an unused streaming session are released after this (the replica's setting for the bench). */
 const BACKEND_IDLE_MS = 3000;
 const t0 = performance.now();
@@ -182,6 +192,7 @@ async function main() {
         GATEWAY_MAX_PENDING_EVENTS: String(Math.max(1000, EVENTS + 100)),
         GATEWAY_BACKEND_IDLE_MS: String(BACKEND_IDLE_MS),
       },
+      nodeArgs: typeof profileDir === 'string' ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : [],
     });
     const replica = await sys.startReplica('gateway');
     let port = replica.port;
@@ -268,19 +279,29 @@ async function main() {
     const sessionMs = [];
     const toolStreamMs = [];
     const mcpMs = [];
-    const timed = async (fn, out) => {
+    const timed = async (fn, out, way) => {
+      if (!WAYS.has(way)) return;
       const started = performance.now();
       await fn();
       if (out) out.push(performance.now() - started);
     };
+    let cpuAtStart = { replica: 0, backend: 0 };
     for (let i = 0; i < Math.min(200, CALLS) + CALLS; i++) {
       const warm = i < Math.min(200, CALLS);
-      await timed(viaDirect, warm ? undefined : directMs);
-      await timed(viaDirectPlain, warm ? undefined : plainMs);
-      await timed(() => viaSession(i), warm ? undefined : sessionMs);
-      await timed(viaToolStream, warm ? undefined : toolStreamMs);
-      await timed(viaMcp, warm ? undefined : mcpMs);
+      if (i === Math.min(200, CALLS)) cpuAtStart = { replica: cpuMicros(replica.proc.pid), backend: cpuMicros(backend.pid), at: performance.now() };
+      await timed(viaDirect, warm ? undefined : directMs, 'direct');
+      await timed(viaDirectPlain, warm ? undefined : plainMs, 'plain');
+      await timed(() => viaSession(i), warm ? undefined : sessionMs, 'session');
+      await timed(viaToolStream, warm ? undefined : toolStreamMs, 'toolStream');
+      await timed(viaMcp, warm ? undefined : mcpMs, 'mcp');
     }
+    // CPU time per measured call (every way run counted): a steadier A/B figure than latency on a noisy machine.
+    const gatewayWays = ['session', 'toolStream', 'mcp'].filter((w) => WAYS.has(w)).length;
+    const cpuPerCall = (micros, calls) => (calls > 0 ? round(micros / 1000 / calls, 3) : null);
+    const replicaCpuMsPerCall = cpuPerCall(cpuMicros(replica.proc.pid) - cpuAtStart.replica, CALLS * gatewayWays);
+    const backendCpuMsPerCall = cpuPerCall(cpuMicros(backend.pid) - cpuAtStart.backend, CALLS * WAYS.size);
+    /** The replica's CPU use over the measured calls, in cores (0.5: half of one core). */
+    const replicaCores = round((cpuMicros(replica.proc.pid) - cpuAtStart.replica) / 1000 / (performance.now() - cpuAtStart.at), 3);
     await direct.close();
     await viaGateway.close();
     const d = stats(directMs);
@@ -301,6 +322,10 @@ async function main() {
       // The same two against the SDK client's direct call, the floor the issue names for every way.
       sessionOverSdkP50Ms: round(s.p50 - d.p50),
       toolStreamOverSdkP50Ms: round(t.p50 - d.p50),
+      ways: [...WAYS],
+      replicaCpuMsPerCall,
+      backendCpuMsPerCall,
+      replicaCores,
     };
     log(`overhead: ${JSON.stringify(figures.overhead)}`);
     if (overheadOnly) {
