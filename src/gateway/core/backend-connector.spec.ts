@@ -18,6 +18,8 @@ class Backend {
   readonly transports = new Map<string, StreamableHTTPServerTransport>();
   readonly sockets = new Set<Socket>();
   waiting = 0;
+  /** The methods of every JSON-RPC message POSTed to it, in order. */
+  readonly posted: string[] = [];
   readonly server = http.createServer((req, res) => void this.handle(req, res));
 
   private build(): McpServer {
@@ -35,6 +37,7 @@ class Backend {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body: unknown = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+    for (const m of Array.isArray(body) ? body : [body]) if (m && typeof m === 'object' && 'method' in m) this.posted.push(String(m.method));
     const id = req.headers['mcp-session-id'];
     if (typeof id === 'string') {
       const transport = this.transports.get(id);
@@ -132,6 +135,25 @@ describe('BackendConnector: dead backend sessions', () => {
     const fresh = await connector.open('b', { timeoutMs: 30_000 });
     expect(await fresh.callTool('echo', { text: 'c' })).toMatchObject({ content: [{ text: 'c' }] });
     await fresh.close();
+  }, 30_000);
+
+  it('sends notifications/cancelled for a call aborted in flight, and none when the signal aborts after the answer', async () => {
+    const { b, url } = await backend();
+    const { connector } = connectorFor(url);
+    const session = await connector.open('b', { timeoutMs: 30_000 });
+    // A tool stream aborts its call's signal when its client goes, which is after the answer for every call that ends.
+    const done = new AbortController();
+    expect(await session.callTool('echo', { text: 'a' }, { signal: done.signal })).toMatchObject({ content: [{ text: 'a' }] });
+    done.abort(new Error('the client went away'));
+    const running = new AbortController();
+    const call = session.callTool('wait', {}, { signal: running.signal, timeoutMs: 30_000 });
+    for (let i = 0; i < 500 && b.waiting === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    running.abort(new Error('the client went away'));
+    await expect(call).rejects.toMatchObject({ code: 'cancelled' });
+    for (let i = 0; i < 500 && !b.posted.includes('notifications/cancelled'); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.posted.filter((m) => m !== 'notifications/initialized')).toEqual(['initialize', 'tools/call', 'tools/call', 'notifications/cancelled']);
+    await session.close();
   }, 30_000);
 
   it('keeps a session that answers the ping after a transient transport error', async () => {

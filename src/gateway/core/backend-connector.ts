@@ -83,6 +83,21 @@ const CONNECTION_CLOSED: number = ErrorCode.ConnectionClosed;
 const REQUEST_TIMEOUT: number = ErrorCode.RequestTimeout;
 
 /**
+ * A signal that follows `source` only until `detach()`: what the SDK is given for one call. The SDK keeps its
+ * `abort` listener on a request's signal after the answer, and an abort then sends the backend
+ * `notifications/cancelled` for a request it already answered — every tool stream aborts its call's signal
+ * when its client goes, which is after the answer for every call that ends: one useless POST to the
+ * backend per call.
+ */
+function scopedSignal(source: AbortSignal): { signal: AbortSignal; detach: () => void } {
+  if (source.aborted) return { signal: source, detach: () => undefined };
+  const own = new AbortController();
+  const forward = () => own.abort(source.reason);
+  source.addEventListener('abort', forward, { once: true });
+  return { signal: own.signal, detach: () => source.removeEventListener('abort', forward) };
+}
+
+/**
  * Whether the backend answered 404 to a POST of an established session: it no
  * longer knows the session id (it restarted, or expired the session), and the
  * MCP spec says the client must then start a new session. The request was not
@@ -217,8 +232,9 @@ class SdkBackendSession implements BackendSession {
       throw new GatewayError('circuit_open', `the circuit of ${this.serverId} is open: failing fast`, { server: this.serverId });
     }
     const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
+    const scoped = options?.signal ? scopedSignal(options.signal) : undefined;
     try {
-      const result = await call({ ...(options?.signal ? { signal: options.signal } : {}), timeout });
+      const result = await call({ ...(scoped ? { signal: scoped.signal } : {}), timeout });
       this.breakers.success(this.serverId);
       return result;
     } catch (error) {
@@ -240,6 +256,8 @@ class SdkBackendSession implements BackendSession {
       if (isBackendFailure(error)) this.breakers.failure(this.serverId, `gateway call failed: ${describe(error)}`);
       else this.breakers.success(this.serverId);
       throw toGatewayError(error, this.serverId);
+    } finally {
+      scoped?.detach();
     }
   }
 
