@@ -362,6 +362,14 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
 
   /** Writes the SDK's web Response (JSON, 202, or an SSE stream) to the hijacked Node response, cut if the client stops reading. */
   private async pipe(response: Response, res: ServerResponse): Promise<void> {
+    // The head and the priming event go out once the handler's work queued in this turn is done: a tool call's
+    // request to its backend leaves first, and these two writes (two system calls) overlap the backend's work
+    // instead of delaying it (~0.1 ms a call on this path).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (res.destroyed) {
+      void response.body?.cancel().catch(() => undefined);
+      return;
+    }
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => (headers[name] = value));
     res.writeHead(response.status, headers);
