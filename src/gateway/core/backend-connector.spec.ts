@@ -4,7 +4,9 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Agent } from 'undici';
 import { z } from 'zod';
+import { egressFetch } from '../../egress/egress.dispatcher.js';
 import { BackendConnector } from './backend-connector.js';
 import type { GatewayError } from './gateway-errors.js';
 
@@ -77,7 +79,9 @@ class Backend {
   }
 }
 
-function connectorFor(url: string, fetchImpl: typeof fetch = fetch) {
+/** The real egress client's two ways out (fetch for the SDK's own paths, the dispatcher for calls in a session). */
+function connectorFor(url: string, dispatcher: Agent = new Agent()) {
+  const fetchImpl = egressFetch(dispatcher);
   const breaker = { successes: 0, failures: [] as string[] };
   const target = { id: 'b', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 10_000 } };
   const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
@@ -90,7 +94,7 @@ function connectorFor(url: string, fetchImpl: typeof fetch = fetch) {
     recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
     recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
   };
-  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl } as never);
+  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl, dispatcher } as never);
   return { connector, breaker };
 }
 
@@ -159,14 +163,17 @@ describe('BackendConnector: dead backend sessions', () => {
   it('keeps a session that answers the ping after a transient transport error', async () => {
     const { url } = await backend();
     let failNext = false;
-    const flaky = ((input: string | URL | Request, init?: RequestInit) => {
-      if (failNext && init?.method === 'POST') {
-        failNext = false;
-        return Promise.reject(new TypeError('fetch failed (injected)'));
+    class Flaky extends Agent {
+      override request(...args: Parameters<Agent['request']>): ReturnType<Agent['request']> {
+        const [opts] = args;
+        if (failNext && opts.method === 'POST') {
+          failNext = false;
+          return Promise.reject(new TypeError('fetch failed (injected)'));
+        }
+        return super.request(...args);
       }
-      return fetch(input, init);
-    }) as typeof fetch;
-    const { connector, breaker } = connectorFor(url, flaky);
+    }
+    const { connector, breaker } = connectorFor(url, new Flaky());
     const session = await connector.open('b', { timeoutMs: 30_000 });
     failNext = true;
     await expect(session.callTool('echo', { text: 'x' })).rejects.toMatchObject({ code: 'backend' });

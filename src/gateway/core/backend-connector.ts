@@ -19,6 +19,7 @@ import { describeEgressError as describe, egressDenial } from '../../egress/egre
 import { CircuitBreakers } from '../../health/circuit-breakers.js';
 import type { ProbeTarget } from '../../health/health.types.js';
 import { ServerDirectory } from '../../health/server-directory.js';
+import { LeanStreamableHttpTransport } from './lean-streamable-http.js';
 import { GatewayError } from './gateway-errors.js';
 
 export const GATEWAY_CLIENT_INFO = { name: 'agentic-registry-gateway', version: '1' } as const;
@@ -402,7 +403,7 @@ export class BackendConnector {
     if (kind === 'sse') return attempt(sse());
     try {
       return await attempt(
-        new StreamableHTTPClientTransport(url, {
+        new LeanStreamableHttpTransport(url, this.egress.dispatcher, endpoint.headers, {
           fetch,
           requestInit,
           reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },

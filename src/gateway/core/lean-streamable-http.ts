@@ -1,0 +1,203 @@
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+import { StringDecoder } from 'node:string_decoder';
+import type { Dispatcher } from 'undici';
+
+/**
+ * Server-Sent Events, incrementally (the WHATWG rules that matter to MCP): lines end with CRLF, LF or CR (a CR
+ * at the end of one chunk and an LF at the start of the next are one line end); `data` lines are joined with
+ * LF; a blank line dispatches; comments and unknown fields are skipped; a BOM opening the stream is dropped.
+ */
+export class SseParser {
+  private buffer = '';
+  private data: string[] = [];
+  private event = '';
+  private started = false;
+  /** The last chunk ended with CR: an LF opening the next one belongs to that line end. */
+  private pendingCr = false;
+
+  constructor(private readonly onEvent: (event: string, data: string) => void) {}
+
+  push(text: string): void {
+    if (text === '') return;
+    if (!this.started) {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (this.pendingCr && text.charCodeAt(0) === 10) text = text.slice(1);
+    this.pendingCr = false;
+    let input = this.buffer + text;
+    let at = 0;
+    for (;;) {
+      const cr = input.indexOf('\r', at);
+      const lf = input.indexOf('\n', at);
+      const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+      if (end === -1) break;
+      this.line(input.slice(at, end));
+      if (input.charCodeAt(end) === 13) {
+        if (end + 1 === input.length) {
+          this.pendingCr = true;
+          at = end + 1;
+          break;
+        }
+        at = input.charCodeAt(end + 1) === 10 ? end + 2 : end + 1;
+      } else at = end + 1;
+    }
+    input = input.slice(at);
+    this.buffer = input;
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      if (this.data.length > 0) this.onEvent(this.event || 'message', this.data.join('\n'));
+      this.data = [];
+      this.event = '';
+      return;
+    }
+    if (line.charCodeAt(0) === 58) return; // ':' a comment
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.event = value;
+    // `id` and `retry` serve a resumption, which this client does not do (the SDK transport's is off as well).
+  }
+}
+
+type Internals = { _sessionId?: string; _abortController?: AbortController };
+
+/**
+ * The SDK's Streamable HTTP client transport, with its hottest path made lean: a JSON-RPC request or
+ * notification POSTed in an established session goes through undici's `request` on the egress dispatcher,
+ * and an SSE answer is parsed as it arrives, where the SDK builds a WHATWG `Request`/`Response`, pipes the body
+ * through a `TextDecoderStream` and an `EventSourceParserStream`, and cancels each notification's body (an
+ * `AbortError` built every time). Everything else — initialize, the standalone GET stream, resumption, batches,
+ * redirects, DELETE, closing — is the SDK's own code. What the SDK's `send` reports is reported the same way:
+ * an HTTP error status is a `StreamableHTTPError` with its code (a 404 means the backend no longer knows the
+ * session), a broken stream is an `onerror`, and `close()` aborts every request in flight.
+ */
+export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
+  constructor(
+    private readonly endpoint: URL,
+    private readonly dispatcher: Dispatcher,
+    private readonly extraHeaders: Record<string, string>,
+    options: ConstructorParameters<typeof StreamableHTTPClientTransport>[1],
+  ) {
+    super(endpoint, options);
+  }
+
+  override async send(message: JSONRPCMessage | JSONRPCMessage[], options?: TransportSendOptions): Promise<void> {
+    const internals = this as unknown as Internals;
+    const sessionId = internals._sessionId;
+    if (
+      Array.isArray(message) ||
+      sessionId === undefined ||
+      options?.resumptionToken ||
+      options?.onresumptiontoken ||
+      'result' in message ||
+      'error' in message
+    ) {
+      return super.send(message, options);
+    }
+    if ('method' in message && (message.method === 'initialize' || message.method === 'notifications/initialized')) return super.send(message, options);
+    const isRequest = 'method' in message && 'id' in message;
+    try {
+      const headers: Record<string, string> = {
+        ...this.extraHeaders,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId,
+      };
+      if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+      const signal = internals._abortController?.signal;
+      const res = await this.dispatcher.request({
+        origin: this.endpoint.origin,
+        path: `${this.endpoint.pathname}${this.endpoint.search}`,
+        method: 'POST',
+        headers,
+        body: JSON.stringify(message),
+        ...(signal ? { signal } : {}),
+      });
+      const status = res.statusCode;
+      if (status >= 300 && status < 400) {
+        // A redirect: the SDK follows it within the origin and refuses it elsewhere; the request was not processed here.
+        await res.body.dump();
+        return super.send(message, options);
+      }
+      const newSession = res.headers['mcp-session-id'];
+      if (typeof newSession === 'string') internals._sessionId = newSession;
+      if (status >= 400) {
+        const text = await res.body.text().catch(() => null);
+        throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
+      }
+      if (status === 202 || !isRequest) {
+        await res.body.dump();
+        return;
+      }
+      const type = String(res.headers['content-type'] ?? '')
+        .split(';')[0]
+        .trim()
+        .toLowerCase();
+      if (type === 'text/event-stream') {
+        this.readStream(res.body);
+      } else if (type === 'application/json') {
+        const data = await res.body.json();
+        const queue = this.queue();
+        for (const m of Array.isArray(data) ? data : [data]) queue(JSONRPCMessageSchema.parse(m));
+      } else {
+        await res.body.dump();
+        throw new StreamableHTTPError(-1, `Unexpected content type: ${String(res.headers['content-type'])}`);
+      }
+    } catch (error) {
+      this.onerror?.(error as Error);
+      throw error;
+    }
+  }
+
+  /**
+   * Hands messages to the SDK one microtask apart, in order. The SDK runs a notification's handler a microtask
+   * after receiving it but settles a response at once (and drops the request's progress handler then): a
+   * progress notification and the answer read from one chunk, handed over back to back, lost the progress.
+   * (The SDK's transport hands over one message per `await reader.read()`.)
+   */
+  private queue(): (message: JSONRPCMessage) => void {
+    let last = Promise.resolve();
+    return (message) => {
+      last = last.then(() => {
+        try {
+          this.onmessage?.(message);
+        } catch (error) {
+          this.onerror?.(error as Error);
+        }
+      });
+    };
+  }
+
+  /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
+  private readStream(body: Dispatcher.ResponseData['body']): void {
+    let answered = false;
+    const queue = this.queue();
+    const parser = new SseParser((event, data) => {
+      if (event !== 'message') return;
+      try {
+        const message = JSONRPCMessageSchema.parse(JSON.parse(data));
+        if ('result' in message || 'error' in message) answered = true;
+        queue(message);
+      } catch (error) {
+        this.onerror?.(error as Error);
+      }
+    });
+    // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
+    const decoder = new StringDecoder('utf8');
+    body.on('data', (bytes: Buffer) => parser.push(decoder.write(bytes)));
+    body.on('end', () => {
+      parser.push(decoder.end());
+      if (!answered) this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
+    });
+    body.on('error', (error: Error) => {
+      if (!answered) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
+    });
+  }
+}
