@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { EventId, EventStore, StreamId } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { Redis } from 'ioredis';
+import { dropExpired, sweepEvery, unexpired } from '../core/memory-expiry.js';
 
 /**
  * What `/mcp` keeps of a session outside any one replica, so a request that
@@ -141,27 +142,18 @@ interface MemoryStream {
   until: number;
 }
 
-/** How often expired records and streams are dropped (a session that is never looked up again is still freed). */
-const MEMORY_SWEEP_MS = 30_000;
-
-/** One replica, no Redis: the same behaviour in process memory (expiry by TTL on access). */
+/** One replica, no Redis: the same behaviour in process memory (expiry by TTL on access, and a sweep every 30 s for what is never looked up again). */
 export class MemorySessionStore extends McpSessionStore {
   private readonly records = new Map<string, { record: McpSessionRecord; until: number }>();
   private readonly streams = new Map<string, Map<string, MemoryStream>>();
   /** Each principal's sessions and when each was last used (insertion order is not relied on). */
   private readonly owners = new Map<string, Map<string, number>>();
   private lastMs = 0;
-  private readonly sweeper = setInterval(() => this.sweep(), Math.min(MEMORY_SWEEP_MS, this.limits.ttlMs)).unref();
+  private readonly sweeper = sweepEvery(this.limits.ttlMs, () => this.sweep());
 
   async get(sessionId: string): Promise<McpSessionRecord | null> {
-    const found = this.records.get(sessionId);
-    if (!found) return null;
-    if (found.until < Date.now()) {
-      this.records.delete(sessionId);
-      this.streams.delete(sessionId);
-      return null;
-    }
-    return structuredClone(found.record);
+    const found = unexpired(this.records, sessionId, Date.now(), (id) => this.streams.delete(id));
+    return found ? structuredClone(found.record) : null;
   }
 
   async put(record: McpSessionRecord): Promise<void> {
@@ -236,14 +228,9 @@ export class MemorySessionStore extends McpSessionStore {
 
   /** @internal Drops expired records with their streams, and streams with no event for the TTL. */
   sweep(now = Date.now()): void {
-    for (const [id, r] of this.records) {
-      if (r.until < now) {
-        this.records.delete(id);
-        this.streams.delete(id);
-      }
-    }
+    dropExpired(this.records, now, (id) => this.streams.delete(id));
     for (const [id, session] of this.streams) {
-      for (const [streamId, stream] of session) if (stream.until < now) session.delete(streamId);
+      dropExpired(session, now);
       if (session.size === 0 || !this.records.has(id)) this.streams.delete(id);
     }
     for (const [principalId, owned] of this.owners) {

@@ -1,3 +1,4 @@
+import { dropExpired, sweepEvery, unexpired } from '../core/memory-expiry.js';
 import type { PendingRequest, SessionLimits, SessionRecord, StoredEvent } from './session-store.js';
 import { SessionStore } from './session-store.js';
 import type { LiveListener, SessionFeed } from './stream-reader.js';
@@ -23,23 +24,32 @@ interface Held {
  * and expiry as RedisSessionStore, and its own live feed (an append is given
  * to the session's streams here as it happens). Sessions do not outlive the
  * process; with several replicas, REDIS_URL is required (see the README).
+ * An expired session is dropped, with its events and pending requests, when
+ * it is looked up or by a sweep every 30 s (as Redis expires its keys), so
+ * one nobody asks for again is freed too; the service then frees what it
+ * holds for it (its sweep finds the session gone).
  */
 export class MemorySessionStore extends SessionStore implements SessionFeed {
   private readonly sessions = new Map<string, Held>();
+  /** Each owner's sessions (the per-client limit counts these, not every session). */
+  private readonly owners = new Map<string, Set<string>>();
   private readonly listeners = new Map<string, Set<LiveListener>>();
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(limits: SessionLimits) {
     super(limits);
+    this.sweeper = sweepEvery(limits.idleMs, () => this.sweep());
   }
 
   /** The session unless it is gone or expired (an expired one is dropped). */
-  private held(id: string): Held | undefined {
-    const s = this.sessions.get(id);
-    if (s && s.until < Date.now()) {
-      this.sessions.delete(id);
-      return undefined;
-    }
-    return s;
+  private held(id: string, now = Date.now()): Held | undefined {
+    return unexpired(this.sessions, id, now, (sid, s) => this.disown(sid, s.owner));
+  }
+
+  private disown(id: string, owner: string): void {
+    const owned = this.owners.get(owner);
+    owned?.delete(id);
+    if (owned?.size === 0) this.owners.delete(owner);
   }
 
   private record(id: string, s: Held): SessionRecord {
@@ -49,11 +59,12 @@ export class MemorySessionStore extends SessionStore implements SessionFeed {
   async create(id: string, owner: string, servers: string[], deferred: boolean): Promise<boolean> {
     const now = Date.now();
     let owned = 0;
-    for (const [sid, s] of this.sessions) {
-      if (s.until < now) this.sessions.delete(sid);
-      else if (s.owner === owner) owned++;
-    }
+    // The owner's sessions only (an expired one is dropped, not counted, as Redis's CREATE does); the sweep drops the rest.
+    for (const sid of this.owners.get(owner) ?? []) if (this.held(sid, now)) owned++;
     if (owned >= this.limits.maxPerOwner) return false;
+    let mine = this.owners.get(owner);
+    if (!mine) this.owners.set(owner, (mine = new Set()));
+    mine.add(id);
     this.sessions.set(id, {
       owner,
       servers: [...servers],
@@ -81,7 +92,9 @@ export class MemorySessionStore extends SessionStore implements SessionFeed {
   }
 
   async delete(id: string): Promise<void> {
+    const s = this.sessions.get(id);
     this.sessions.delete(id);
+    if (s) this.disown(id, s.owner);
   }
 
   async exists(ids: string[]): Promise<boolean[]> {
@@ -168,8 +181,15 @@ export class MemorySessionStore extends SessionStore implements SessionFeed {
   /** Appends are given to the streams as they happen: nothing to add. */
   offer(): void {}
 
+  /** Ends the live feed and the sweep (the service's shutdown). */
   stop(): void {
+    clearInterval(this.sweeper);
     this.listeners.clear();
+  }
+
+  /** @internal Drops the sessions that expired before `now`, with their events and pending requests. */
+  sweep(now = Date.now()): void {
+    dropExpired(this.sessions, now, (id, s) => this.disown(id, s.owner));
   }
 
   /** Numbers and keeps an event (the oldest beyond `maxEvents` evicted) and gives it to the session's streams. */
