@@ -100,66 +100,71 @@ function pausedClient(port: number) {
   return { socket, read, bytes: () => bytes, ended: new Promise<void>((r) => socket.on('close', () => r())) };
 }
 
+/**
+ * Runs `run` against a connection whose client does not read until told to
+ * (`client.read()`): the server side's SseConnection and socket, and the close
+ * reasons its owner got. `onConn` runs as the connection is made (in that tick).
+ * The client and the server are closed afterwards, whatever happened.
+ */
+async function withPausedClient(
+  run: (p: { conn: SseConnection; socket: net.Socket; closed: string[]; client: ReturnType<typeof pausedClient> }) => Promise<void>,
+  onConn?: (conn: SseConnection) => void,
+): Promise<void> {
+  let conn: SseConnection | undefined;
+  let socket!: net.Socket;
+  const { server, port, closed } = await serve((c, s) => {
+    conn = c;
+    socket = s;
+    onConn?.(c);
+  });
+  const client = pausedClient(port);
+  try {
+    for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+    await run({ conn: conn!, socket, closed, client });
+  } finally {
+    client.socket.destroy();
+    server.close();
+  }
+}
+
 describe('SseConnection under back-pressure', () => {
   it('finishes a replay whose first page the kernel does not take at once (written before the socket is released)', async () => {
-    let replay: Promise<void> | undefined;
+    let replay!: Promise<void>;
     // The handler writes a 3 MB page in the same tick as the connection is
     // made, as a resume served from the window does; the client reads later.
     const events = page(40_000); // ~13 MB: more than loopback's kernel buffers take
-    const { server, port } = await serve((conn) => {
-      replay = conn.writeReplay(events);
-    });
-    const c = pausedClient(port);
-    try {
-      for (let i = 0; i < 100 && !replay; i++) await new Promise((r) => setTimeout(r, 10));
-      let done = false;
-      void replay!.then(() => (done = true));
-      await new Promise((r) => setTimeout(r, 200)); // the socket is released meanwhile
-      expect(done).toBe(false); // blocked on the client, as it should be
-      c.read();
-      for (let i = 0; i < 500 && !done; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(done).toBe(true);
-      const total = events.reduce((n, e) => n + e.frame.length, 0);
-      for (let i = 0; i < 200 && c.bytes() < total; i++) await new Promise((r) => setTimeout(r, 10));
-      expect(c.bytes()).toBeGreaterThan(total);
-    } finally {
-      c.socket.destroy();
-      server.close();
-    }
+    await withPausedClient(
+      async ({ client: c }) => {
+        let done = false;
+        void replay.then(() => (done = true));
+        await new Promise((r) => setTimeout(r, 200)); // the socket is released meanwhile
+        expect(done).toBe(false); // blocked on the client, as it should be
+        c.read();
+        for (let i = 0; i < 500 && !done; i++) await new Promise((r) => setTimeout(r, 10));
+        expect(done).toBe(true);
+        const total = events.reduce((n, e) => n + e.frame.length, 0);
+        for (let i = 0; i < 200 && c.bytes() < total; i++) await new Promise((r) => setTimeout(r, 10));
+        expect(c.bytes()).toBeGreaterThan(total);
+      },
+      (conn) => {
+        replay = conn.writeReplay(events);
+      },
+    );
   });
 
   it('keeps at most one slice queued per connection during a replay, whatever the page size', async () => {
-    let conn!: SseConnection;
-    let socket!: net.Socket;
-    const { server, port } = await serve((c, s) => {
-      conn = c;
-      socket = s;
-    });
-    const c = pausedClient(port);
-    try {
-      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+    await withPausedClient(async ({ conn, socket }) => {
       const events = page(40_000); // ~13 MB
       void conn.writeReplay(events);
       await new Promise((r) => setTimeout(r, 300));
       // 1 MiB bound: half of it at most per slice, plus what was queued before.
       expect(socket.writableLength).toBeGreaterThan(0);
       expect(socket.writableLength).toBeLessThanOrEqual(512 * 1024 + 1024);
-    } finally {
-      c.socket.destroy();
-      server.close();
-    }
+    });
   });
 
   it('cuts a client that stopped reading as a slow consumer when frames (writeFrame) pile up past maxBufferBytes', async () => {
-    let conn!: SseConnection;
-    let socket!: net.Socket;
-    const { server, port, closed } = await serve((c, s) => {
-      conn = c;
-      socket = s;
-    });
-    const c = pausedClient(port);
-    try {
-      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+    await withPausedClient(async ({ conn, socket, closed }) => {
       const frame = `event: progress\ndata: ${'x'.repeat(100_000)}\n\n`;
       let most = 0;
       // 50 MB offered, more than loopback's kernel buffers and the 1 MiB bound take together.
@@ -173,22 +178,11 @@ describe('SseConnection under back-pressure', () => {
       expect(closed).toEqual(['slow consumer: send buffer full']);
       // The bound and one frame at most were ever queued.
       expect(most).toBeLessThanOrEqual((1 << 20) + frame.length + 64);
-    } finally {
-      c.socket.destroy();
-      server.close();
-    }
+    });
   });
 
   it('closes a connection whose client stopped reading within the close timeout', async () => {
-    let conn!: SseConnection;
-    let socket!: net.Socket;
-    const { server, port, closed } = await serve((c, s) => {
-      conn = c;
-      socket = s;
-    });
-    const c = pausedClient(port);
-    try {
-      for (let i = 0; i < 100 && !conn; i++) await new Promise((r) => setTimeout(r, 10));
+    await withPausedClient(async ({ conn, socket, closed }) => {
       void conn.writeReplay(page(40_000));
       await new Promise((r) => setTimeout(r, 200));
       expect(socket.writableLength).toBeGreaterThan(0); // kernel buffers are full
@@ -198,9 +192,6 @@ describe('SseConnection under back-pressure', () => {
       expect(socket.destroyed).toBe(true);
       expect(Date.now() - started).toBeLessThan(CLOSE_TIMEOUT_MS + 500);
       expect(closed).toEqual(['draining']);
-    } finally {
-      c.socket.destroy();
-      server.close();
-    }
+    });
   });
 });

@@ -7,15 +7,25 @@ import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
 
 /**
- * A stateful SDK-built MCP server (Streamable HTTP, sessions) for the `/mcp`
+ * A stateful SDK-built MCP server (Streamable HTTP, sessions) for the gateway
  * tests: `echo`, `slow` (progress every 50 ms until `ms` is over, and it
- * notices cancellation), `add`, `flood` (large progress as fast as it goes), plus `extra_<n>` tools to make a catalog as
- * large as asked. Cancellations and calls it saw are counted, so a test can
- * prove a cancel reached the backend.
+ * notices cancellation), `add`, `flood` (large progress as fast as it goes, or
+ * one every `delayMs`; it stops when cancelled), plus `extra_<n>` tools to
+ * make a catalog as large as asked. Calls and cancellations it saw are
+ * recorded, so a test can prove a cancel reached the backend.
  */
 export class TestBackend {
   calls: { tool: string; args: unknown }[] = [];
+  /** `slow` calls that saw their signal aborted. */
   cancelled = 0;
+  /** The requests that `notifications/cancelled` named, as `<MCP session id>/<request id>`. */
+  readonly cancellations = new Set<string>();
+  /** `flood` calls given a `tag`: each one's request (as `<MCP session id>/<request id>`), progress sent, and whether it saw its signal aborted. */
+  readonly flooded = {
+    requests: new Map<string, string>(),
+    sent: new Map<string, number>(),
+    aborted: new Set<string>(),
+  };
   private readonly transports = new Map<string, StreamableHTTPServerTransport>();
   private readonly sockets = new Set<Socket>();
   private server!: http.Server;
@@ -77,17 +87,31 @@ export class TestBackend {
       }
       return { content: [{ type: 'text' as const, text: `slept ${ms}` }] };
     });
-    // Large progress, as fast as the transport takes it: fills a client's stream (its stored events) in one call.
+    // Large progress, as fast as the transport takes it (or one every delayMs): fills a client's stream (its stored events) in one call.
     server.registerTool(
       'flood',
-      { description: 'Sends count progress notifications of size characters each', inputSchema: { count: z.number(), size: z.number() } },
-      async ({ count, size }, extra) => {
+      {
+        description: 'Sends count progress notifications of size characters each',
+        inputSchema: { count: z.number(), size: z.number(), tag: z.string().optional(), delayMs: z.number().optional() },
+      },
+      async ({ count, size, tag, delayMs = 0 }, extra) => {
         this.calls.push({ tool: 'flood', args: { count, size } });
         const token = extra._meta?.progressToken;
+        if (tag !== undefined) {
+          this.flooded.requests.set(tag, `${extra.sessionId}/${extra.requestId}`);
+          this.flooded.sent.set(tag, 0);
+        }
         for (let i = 1; i <= count; i++) {
+          if (extra.signal.aborted) {
+            if (tag !== undefined) this.flooded.aborted.add(tag);
+            throw new Error('cancelled');
+          }
           const message = `${i}:`.padEnd(size, 'x');
-          if (token !== undefined)
+          if (token !== undefined) {
             await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: count, message } });
+            if (tag !== undefined) this.flooded.sent.set(tag, i);
+          }
+          if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         }
         this.calls.push({ tool: 'flood done', args: { count } });
         return { content: [{ type: 'text' as const, text: `flooded ${count}` }] };
@@ -125,6 +149,12 @@ export class TestBackend {
       const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
       t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
       await this.build().connect(t);
+      // Seen before the SDK's own handling, which aborts the call's signal.
+      const inner = t.onmessage;
+      t.onmessage = (message, extra) => {
+        if ('method' in message && message.method === 'notifications/cancelled') this.cancellations.add(`${t.sessionId}/${String(message.params?.requestId)}`);
+        inner?.(message, extra);
+      };
       transport = t;
     }
     await transport.handleRequest(req, res, body);

@@ -1,12 +1,6 @@
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { z } from 'zod';
 import { SseClient } from '../support/sse-client.js';
 import { api, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
+import { TestBackend } from './mcp-endpoint-backend.js';
 import { RawSse, retainedBytes } from './raw-sse.js';
 
 /**
@@ -15,102 +9,9 @@ import { RawSse, retainedBytes } from './raw-sse.js';
  * cut as a slow consumer once more than STREAM_MAX_BUFFER_BYTES wait unsent, the
  * call is aborted (the backend gets `notifications/cancelled`) and the replica's
  * memory does not grow with the flood. A client that reads gets every event.
- * The replica and the backend run in this process.
+ * The replica and the backend (an SDK-built MCP server whose `flood` records,
+ * per tag, what it sent and whether it was cancelled) run in this process.
  */
-
-/** A stateful SDK-built MCP server with one tool, `flood`, that records what it sent and the cancellations it got. */
-class FloodBackend {
-  /** Progress notifications sent, per `tag`. */
-  readonly sent = new Map<string, number>();
-  /** The requests that `notifications/cancelled` named, as `<MCP session id>/<request id>`. */
-  readonly cancellations = new Set<string>();
-  /** Each call's request, as `<MCP session id>/<request id>`, per `tag`. */
-  readonly requests = new Map<string, string>();
-  /** Tags of calls whose handler saw its signal aborted. */
-  readonly aborted = new Set<string>();
-  private readonly transports = new Map<string, StreamableHTTPServerTransport>();
-  private readonly sockets = new Set<Socket>();
-  private server!: http.Server;
-
-  static async start(): Promise<FloodBackend> {
-    const b = new FloodBackend();
-    b.server = http.createServer((req, res) => void b.handle(req, res));
-    b.server.on('connection', (s: Socket) => {
-      b.sockets.add(s);
-      s.on('close', () => b.sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => b.server.listen(0, '127.0.0.1', resolve));
-    return b;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/mcp`;
-  }
-
-  private build(): McpServer {
-    const server = new McpServer({ name: 'flood-backend', version: '1.0.0' });
-    server.registerTool(
-      'flood',
-      {
-        description: 'Sends count progress notifications of size characters, one every delayMs, until done or cancelled',
-        inputSchema: { tag: z.string(), count: z.number(), size: z.number(), delayMs: z.number() },
-      },
-      async ({ tag, count, size, delayMs }, extra) => {
-        const token = extra._meta?.progressToken;
-        this.sent.set(tag, 0);
-        this.requests.set(tag, `${extra.sessionId}/${extra.requestId}`);
-        for (let i = 1; i <= count; i++) {
-          if (extra.signal.aborted) {
-            this.aborted.add(tag);
-            throw new Error('cancelled');
-          }
-          if (token !== undefined) {
-            const message = `${i}:`.padEnd(size, 'x');
-            await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: count, message } });
-            this.sent.set(tag, i);
-          }
-          if (delayMs > 0) await sleep(delayMs);
-        }
-        return { content: [{ type: 'text' as const, text: `flooded ${count}` }] };
-      },
-    );
-    return server;
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let body: unknown;
-    if (req.method === 'POST') {
-      const parts: Buffer[] = [];
-      for await (const p of req) parts.push(p as Buffer);
-      body = JSON.parse(Buffer.concat(parts).toString('utf8'));
-    }
-    const sid = req.headers['mcp-session-id'];
-    let transport = typeof sid === 'string' ? this.transports.get(sid) : undefined;
-    if (!transport) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        res.writeHead(typeof sid === 'string' ? 404 : 400).end();
-        return;
-      }
-      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
-      t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
-      await this.build().connect(t);
-      // Seen before the SDK's own handling, which aborts the call's signal.
-      const inner = t.onmessage;
-      t.onmessage = (message, extra) => {
-        if ('method' in message && message.method === 'notifications/cancelled') this.cancellations.add(`${t.sessionId}/${String(message.params?.requestId)}`);
-        inner?.(message, extra);
-      };
-      transport = t;
-    }
-    await transport.handleRequest(req, res, body);
-  }
-
-  async close(): Promise<void> {
-    for (const t of this.transports.values()) await t.close().catch(() => undefined);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 const noProbes = { intervalMs: 600_000, timeoutMs: 2000, unhealthyThreshold: 3, healthyThreshold: 1 };
 /** Progress the backend may send to a non-reading client before the test calls it unbounded (100 KB each: 40 MB). */
@@ -118,11 +19,11 @@ const UNBOUNDED = 400;
 
 describe('gateway tool streams to a client that does not read', () => {
   let t: TestApp;
-  let backend: FloodBackend;
+  let backend: TestBackend;
   const raws: RawSse[] = [];
 
   beforeAll(async () => {
-    backend = await FloodBackend.start();
+    backend = await TestBackend.start('flooder');
     t = await startTestApp({
       env: { MCP_ALLOW_PRIVATE_NETWORKS: 'true', HEALTH_PROBES: 'false', GATEWAY_REQUEST_TIMEOUT_MS: '120000', STREAM_MAX_BUFFER_BYTES: String(1024 * 1024) },
     });
@@ -163,15 +64,15 @@ describe('gateway tool streams to a client that does not read', () => {
     for (const r of raws) r.pause();
 
     // Either both calls are aborted (their streams cut), or the backend sent far more than any buffer holds.
-    const sent = () => Math.max(backend.sent.get('post') ?? 0, backend.sent.get('get') ?? 0);
-    await waitFor(() => backend.aborted.size === 2 || sent() >= UNBOUNDED, 90_000, 'both calls aborted, or the flood past any buffer');
+    const sent = () => Math.max(backend.flooded.sent.get('post') ?? 0, backend.flooded.sent.get('get') ?? 0);
+    await waitFor(() => backend.flooded.aborted.size === 2 || sent() >= UNBOUNDED, 90_000, 'both calls aborted, or the flood past any buffer');
     const grown = retainedBytes() - before;
     console.log(
-      `[tool-stream-slow-consumer] progress sent: post ${backend.sent.get('post')}, get ${backend.sent.get('get')}; ` +
-        `aborted [${[...backend.aborted].join(',')}]; +${(grown / 1048576).toFixed(1)} MB retained after a full GC`,
+      `[tool-stream-slow-consumer] progress sent: post ${backend.flooded.sent.get('post')}, get ${backend.flooded.sent.get('get')}; ` +
+        `aborted [${[...backend.flooded.aborted].join(',')}]; +${(grown / 1048576).toFixed(1)} MB retained after a full GC`,
     );
-    expect([...backend.aborted].sort()).toEqual(['get', 'post']);
-    for (const tag of ['post', 'get']) expect([tag, backend.cancellations.has(backend.requests.get(tag)!)]).toEqual([tag, true]);
+    expect([...backend.flooded.aborted].sort()).toEqual(['get', 'post']);
+    for (const tag of ['post', 'get']) expect([tag, backend.cancellations.has(backend.flooded.requests.get(tag)!)]).toEqual([tag, true]);
     expect(sent()).toBeLessThan(UNBOUNDED);
     // Nothing of the flood is left (while the streams lasted, STREAM_MAX_BUFFER_BYTES and a frame each at most).
     expect(grown).toBeLessThan(16 * 1024 * 1024);
@@ -207,8 +108,8 @@ describe('gateway tool streams to a client that does not read', () => {
         'message',
       ]);
       expect(c.frames.at(-1)?.data).toBe('[DONE]');
-      expect(backend.aborted.has('reader')).toBe(false);
-      expect(backend.cancellations.has(backend.requests.get('reader')!)).toBe(false);
+      expect(backend.flooded.aborted.has('reader')).toBe(false);
+      expect(backend.cancellations.has(backend.flooded.requests.get('reader')!)).toBe(false);
     } finally {
       c.close();
     }
