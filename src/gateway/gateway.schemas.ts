@@ -23,7 +23,8 @@ export const toolCallRequest = z.strictObject({
   method: z.literal('tools/call', { error: 'must be "tools/call"' }),
   params: z.strictObject({
     name: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?__.{1,200}$/s, 'must be a namespaced tool name: <server>__<tool>'),
-    arguments: z.record(z.string(), z.unknown()).optional(),
+    /** Checked by the call (toolArguments): not an object is a JSON-RPC -32602 on the stream, as on the other ways in. */
+    arguments: z.unknown().optional(),
     _meta: z.record(z.string(), z.unknown()).optional(),
   }),
 });

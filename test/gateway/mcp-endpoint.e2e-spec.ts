@@ -4,6 +4,7 @@ import { McpError, type Progress, ToolListChangedNotificationSchema } from '@mod
 import { connect as connectTcp, type Socket } from 'node:net';
 import { EverythingServer } from '../support/mcp-fixtures.js';
 import { freePort } from '../support/ports.mjs';
+import { SseClient } from '../support/sse-client.js';
 import { api, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
 import { TestBackend } from './mcp-endpoint-backend.js';
 
@@ -187,6 +188,51 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     const { client: nobody } = await connect(unbound);
     expect((await nobody.listTools()).tools).toEqual([]);
     expect(await rpcCode(nobody.callTool({ name: 'alpha__echo', arguments: { text: 'x' } }))).toBe(-32003);
+  });
+
+  it('a tools/call whose arguments are not an object is -32602 naming params.arguments, on /mcp as on sessions and tool streams', async () => {
+    const mcpSession = await plainSession(t.adminKey);
+    const headers = { ...ACCEPT, 'mcp-session-id': mcpSession, 'mcp-protocol-version': '2025-11-25' };
+    const opened = await api(t.baseUrl, 'POST', '/api/v1/gateway/stream', { key: t.adminKey, body: { servers: ['alpha'] } });
+    expect([opened.status, opened.text.slice(0, 300)]).toEqual([201, expect.any(String)]);
+    const session = opened.body.session_id as string;
+    const stream = await SseClient.connect(`${t.baseUrl}/api/v1/gateway/stream/${session}`, { authorization: `Bearer ${t.adminKey}` });
+    const invalid = {
+      code: -32602,
+      message: expect.stringContaining('params.arguments must be an object'),
+      data: expect.objectContaining({ field: 'params.arguments' }),
+    };
+    const before = alpha.calls.length;
+    try {
+      for (const [i, bad] of ([5, [1, 2], 'text', null] as unknown[]).entries()) {
+        const params = { name: 'alpha__echo', arguments: bad };
+        // /mcp: the answer on the POST's own stream. Before, the SDK's schema refused it: -32603 and a dump of zod issues.
+        const mcp = await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: { jsonrpc: '2.0', id: `m${i}`, method: 'tools/call', params }, headers });
+        const answer = /^data: (\{.*\})$/m.exec(mcp.text)?.[1];
+        expect([mcp.status, answer && JSON.parse(answer)]).toEqual([200, { jsonrpc: '2.0', id: `m${i}`, error: invalid }]);
+        // A streaming session: the error event of the request (before, the backend's own -32603 zod dump).
+        const sent = await api(t.baseUrl, 'POST', `/api/v1/gateway/stream/${session}/request`, {
+          key: t.adminKey,
+          body: { jsonrpc: '2.0', id: `s${i}`, method: 'tools/call', params },
+        });
+        expect(sent.status).toBe(202);
+        const isAnswer = (f: { event: string; data: string }) => f.event !== 'heartbeat' && f.data.includes(`"id":"s${i}"`);
+        await stream.waitFor((c) => c.frames.some(isAnswer), 10_000, `the answer to s${i}`);
+        const event = stream.frames.find(isAnswer)!;
+        expect([event.event, JSON.parse(event.data).error]).toEqual(['error', invalid]);
+        // A tool stream: its error event (before, a 400 problem+json with zod's wording).
+        const streamed = await api(t.baseUrl, 'POST', '/api/v1/mcp/stream', {
+          key: t.adminKey,
+          body: { jsonrpc: '2.0', id: `t${i}`, method: 'tools/call', params },
+        });
+        const error = /^event: error\ndata: (.*)$/m.exec(streamed.text)?.[1];
+        expect([streamed.status, error && JSON.parse(error)]).toEqual([200, { jsonrpc: '2.0', id: `t${i}`, error: invalid }]);
+      }
+      expect(alpha.calls.length).toBe(before); // none reached the backend
+    } finally {
+      stream.close();
+      await api(t.baseUrl, 'DELETE', `/api/v1/gateway/stream/${session}`, { key: t.adminKey });
+    }
   });
 
   it('an open circuit fails fast', async () => {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
+  type CallToolRequest,
   CallToolRequestSchema,
   type CallToolResult,
   ErrorCode,
@@ -23,6 +24,7 @@ import { GatewayError } from '../core/gateway-errors.js';
 import { type GatewayCalls, type GatewayOutcome, outcomeOf } from '../core/gateway-metrics.js';
 import type { GatewayPolicy } from '../core/gateway-policy.js';
 import { namespaced, parseNamespaced } from '../core/namespacing.js';
+import { toolArguments } from '../core/tool-arguments.js';
 import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
 
 export const GATEWAY_SERVER_INFO = { name: 'agentic-registry-gateway', version: '1.0.0' } as const;
@@ -67,6 +69,20 @@ function rpcError(error: unknown): McpError {
   return new McpError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
 }
 
+/** A tools/call's params, checked as the SDK's schema does; what fails is -32602 naming the field (params.arguments first). */
+function callToolParams(params: unknown): CallToolRequest['params'] {
+  try {
+    toolArguments((params as { arguments?: unknown } | undefined)?.arguments);
+  } catch (error) {
+    throw rpcError(error);
+  }
+  const parsed = CallToolRequestSchema.shape.params.safeParse(params);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = ['params', ...(issue?.path ?? []).map(String)].join('.');
+  throw rpcError(new GatewayError('invalid_params', `Invalid params: ${field}: ${issue?.message ?? 'invalid'}`, { field }));
+}
+
 /**
  * One SDK `Server` per `/mcp` session, aggregating what the caller may reach:
  * tools, resources and prompts of every reachable backend under namespaced
@@ -95,11 +111,14 @@ export class McpAggregator {
     });
     this.server.onerror = (error) => this.logger.debug(`session ${session.id}: ${error.message}`);
     this.server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await this.exposedTools() }));
-    this.server.setRequestHandler(CallToolRequestSchema, (request, extra) =>
-      this.callTool(request.params.name, request.params.arguments, extra.requestId, extra.signal, request.params._meta?.progressToken, (n) =>
-        extra.sendNotification(n),
-      ),
-    );
+    // tools/call is parsed here, not through setRequestHandler: the SDK parses a request before its handler runs and
+    // answers one its schema refuses (`"arguments": 5`) -32603 with a dump of zod issues. Bad params are -32602
+    // naming the field, as on the other ways in.
+    this.server.fallbackRequestHandler = async (request, extra) => {
+      if (request.method !== 'tools/call') throw Object.assign(new Error('Method not found'), { code: ErrorCode.MethodNotFound });
+      const params = callToolParams(request.params);
+      return this.callTool(params.name, params.arguments, extra.requestId, extra.signal, params._meta?.progressToken, (n) => extra.sendNotification(n));
+    };
     this.server.setRequestHandler(ListResourcesRequestSchema, async (_r, extra) => ({
       resources: await this.gather<Resource>(
         'resources/list',

@@ -18,6 +18,7 @@ import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
+import { toolArguments } from '../core/tool-arguments.js';
 import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
 import { broadcastList, route } from './gateway-router.js';
 import { SessionBackends } from './session-backends.js';
@@ -499,8 +500,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     try {
       const name = message.params?.name;
       if (session.deferred && message.method === 'tools/call' && GatewaySessions.isMeta(name)) {
-        const args = message.params?.arguments as Record<string, unknown> | undefined;
-        const result = await this.callMeta(session, caller, name, args);
+        const result = await this.callMeta(session, caller, name, toolArguments(message.params?.arguments));
         if (!(await admitted)) return;
         await this.answer(session.id, requestId, id, result);
         this.calls.record({ caller, serverId, tool: name, method: message.method, durationMs: performance.now() - started, outcome: 'ok', surface: 'session' });
@@ -565,10 +565,10 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   ): Promise<Record<string, unknown>> {
     const timeoutMs = this.config.gateway.requestTimeoutMs;
     if (method === 'tools/call' && tool !== null) {
+      const args = toolArguments(params?.arguments);
       const decision = await this.policy.decideTool(caller, serverId, tool);
       if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId, tool });
       const backend = await this.backend(session.id, serverId);
-      const args = params?.arguments as Record<string, unknown> | undefined;
       return await backend.callTool(tool, args, {
         signal,
         timeoutMs,

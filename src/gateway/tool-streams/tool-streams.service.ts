@@ -10,6 +10,7 @@ import { GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
+import { toolArguments } from '../core/tool-arguments.js';
 
 /** Pooled backend sessions unused this long are closed. */
 const POOL_IDLE_MS = 5 * 60_000;
@@ -116,7 +117,7 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
     request: FastifyRequest,
     reply: FastifyReply,
     principal: Principal,
-    call: { serverId: string; tool: string; arguments: Record<string, unknown> | undefined; id: string | number },
+    call: { serverId: string; tool: string; arguments: unknown; id: string | number },
   ): Promise<void> {
     if (!this.config.gateway.toolStreamsEnabled) throw new DomainError('not_found', 'tool streams are switched off (GATEWAY_TOOL_STREAMS_ENABLED=false)');
     const caller = await this.callers.resolve(principal);
@@ -129,12 +130,13 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
       send('start', JSON.stringify({ id: call.id, server: call.serverId, tool: call.tool, ts: new Date().toISOString() }));
       let release: (() => void) | undefined;
       try {
+        const args = toolArguments(call.arguments);
         const decision = await this.policy.decideTool(caller, call.serverId, call.tool);
         if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: call.serverId, tool: call.tool });
         const acquired = this.acquire(call.serverId);
         release = acquired.release;
         const backend = await acquired.session;
-        const result = await backend.callTool(call.tool, call.arguments, {
+        const result = await backend.callTool(call.tool, args, {
           signal: controller.signal,
           timeoutMs: this.config.gateway.requestTimeoutMs,
           onProgress: (p) => send('progress', JSON.stringify({ progress: p.progress, total: p.total, message: p.message })),
