@@ -3,6 +3,8 @@
 // again on the same port: the new process knows none of the old sessions (404, as the spec says).
 // Tools: `echo` ({text}) and `wait` (answers after `ms`, default never). It prints `listening <port>` once
 // ready, and `call <tool>` when a call starts. PORT is the port; it listens on 127.0.0.1 only.
+// STANDALONE_STREAM=off: no standalone GET stream (405, as the spec allows), so a client holding a session has no
+// connection open to it between calls and cannot see it restart.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -11,6 +13,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 const port = Number(process.env.PORT);
+const standaloneStream = process.env.STANDALONE_STREAM !== 'off';
 const transports = new Map();
 
 function build() {
@@ -42,6 +45,7 @@ const httpServer = http.createServer(async (req, res) => {
     for await (const c of req) chunks.push(c);
     const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
     const sessionId = req.headers['mcp-session-id'];
+    if (req.method === 'GET' && !standaloneStream) return res.writeHead(405, { allow: 'POST, DELETE' }).end();
     if (typeof sessionId === 'string') {
       const transport = transports.get(sessionId);
       if (!transport) return notFound(res);

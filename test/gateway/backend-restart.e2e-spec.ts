@@ -14,7 +14,9 @@ import { api, createTestDatabase, redisUrl, sleep, waitFor } from '../support/te
  * none of the old sessions): calls in flight on it fail at once, not after the
  * request timeout; the gateway's streaming sessions, tool streams and /mcp
  * sessions open new backend sessions and work again once it is back; its
- * circuit does not stay open against it.
+ * circuit does not stay open against it. A backend without a standalone
+ * stream (`quiet`) restarts unseen: the first call on each stale backend
+ * session is refused 404, and made once more on a new session.
  */
 
 /** Far above what the tests allow a failure to take: a call left hanging until its timeout fails them. */
@@ -26,9 +28,9 @@ class Backend {
   output = '';
   private constructor(readonly process: ChildProcess) {}
 
-  static async start(port: number): Promise<Backend> {
+  static async start(port: number, { standaloneStream = true } = {}): Promise<Backend> {
     const child = spawn(process.execPath, [path.resolve('test/gateway/backend-restart-server.mjs')], {
-      env: { PATH: process.env.PATH, PORT: String(port) },
+      env: { PATH: process.env.PATH, PORT: String(port), ...(standaloneStream ? {} : { STANDALONE_STREAM: 'off' }) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const backend = new Backend(child);
@@ -78,6 +80,9 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
   let r: Replica;
   let port: number;
   let backend: Backend;
+  /** Serves no standalone GET stream: the gateway holds no connection to it between calls, so it cannot see it restart. */
+  let quietPort: number;
+  let quiet: Backend;
   let session: string;
   let stream: SseClient;
   let mcp: { client: Client; transport: StreamableHTTPClientTransport };
@@ -113,12 +118,14 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     const f = find()!;
     return { event: f.event, body: JSON.parse(f.data), at: f.at! };
   };
-  const circuit = async () => (await api(r.url, 'GET', '/api/v1/mcp-servers/restart/health', { key: admin() })).body.circuit.state as string;
+  const circuit = async (server = 'restart') =>
+    (await api(r.url, 'GET', `/api/v1/mcp-servers/${server}/health`, { key: admin() })).body.circuit.state as string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     port = await freePort();
-    backend = await Backend.start(port);
+    quietPort = await freePort();
+    [backend, quiet] = await Promise.all([Backend.start(port), Backend.start(quietPort, { standaloneStream: false })]);
     cluster = new Cluster(db.url, redisUrl(), {
       MCP_ALLOW_PRIVATE_NETWORKS: 'true',
       HEALTH_PROBES: 'false',
@@ -132,8 +139,13 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
       body: { id: 'restart', name: 'restart', url: `http://127.0.0.1:${port}/mcp`, healthCheck },
     });
     expect([created.status, created.text.slice(0, 300)]).toEqual([201, expect.any(String)]);
+    const createdQuiet = await api(r.url, 'POST', '/api/v1/mcp-servers', {
+      key: admin(),
+      body: { id: 'quiet', name: 'quiet', url: `http://127.0.0.1:${quietPort}/mcp`, healthCheck },
+    });
+    expect([createdQuiet.status, createdQuiet.text.slice(0, 300)]).toEqual([201, expect.any(String)]);
 
-    const opened = await api(r.url, 'POST', '/api/v1/gateway/stream', { key: admin(), body: { servers: ['restart'] } });
+    const opened = await api(r.url, 'POST', '/api/v1/gateway/stream', { key: admin(), body: { servers: ['restart', 'quiet'] } });
     expect([opened.status, opened.text.slice(0, 300)]).toEqual([201, expect.any(String)]);
     session = opened.body.session_id;
     stream = await SseClient.connect(`${r.url}/api/v1/gateway/stream/${session}`, { authorization: `Bearer ${admin()}` });
@@ -148,6 +160,9 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     expect(outcome((await toolStream('restart__echo', { text: 'before' })).frames)?.event).toBe('result');
     expect((await answerOf(await sessionCall('restart__echo', { text: 'before' }), 15_000)).event).toBe('response');
     expect(await mcp.client.callTool({ name: 'restart__echo', arguments: { text: 'before' } })).toMatchObject({ content: [{ text: 'echo before' }] });
+    expect(outcome((await toolStream('quiet__echo', { text: 'before' })).frames)?.event).toBe('result');
+    expect((await answerOf(await sessionCall('quiet__echo', { text: 'before' }), 15_000)).event).toBe('response');
+    expect(await mcp.client.callTool({ name: 'quiet__echo', arguments: { text: 'before' } })).toMatchObject({ content: [{ text: 'echo before' }] });
   }, 120_000);
 
   afterAll(async () => {
@@ -155,6 +170,7 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     await mcp?.client.close().catch(() => undefined);
     await cluster?.stop();
     await backend?.kill();
+    await quiet?.kill();
     await db?.drop();
   });
 
@@ -198,6 +214,21 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     expect([answer.event, JSON.stringify(answer.body)]).toEqual(['response', expect.stringContaining('echo after')]);
     expect(await mcp.client.callTool({ name: 'restart__echo', arguments: { text: 'after' } })).toMatchObject({ content: [{ text: 'echo after' }] });
     expect(backend.calls('echo')).toBe(3);
+  }, 60_000);
+
+  it('the very first call of each way in after a restart it could not see succeeds: the stale backend session is replaced, the call made once', async () => {
+    // Every way in holds an idle backend session with `quiet` (beforeAll); it restarts under them, no call in flight.
+    await quiet.kill();
+    quiet = await Backend.start(quietPort, { standaloneStream: false });
+    // Before, each way's first call failed ("no longer knows the backend session; call again"), and only the next worked.
+    const streamed = await toolStream('quiet__echo', { text: 'first' });
+    expect(outcome(streamed.frames)).toEqual({ event: 'result', data: expect.stringContaining('echo first') });
+    const answer = await answerOf(await sessionCall('quiet__echo', { text: 'first' }), 15_000);
+    expect([answer.event, JSON.stringify(answer.body)]).toEqual(['response', expect.stringContaining('echo first')]);
+    expect(await mcp.client.callTool({ name: 'quiet__echo', arguments: { text: 'first' } })).toMatchObject({ content: [{ text: 'echo first' }] });
+    // Each made once on the new process: the refused POSTs were not processed, the retries were.
+    expect(quiet.calls('echo')).toBe(3);
+    expect(await circuit('quiet')).toBe('closed'); // a 404 is the backend answering, not failing
   }, 60_000);
 
   it('does not keep the circuit open against the backend once it is back', async () => {

@@ -7,7 +7,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Agent } from 'undici';
 import { z } from 'zod';
 import { egressFetch } from '../../egress/egress.dispatcher.js';
-import { BackendConnector } from './backend-connector.js';
+import { BackendConnector, retryOnStaleSession, StaleBackendSession } from './backend-connector.js';
+import { BackendPool } from './backend-pool.js';
 import type { GatewayError } from './gateway-errors.js';
 
 /**
@@ -158,6 +159,56 @@ describe('BackendConnector: dead backend sessions', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(b.posted.filter((m) => m !== 'notifications/initialized')).toEqual(['initialize', 'tools/call', 'tools/call', 'notifications/cancelled']);
     await session.close();
+  }, 30_000);
+
+  it('makes a call refused 404 (the backend forgot the session) once more on a new session: at most once, and not after a timeout', async () => {
+    const { b, url } = await backend();
+    let forgetEveryCall = false;
+    let callPosts = 0;
+    class Forgetful extends Agent {
+      override request(...args: Parameters<Agent['request']>): ReturnType<Agent['request']> {
+        const [opts] = args;
+        if (opts.method === 'POST' && typeof opts.body === 'string' && opts.body.includes('"tools/call"')) {
+          callPosts++;
+          if (forgetEveryCall) b.transports.clear();
+        }
+        return super.request(...args);
+      }
+    }
+    const { connector, breaker } = connectorFor(url, new Forgetful());
+    const pool = new BackendPool(connector, 30_000, () => undefined);
+    const call = (name: string, args: Record<string, unknown>, timeoutMs = 30_000) =>
+      retryOnStaleSession(
+        () => pool.get('b'),
+        (s) => s.callTool(name, args, { timeoutMs }),
+      );
+    expect(await call('echo', { text: 'a' })).toMatchObject({ content: [{ text: 'a' }] });
+    b.transports.clear(); // as after a restart
+    callPosts = 0;
+    expect(await call('echo', { text: 'b' })).toMatchObject({ content: [{ text: 'b' }] });
+    expect(callPosts).toBe(2); // refused on the stale session, then made on a new one
+    // Calls in flight together on a stale session: each refused on it (none rejected as "connection closed" by
+    // another's 404), each made once on the new one.
+    b.transports.clear();
+    callPosts = 0;
+    const texts = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    expect(await Promise.all(texts.map((text) => call('echo', { text })))).toEqual(
+      texts.map((text) => expect.objectContaining({ content: [{ type: 'text', text }] })),
+    );
+    expect(callPosts).toBe(10);
+    // A backend that forgets every session: one retry, then the refusal.
+    forgetEveryCall = true;
+    callPosts = 0;
+    await expect(call('echo', { text: 'c' })).rejects.toBeInstanceOf(StaleBackendSession);
+    expect(callPosts).toBe(2);
+    forgetEveryCall = false;
+    expect(breaker.failures).toEqual([]);
+    // A timeout may have been processed: not made again.
+    callPosts = 0;
+    const waiting = b.waiting;
+    await expect(call('wait', {}, 300)).rejects.toMatchObject({ code: 'timeout' });
+    expect([callPosts, b.waiting]).toEqual([1, waiting + 1]);
+    await pool.close();
   }, 30_000);
 
   it('keeps a session that answers the ping after a transient transport error', async () => {

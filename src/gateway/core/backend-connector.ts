@@ -110,6 +110,33 @@ export function isSessionUnknown(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('Error POSTing to endpoint (HTTP 404)');
 }
 
+/**
+ * A call whose own POST the backend answered 404: it no longer knows the
+ * session (restarted, or expired it), so it did not process the request, and
+ * the session has closed itself. Only this refusal may be retried (once, on a
+ * new session: `retryOnStaleSession`); a timeout or a broken connection may
+ * have been processed, and is not.
+ */
+export class StaleBackendSession extends GatewayError {}
+
+/**
+ * Runs `call` on the backend session `get` gives; when the backend refused it
+ * as a stale session (StaleBackendSession), once more on the session `get`
+ * gives next, a new one (the stale one closed itself, and pools skip closed
+ * sessions). At most one retry, and on nothing else.
+ */
+export async function retryOnStaleSession<T>(get: () => Promise<BackendSession>, call: (session: BackendSession) => Promise<T>): Promise<T> {
+  try {
+    return await call(await get());
+  } catch (error) {
+    if (!(error instanceof StaleBackendSession)) throw error;
+    return call(await get());
+  }
+}
+
+/** Why a session the backend answered 404 is closed. */
+const UNKNOWN_SESSION = (serverId: string) => `${serverId} no longer knows the backend session (it restarted or expired it)`;
+
 /** Whether an error means the backend is unwell (counts against its circuit), rather than an answer it gave. */
 function isBackendFailure(error: unknown): boolean {
   if (error instanceof McpError) return error.code === CONNECTION_CLOSED || error.code === REQUEST_TIMEOUT;
@@ -170,19 +197,28 @@ export class BreakerGate {
 /**
  * One backend MCP session. A session that is dead closes itself, so every
  * pool holding it (they skip closed sessions) opens a new one on the next
- * call, and the SDK rejects the calls in flight on it at once instead of
- * leaving them to their timeout:
- * - a 404 to one of its POSTs: the backend no longer knows the session id;
+ * call:
+ * - a 404 to one of its POSTs: the backend no longer knows the session id,
+ *   and processes nothing sent on it. No new call may use the session; the
+ *   calls in flight on it get their own 404 (StaleBackendSession: callers
+ *   make them again on a new session), and the SDK client is closed once they
+ *   have (PROBE_TIMEOUT_MS at most);
  * - any other transport error (the SDK reports a broken response stream only
  *   through `onerror`, leaving its request pending): the session is probed
- *   with a ping (PROBE_TIMEOUT_MS), and closed if the ping fails. A transient
- *   error on a healthy backend leaves a working session alone.
+ *   with a ping (PROBE_TIMEOUT_MS), and closed if the ping fails: the SDK
+ *   rejects the calls in flight on it at once instead of leaving them to
+ *   their timeout. A transient error on a healthy backend leaves a working
+ *   session alone.
  */
 class SdkBackendSession implements BackendSession {
   closed = false;
   /** Why the session was judged dead, and whether that counts against the backend's circuit (a 404 does not: the backend answered). */
   private lost?: { reason: string; failure: boolean };
   private probing = false;
+  /** Calls running on the session. */
+  private inflight = 0;
+  /** The SDK client was closed (by us or by its transport). */
+  private shut = false;
 
   constructor(
     readonly serverId: string,
@@ -196,7 +232,7 @@ class SdkBackendSession implements BackendSession {
   transportError(error: unknown): void {
     if (this.closed) return;
     if (isSessionUnknown(error)) {
-      this.lose(`${this.serverId} no longer knows the backend session (it restarted or expired it)`, false);
+      this.retire();
       return;
     }
     if (this.probing) return;
@@ -207,7 +243,7 @@ class SdkBackendSession implements BackendSession {
       },
       (probe: unknown) => {
         this.probing = false;
-        if (isSessionUnknown(probe)) this.lose(`${this.serverId} no longer knows the backend session (it restarted or expired it)`, false);
+        if (isSessionUnknown(probe)) this.lose(UNKNOWN_SESSION(this.serverId), false);
         else this.lose(`the connection to ${this.serverId} failed (${describe(error)}) and a ping found the session dead (${describe(probe)})`, true);
       },
     );
@@ -216,13 +252,34 @@ class SdkBackendSession implements BackendSession {
   /** The SDK client closed (by us, or by its transport): no call may use it any more. */
   clientClosed(): void {
     this.closed = true;
+    this.shut = true;
   }
 
-  /** Closes a dead session: the SDK rejects every request pending on it (ConnectionClosed); no DELETE is sent. */
+  /** Closes a dead session now: the SDK rejects every request pending on it (ConnectionClosed); no DELETE is sent. */
   private lose(reason: string, failure: boolean): void {
-    if (this.closed) return;
-    this.lost = { reason, failure };
+    if (this.shut) return;
+    this.lost ??= { reason, failure };
     this.closed = true;
+    this.shutClient();
+  }
+
+  /**
+   * The backend answered 404 on this session: no new call may use it. The SDK reports that 404 (through onerror)
+   * before it rejects the request whose POST got it, so closing the client now would reject that request, and the
+   * others in flight, as "connection closed", and their callers could not tell they were not processed: the client
+   * is closed once they have their own answers (a 404 each), PROBE_TIMEOUT_MS at most. No DELETE is sent.
+   */
+  private retire(): void {
+    if (this.closed) return;
+    this.lost = { reason: UNKNOWN_SESSION(this.serverId), failure: false };
+    this.closed = true;
+    if (this.inflight === 0) this.shutClient();
+    else setTimeout(() => this.shutClient(), PROBE_TIMEOUT_MS).unref();
+  }
+
+  private shutClient(): void {
+    if (this.shut) return;
+    this.shut = true;
     void this.client.close().catch(() => undefined);
   }
 
@@ -234,6 +291,7 @@ class SdkBackendSession implements BackendSession {
     }
     const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
     const scoped = options?.signal ? scopedSignal(options.signal) : undefined;
+    this.inflight++;
     try {
       const result = await call({ ...(scoped ? { signal: scoped.signal } : {}), timeout });
       this.breakers.success(this.serverId);
@@ -241,10 +299,11 @@ class SdkBackendSession implements BackendSession {
     } catch (error) {
       if (options?.signal?.aborted) throw toGatewayError(error, this.serverId, options.signal);
       if (isSessionUnknown(error)) {
-        // The backend answered (it is up): only this session is gone, and the request was not processed.
-        this.transportError(error);
+        // This call's own POST got the 404: the backend answered (it is up), only this session is gone, and the request
+        // was not processed. The next call (or the retry) opens a new session.
+        this.retire();
         this.breakers.success(this.serverId);
-        throw new GatewayError('backend', `${this.serverId} no longer knows the backend session (it restarted?); call again: a new one is opened`, {
+        throw new StaleBackendSession('backend', `${this.serverId} no longer knows the backend session (it restarted?); call again: a new one is opened`, {
           server: this.serverId,
         });
       }
@@ -259,6 +318,8 @@ class SdkBackendSession implements BackendSession {
       throw toGatewayError(error, this.serverId);
     } finally {
       scoped?.detach();
+      // A session retired by a 404 closes its client with its last call.
+      if (--this.inflight === 0 && this.lost) this.shutClient();
     }
   }
 

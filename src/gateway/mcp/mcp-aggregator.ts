@@ -17,7 +17,7 @@ import {
   type ResourceTemplate,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { BackendSession } from '../core/backend-connector.js';
+import { type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import type { BackendPool } from '../core/backend-pool.js';
 import type { GatewayCaller } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
@@ -214,8 +214,10 @@ export class McpAggregator {
       servers.map(async (server) => {
         const started = performance.now();
         try {
-          const backend = await this.pool.get(server.id, signal);
-          const items = await list(backend, { ...(signal ? { signal } : {}), timeoutMs: this.settings.listTimeoutMs });
+          const items = await retryOnStaleSession(
+            () => this.pool.get(server.id, signal),
+            (backend) => list(backend, { ...(signal ? { signal } : {}), timeoutMs: this.settings.listTimeoutMs }),
+          );
           this.record(caller, server.id, null, method, started, 'ok');
           return items.map((item) => rename(server.id, item));
         } catch (error) {
@@ -262,8 +264,10 @@ export class McpAggregator {
     const cancel = this.session.callSignal(requestId);
     const signal = AbortSignal.any([clientSignal, cancel.signal]);
     try {
-      const backend = await this.pool.get(serverId, signal);
-      const result = await call(backend, { signal, timeoutMs: this.settings.callTimeoutMs });
+      const result = await retryOnStaleSession(
+        () => this.pool.get(serverId, signal),
+        (backend) => call(backend, { signal, timeoutMs: this.settings.callTimeoutMs }),
+      );
       this.record(caller, serverId, tool, method, started, 'ok');
       return result;
     } catch (error) {

@@ -1,5 +1,5 @@
 import type { Prompt, Resource, Tool } from '@modelcontextprotocol/sdk/types.js';
-import type { BackendCallOptions, BackendSession } from '../core/backend-connector.js';
+import { type BackendCallOptions, type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import type { GatewayCaller } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import type { GatewayPolicy } from '../core/gateway-policy.js';
@@ -89,15 +89,17 @@ export async function broadcastList(
       try {
         const decision = await policy.decideServer(caller, serverId);
         if (!decision.allowed) return [];
-        const session = await backend(serverId);
+        // A backend session the backend no longer knows (it restarted) is replaced and asked again, once.
+        const list = <T>(call: (session: BackendSession) => Promise<T>) => retryOnStaleSession(() => backend(serverId), call);
         if (method === 'tools/list') {
-          const tools = await session.listTools(options);
+          const tools = await list((s) => s.listTools(options));
           const visible: Tool[] = [];
           for (const t of tools) if (await policy.toolVisible(caller, serverId, t.name)) visible.push({ ...t, name: namespaced(serverId, t.name) });
           return visible;
         }
-        if (method === 'resources/list') return (await session.listResources(options)).map((r: Resource) => ({ ...r, name: namespaced(serverId, r.name) }));
-        return (await session.listPrompts(options)).map((p: Prompt) => ({ ...p, name: namespaced(serverId, p.name) }));
+        if (method === 'resources/list')
+          return (await list((s) => s.listResources(options))).map((r: Resource) => ({ ...r, name: namespaced(serverId, r.name) }));
+        return (await list((s) => s.listPrompts(options))).map((p: Prompt) => ({ ...p, name: namespaced(serverId, p.name) }));
       } catch (error) {
         const e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error).message);
         const rpc = e.toJsonRpc();

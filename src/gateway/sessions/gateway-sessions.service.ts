@@ -13,7 +13,7 @@ import { EventFilter } from '../../streaming/event-filter.js';
 import type { HubEvent } from '../../streaming/event-window.js';
 import { chunk, type SseConnection } from '../../streaming/sse.connection.js';
 import { SseStreamService } from '../../streaming/sse-stream.service.js';
-import { BackendConnector, type BackendSession } from '../core/backend-connector.js';
+import { BackendConnector, type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
@@ -568,27 +568,32 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
       const args = toolArguments(params?.arguments);
       const decision = await this.policy.decideTool(caller, serverId, tool);
       if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId, tool });
-      const backend = await this.backend(session.id, serverId);
-      return await backend.callTool(tool, args, {
-        signal,
-        timeoutMs,
-        // Progress of a request not yet recorded waits for it (in order); a refused one's is dropped.
-        onProgress: (p) =>
-          void admitted.then(
-            (ok) =>
-              ok &&
-              this.enqueue(
-                session.id,
-                'notification',
-                JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+      return await retryOnStaleSession(
+        () => this.backend(session.id, serverId),
+        (backend) =>
+          backend.callTool(tool, args, {
+            signal,
+            timeoutMs,
+            // Progress of a request not yet recorded waits for it (in order); a refused one's is dropped.
+            onProgress: (p) =>
+              void admitted.then(
+                (ok) =>
+                  ok &&
+                  this.enqueue(
+                    session.id,
+                    'notification',
+                    JSON.stringify({ request_id: requestId, server: serverId, jsonrpc: '2.0', method: 'notifications/progress', params: p }),
+                  ),
               ),
-          ),
-      });
+          }),
+      );
     }
     const decision = await this.policy.decideServer(caller, serverId);
     if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: serverId });
-    const backend = await this.backend(session.id, serverId);
-    return backend.request(method, params, { signal, timeoutMs });
+    return retryOnStaleSession(
+      () => this.backend(session.id, serverId),
+      (backend) => backend.request(method, params, { signal, timeoutMs }),
+    );
   }
 
   /**

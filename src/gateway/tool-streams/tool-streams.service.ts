@@ -5,7 +5,7 @@ import { DomainError } from '../../common/domain-error.js';
 import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { EventFilter } from '../../streaming/event-filter.js';
 import { SseStreamService } from '../../streaming/sse-stream.service.js';
-import { BackendConnector, type BackendSession } from '../core/backend-connector.js';
+import { BackendConnector, type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import { GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
@@ -133,14 +133,20 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
         const args = toolArguments(call.arguments);
         const decision = await this.policy.decideTool(caller, call.serverId, call.tool);
         if (!decision.allowed) throw new GatewayError(decision.code, decision.detail, { server: call.serverId, tool: call.tool });
-        const acquired = this.acquire(call.serverId);
-        release = acquired.release;
-        const backend = await acquired.session;
-        const result = await backend.callTool(call.tool, args, {
-          signal: controller.signal,
-          timeoutMs: this.config.gateway.requestTimeoutMs,
-          onProgress: (p) => send('progress', JSON.stringify({ progress: p.progress, total: p.total, message: p.message })),
-        });
+        // A pooled session the backend no longer knows (it restarted) is given back, and the call made once more on a new one.
+        const acquire = () => {
+          release?.();
+          const acquired = this.acquire(call.serverId);
+          release = acquired.release;
+          return acquired.session;
+        };
+        const result = await retryOnStaleSession(acquire, (backend) =>
+          backend.callTool(call.tool, args, {
+            signal: controller.signal,
+            timeoutMs: this.config.gateway.requestTimeoutMs,
+            onProgress: (p) => send('progress', JSON.stringify({ progress: p.progress, total: p.total, message: p.message })),
+          }),
+        );
         const json = JSON.stringify(result);
         const durationMs = performance.now() - started;
         send('result', json);
