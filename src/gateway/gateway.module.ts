@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
 import { BusModule } from '../bus/bus.module.js';
 import { MetricsModule } from '../ops/metrics.module.js';
 import { StreamingModule } from '../streaming/streaming.module.js';
@@ -9,7 +10,7 @@ import { ToolStreams } from './tool-streams/tool-streams.service.js';
 
 /** The gateway's streaming sessions (`/api/v1/gateway/stream`) and tool streams (`/api/v1/mcp/stream`, `/api/v1/stream/tools`). */
 @Module({
-  imports: [GatewayCoreModule, BusModule, MetricsModule, StreamingModule],
+  imports: [AuthModule, GatewayCoreModule, BusModule, MetricsModule, StreamingModule],
   controllers: [GatewaySessionsController, ToolStreamsController],
   providers: [GatewaySessions, ToolStreams],
 })

@@ -366,6 +366,27 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     await stream.waitFor((c) => c.ended, 10_000, 'the stream ended by the revocation');
   });
 
+  it('a revoked key’s calls in flight are cancelled at the backend (on the replica running them) and its requests refused', async () => {
+    const created = await post(r1, '/api/v1/api-keys', admin(), { name: 'revoked-with-calls', role: 'admin' });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    const s = await open(r1, key, { servers: ['alpha'] });
+    const stream = await follow(r1, key, s.session_id);
+    const waiting = alpha.waiting;
+    const before = alpha.cancelled;
+    await send(r2, key, s.session_id, 'tools/call', { name: 'alpha__wait' }, 'running');
+    await waitFor(() => alpha.waiting > waiting, 10_000, 'the call running at the backend');
+    const revoked = performance.now();
+    expect((await api(r1.url, 'DELETE', `/api/v1/api-keys/${created.body.id}`, { key: admin() })).status).toBe(204);
+    // Well before the call's own timeout (TIMEOUT_MS from its start) would cancel it: before, it ran on until then.
+    await waitFor(() => alpha.cancelled > before, TIMEOUT_MS / 2, 'the call cancelled at the backend by the revocation');
+    expect(performance.now() - revoked).toBeLessThan(TIMEOUT_MS / 2);
+    await stream.waitFor((c) => c.ended, 10_000, 'the stream ended by the revocation');
+    const again = await post(r2, `/api/v1/gateway/stream/${s.session_id}/request`, key, { jsonrpc: '2.0', id: 'after', method: 'ping' });
+    expect(again.status).toBe(401);
+    expect((await api(r2.url, 'GET', `/api/v1/gateway/stream/${s.session_id}`, { key })).status).toBe(401);
+  });
+
   it('speaks to @modelcontextprotocol/server-everything: merged, namespaced lists and a call', async () => {
     const s = await open(r2, admin(), { servers: ['everything', 'beta'] });
     expect(s.servers.find((x) => x.id === 'everything')!.status).toBe('ready');

@@ -3,6 +3,7 @@ import type { JSONRPCNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Gauge } from 'prom-client';
+import { CredentialWatcher } from '../../auth/credential-watcher.js';
 import type { Principal } from '../../auth/principal.js';
 import { EventBus } from '../../bus/event-bus.js';
 import { RedisConnections } from '../../bus/redis.connections.js';
@@ -201,6 +202,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     private readonly calls: GatewayCalls,
     private readonly sse: SseStreamService,
     private readonly bus: EventBus,
+    private readonly credentials: CredentialWatcher,
     metrics: MetricsService,
     @Optional() @Inject(RedisConnections) private readonly redis?: RedisConnections | null,
   ) {
@@ -458,7 +460,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     const recorded = wellFormed ? store.request(sessionId, principal.id, { requestId, id, deadline }, MAX_PENDING_REQUESTS) : Promise.resolve(undefined);
     const known = wellFormed ? this.backends.known(sessionId) : undefined;
     const run = (session: SessionRecord, caller: GatewayCaller, admitted: Promise<boolean>) =>
-      void this.handle(session, caller, requestId, message, admitted).catch((error: Error) =>
+      void this.handle(session, principal, caller, requestId, message, admitted).catch((error: Error) =>
         this.logger.warn(`request ${requestId} failed: ${error.message}`),
       );
     if (known && known.record.owner === principal.id && known.inflight < MAX_PENDING_REQUESTS - 1) {
@@ -489,11 +491,23 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     return result;
   }
 
-  /** Runs a request and appends its one answer — once `admitted` says it was recorded (a refused one is aborted, not answered). */
-  private async handle(session: SessionRecord, caller: GatewayCaller, requestId: string, message: JsonRpcRequest, admitted: Promise<boolean>): Promise<void> {
+  /**
+   * Runs a request and appends its one answer — once `admitted` says it was recorded (a refused one is aborted, not
+   * answered). A credential revoked, expired or given another role while the request runs aborts it, as it ends the
+   * session's streams: the backend is sent notifications/cancelled.
+   */
+  private async handle(
+    session: SessionRecord,
+    principal: Principal,
+    caller: GatewayCaller,
+    requestId: string,
+    message: JsonRpcRequest,
+    admitted: Promise<boolean>,
+  ): Promise<void> {
     const started = performance.now();
     const id = message.id!;
     const tracked = this.backends.track(session.id, requestId, id);
+    const untrack = this.credentials.track(principal, { close: (reason) => tracked.abort(reason) });
     void admitted.then((ok) => ok || tracked.abort('request refused'));
     let serverId: string | null = null;
     let tool: string | null = null;
@@ -547,6 +561,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
         detail: e.message,
       });
     } finally {
+      untrack();
       tracked.done();
     }
   }
