@@ -432,6 +432,28 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     expect([empty.status, empty.body.error?.code]).toEqual([400, -32600]);
   });
 
+  it('a POST’s answer is held a few ms at most: a slow call’s head and priming event come at once, its progress as it goes', async () => {
+    const { transport } = await connect(t.adminKey);
+    const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
+    const started = performance.now();
+    const post = rawPost(session, {
+      jsonrpc: '2.0',
+      id: 'held',
+      method: 'tools/call',
+      params: { name: 'alpha__slow', arguments: { ms: 1500 }, _meta: { progressToken: 'h' } },
+    });
+    // The quick answer is held (one write for head, priming event, answer and end); this one is not waited for.
+    await waitFor(() => /^id: \S+$/m.test(post.text), 5000, 'the priming event');
+    expect(post.text).toMatch(/^HTTP\/1\.1 200/);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await waitFor(() => post.text.includes('notifications/progress'), 5000, 'the first progress');
+    expect(post.text).not.toContain('slept 1500');
+    await waitFor(() => post.text.endsWith('\r\n0\r\n\r\n'), 10_000, 'the answer and the end');
+    expect(post.text).toContain('slept 1500');
+    expect(post.text.match(/notifications\/progress/g)).toHaveLength(30);
+    post.socket.destroy();
+  });
+
   it('a call the client cancelled ends its own stream (answered "cancelled"); an id already in progress is refused', async () => {
     const { transport } = await connect(t.adminKey);
     const session = `Authorization: Bearer ${t.adminKey}\r\nMcp-Session-Id: ${transport.sessionId}\r\nMcp-Protocol-Version: 2025-11-25\r\n`;
