@@ -36,6 +36,7 @@ import {
   parseEventId,
   STANDALONE_STREAM,
   type StoreSignal,
+  WATCH_TTL_MS,
 } from './mcp-session-store.js';
 
 const TOOLS_LIST_CHANGED = { jsonrpc: '2.0', method: 'notifications/tools/list_changed' } as const;
@@ -75,6 +76,8 @@ class StoreStream {
   /** Orders standalone streams opened in the same millisecond (the newest of a session is the one kept). */
   readonly token = randomUUID();
   lastEventAt = Date.now();
+  /** When a request stream's `watch` was last renewed. */
+  watchedAt = 0;
   untrack?: () => void;
 
   constructor(
@@ -91,10 +94,14 @@ class StoreStream {
   }
 }
 
+/** The headers the SDK's transport reads (it copies every header it is given for each message, and nothing here reads them). */
+const SDK_HEADERS = ['accept', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'] as const;
+
 /** The parts of the Fastify request the SDK's web-standard transport reads (the body is passed parsed). */
 function webRequest(request: FastifyRequest): Request {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(request.headers)) {
+  for (const name of SDK_HEADERS) {
+    const value = request.headers[name];
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
   }
@@ -193,10 +200,17 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     }, this.config.stream.keepAliveMs);
     // Safety net for a lost pub/sub wake-up, and the end of orphaned request streams.
     const poll = setInterval(() => {
+      const now = Date.now();
       for (const s of this.streams) {
-        if (s.terminal && !s.reading && Date.now() - s.lastEventAt > this.settings.callTimeoutMs + ORPHAN_GRACE_MS)
+        if (s.terminal && !s.reading && now - s.lastEventAt > this.settings.callTimeoutMs + ORPHAN_GRACE_MS) {
           this.endStream(s, 'no answer: the call is gone');
-        else this.feed(s);
+          continue;
+        }
+        if (s.terminal && now - s.watchedAt > WATCH_TTL_MS / 3) {
+          s.watchedAt = now;
+          void this.store.watch(s.sessionId, s.streamId).catch(() => undefined);
+        }
+        this.feed(s);
       }
     }, 1000);
     const sweep = setInterval(() => this.sweep(), 10_000);
@@ -563,6 +577,11 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     }
     if (streamId === STANDALONE_STREAM) {
       void this.store.signal({ kind: 'standalone', sessionId: record.id, at: stream.openedAt, token: stream.token }).catch(() => undefined);
+    } else {
+      // A request stream signals its appends only while someone reads it from elsewhere: this read first asks for
+      // them, then reads, so each event is read or signalled (the 1 s poll covers a failed ask).
+      stream.watchedAt = Date.now();
+      await this.store.watch(record.id, streamId).catch(() => undefined);
     }
     this.feed(stream);
   }

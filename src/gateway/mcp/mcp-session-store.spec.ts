@@ -1,4 +1,5 @@
-import { type McpSessionRecord, MemorySessionStore, parseEventId } from './mcp-session-store.js';
+import { Redis } from 'ioredis';
+import { type McpSessionRecord, MemorySessionStore, parseEventId, RedisSessionStore, STANDALONE_STREAM, type StoreSignal } from './mcp-session-store.js';
 
 const record = (id: string): McpSessionRecord => ({
   id,
@@ -73,5 +74,38 @@ describe('parseEventId', () => {
     expect(parseEventId('_GET_stream@1-18446744073709551616')).toBeNull();
     expect(parseEventId('other@1-0')).toBeNull();
     expect(parseEventId('_GET_stream@-1-0')).toBeNull();
+  });
+});
+
+describe('RedisSessionStore: who is woken by an append', () => {
+  it('signals every append to the standalone stream, and a request stream’s only while it is watched (a resume reads it elsewhere)', async () => {
+    const url = process.env.TEST_REDIS_URL!;
+    const redis = new Redis(url, { lazyConnect: false });
+    const store = new RedisSessionStore(redis, url, `spec${Date.now()}`, 'spec', { eventsPerStream: 100, ttlMs: 60_000 });
+    const seen: StoreSignal[] = [];
+    store.onSignal((s) => seen.push(s));
+    try {
+      await store.put(record(ids[0]));
+      // The subscriber is ready once a signal of its own comes back.
+      await store.signal({ kind: 'ended', sessionId: 'warm-up' });
+      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      seen.length = 0;
+      const appended = () => seen.filter((s) => s.kind === 'appended').map((s) => (s as { streamId: string }).streamId);
+      // A request stream nobody resumes: stored (readable), but every replica is not woken for it.
+      await store.append(ids[0], 'req-1', call(1));
+      await store.append(ids[0], STANDALONE_STREAM, { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(appended()).toEqual([STANDALONE_STREAM]);
+      expect(await store.readAfter(ids[0], 'req-1', '0-0', 10)).toHaveLength(1);
+      // Watched: its appends wake the readers.
+      await store.watch(ids[0], 'req-1');
+      await store.append(ids[0], 'req-1', call(2));
+      for (let i = 0; i < 100 && appended().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(appended()).toEqual([STANDALONE_STREAM, 'req-1']);
+    } finally {
+      await store.delete(ids[0]);
+      await store.close();
+      redis.disconnect();
+    }
   });
 });

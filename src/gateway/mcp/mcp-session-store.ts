@@ -91,6 +91,13 @@ export abstract class McpSessionStore {
   abstract readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]>;
   /** The newest entry of a stream ('0-0' when empty). */
   abstract lastEntry(sessionId: string, streamId: string): Promise<string>;
+  /**
+   * A request stream is read from a connection of its own (a GET resuming it, on any replica): its appends wake
+   * readers from now on, for WATCH_TTL_MS after the last call. (A request stream nobody resumes is written to the
+   * store only: its `appended` signal would go to every replica for every event, for nothing.) Call it before
+   * reading the stream, so an event is either read or signalled.
+   */
+  abstract watch(sessionId: string, streamId: string): Promise<void>;
   /** Sent to every replica (this one included). */
   abstract signal(signal: StoreSignal): Promise<void>;
   abstract close(): Promise<void>;
@@ -216,6 +223,9 @@ export class MemorySessionStore extends McpSessionStore {
     return events.length > 0 ? events[events.length - 1].entry : '0-0';
   }
 
+  /** In one process every append is signalled (no other replica to spare). */
+  async watch(): Promise<void> {}
+
   async signal(signal: StoreSignal): Promise<void> {
     setImmediate(() => this.deliver(signal));
   }
@@ -248,18 +258,22 @@ export function compareEntries(a: string, b: string): number {
 
 /**
  * Appends an event to a stream (exact MAXLEN bound), renews the stream's and the session's
- * stream-name set's TTL, records the stream's name, and publishes the `appended` signal:
- * one round trip. KEYS: events, stream names, signal channel. ARGV: entry id (or `*`),
- * message JSON, stream id, max events, ttl ms, signal JSON.
+ * stream-name set's TTL, records the stream's name, and publishes the `appended` signal (always,
+ * or only while the stream is watched): one round trip. KEYS: events, stream names, signal
+ * channel, watch key. ARGV: entry id (or `*`), message JSON, stream id, max events, ttl ms,
+ * signal JSON, '1' to publish whether watched or not.
  */
 const STORE = `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], ARGV[1], 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', KEYS[3], ARGV[6])
+if ARGV[7] == '1' or redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PUBLISH', KEYS[3], ARGV[6]) end
 return id
 `;
+
+/** How long a `watch` of a request stream lasts after its last renewal. */
+export const WATCH_TTL_MS = 30_000;
 
 /** KEYS: the principal's sessions (a sorted set scored by last use). ARGV: id, now, max, ttl. The evicted ids. */
 const ADMIT = `
@@ -279,12 +293,14 @@ type ScriptedRedis = Redis & {
     events: string,
     streams: string,
     channel: string,
+    watch: string,
     entry: string,
     message: string,
     streamId: string,
     max: number,
     ttl: number,
     signal: string,
+    always: '1' | '0',
   ): Promise<string>;
 };
 
@@ -311,7 +327,7 @@ export class RedisSessionStore extends McpSessionStore {
     limits: StoreLimits,
   ) {
     super(limits);
-    if (typeof (redis as ScriptedRedis).mcpStore !== 'function') redis.defineCommand('mcpStore', { numberOfKeys: 3, lua: STORE });
+    if (typeof (redis as ScriptedRedis).mcpStore !== 'function') redis.defineCommand('mcpStore', { numberOfKeys: 4, lua: STORE });
     if (typeof (redis as ScriptedRedis).mcpAdmit !== 'function') redis.defineCommand('mcpAdmit', { numberOfKeys: 1, lua: ADMIT });
     this.channel = `${prefix}:mcp:signals`;
     this.subscriber = new Redis(redisUrl, {
@@ -342,6 +358,10 @@ export class RedisSessionStore extends McpSessionStore {
 
   private streamKey(id: string, streamId: string): string {
     return `${this.prefix}:mcp:events:${id}:${streamId}`;
+  }
+
+  private watchKey(id: string, streamId: string): string {
+    return `${this.prefix}:mcp:watch:${id}:${streamId}`;
   }
 
   private ownerKey(principalId: string): string {
@@ -411,13 +431,19 @@ export class RedisSessionStore extends McpSessionStore {
       this.streamKey(sessionId, streamId),
       this.streamsKey(sessionId),
       this.channel,
+      this.watchKey(sessionId, streamId),
       entry,
       JSON.stringify(message),
       streamId,
       this.limits.eventsPerStream,
       this.limits.ttlMs,
       signal,
+      streamId === STANDALONE_STREAM ? '1' : '0',
     );
+  }
+
+  async watch(sessionId: string, streamId: string): Promise<void> {
+    await this.redis.set(this.watchKey(sessionId, streamId), '1', 'PX', WATCH_TTL_MS);
   }
 
   async readAfter(sessionId: string, streamId: string, entry: string, count: number): Promise<StoredEvent[]> {
