@@ -69,6 +69,8 @@ describe('SlowReader (raw-socket SSE client)', () => {
       await waitFor(() => server.responses.length === 2, 5000, 'the reconnection');
       expect(server.responses[1].lastEventId).toBe('50');
       expect(r.events.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      // The server has the request before the reader has the answer's status line.
+      await r.waitFor((x) => x.statuses.length === 2, 5000, 'the second answer');
       expect(r.statuses).toEqual([200, 200]);
     } finally {
       await server.close();
