@@ -235,6 +235,33 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     }
   });
 
+  it('any request whose params the SDK’s schema refuses is -32602 naming the field; errors reach the SDK client with one "MCP error" prefix', async () => {
+    const mcpSession = await plainSession(t.adminKey);
+    const headers = { ...ACCEPT, 'mcp-session-id': mcpSession, 'mcp-protocol-version': '2025-11-25' };
+    const answer = async (id: string, method: string, params: unknown) => {
+      const res = await api(t.baseUrl, 'POST', '/mcp', { key: t.adminKey, body: { jsonrpc: '2.0', id, method, params }, headers });
+      const data = /^data: (\{.*\})$/m.exec(res.text)?.[1];
+      return [res.status, data && (JSON.parse(data) as { error?: unknown }).error];
+    };
+    // Before: -32603 with a JSON dump of zod issues as the message.
+    expect(await answer('r', 'resources/read', { uri: 5 })).toEqual([
+      200,
+      { code: -32602, message: expect.stringMatching(/^Invalid params: params\.uri: /), data: expect.objectContaining({ field: 'params.uri' }) },
+    ]);
+    expect(await answer('p', 'prompts/get', { name: 'alpha__x', arguments: 5 })).toEqual([
+      200,
+      { code: -32602, message: expect.stringMatching(/^Invalid params: params\.arguments: /), data: expect.objectContaining({ field: 'params.arguments' }) },
+    ]);
+    expect(await answer('n', 'prompts/get', {})).toEqual([
+      200,
+      expect.objectContaining({ code: -32602, data: expect.objectContaining({ field: 'params.name' }) }),
+    ]);
+    // The wire message has no prefix of its own (before: "MCP error -32602: MCP error -32602: unknown tool …" on the client).
+    const { client } = await connect(t.adminKey);
+    const error = await client.callTool({ name: 'nowhere', arguments: {} }).catch((e: unknown) => e);
+    expect((error as McpError).message).toMatch(/^MCP error -32602: unknown tool nowhere: /);
+  });
+
   it('an open circuit fails fast', async () => {
     const port = await freePort();
     const body = {

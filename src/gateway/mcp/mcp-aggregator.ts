@@ -60,13 +60,43 @@ export interface AggregatorSession {
   callSignal(requestId: string | number): { signal: AbortSignal; done(): void };
 }
 
-function rpcError(error: unknown): McpError {
-  if (error instanceof McpError) return error;
+/**
+ * A JSON-RPC error as the aggregated server answers it: the SDK sends an error's `code`, `message` and `data`.
+ * (An `McpError`'s message starts with "MCP error <code>: ", and the client's McpError adds that again: the
+ * client read "MCP error -32602: MCP error -32602: …".)
+ */
+export class RpcFailure extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'RpcFailure';
+  }
+}
+
+function rpcError(error: unknown): RpcFailure {
+  if (error instanceof RpcFailure) return error;
+  if (error instanceof McpError) return new RpcFailure(error.code, error.message.replace(/^MCP error -?\d+: /, ''), error.data);
   if (error instanceof GatewayError) {
     const e = error.toJsonRpc();
-    return new McpError(e.code, e.message, e.data);
+    return new RpcFailure(e.code, e.message, e.data);
   }
-  return new McpError(ErrorCode.InternalError, (error as Error)?.message ?? String(error));
+  const e = error as { code?: unknown; message?: string; data?: unknown } | undefined;
+  if (typeof e?.code === 'number' && Number.isSafeInteger(e.code)) return new RpcFailure(e.code, e.message ?? String(error), e.data);
+  return new RpcFailure(ErrorCode.InternalError, e?.message ?? String(error));
+}
+
+/** The SDK's schema refusing a request's params: -32602 naming the first field it refused (`params.uri`). */
+function invalidParams(issues: readonly { path: readonly PropertyKey[]; message: string }[]): RpcFailure {
+  const issue = issues[0];
+  const field = (issue?.path ?? []).map(String).join('.') || 'params';
+  return rpcError(new GatewayError('invalid_params', `Invalid params: ${field}: ${issue?.message ?? 'invalid'}`, { field }));
+}
+
+function isSchemaFailure(error: unknown): error is { issues: { path: PropertyKey[]; message: string }[] } {
+  return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError') && Array.isArray((error as { issues?: unknown }).issues);
 }
 
 /** A tools/call's params, checked as the SDK's schema does; what fails is -32602 naming the field (params.arguments first). */
@@ -78,9 +108,7 @@ function callToolParams(params: unknown): CallToolRequest['params'] {
   }
   const parsed = CallToolRequestSchema.shape.params.safeParse(params);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const field = ['params', ...(issue?.path ?? []).map(String)].join('.');
-  throw rpcError(new GatewayError('invalid_params', `Invalid params: ${field}: ${issue?.message ?? 'invalid'}`, { field }));
+  throw invalidParams(parsed.error.issues.map((i) => ({ ...i, path: ['params', ...i.path] })));
 }
 
 /**
@@ -142,7 +170,7 @@ export class McpAggregator {
     this.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
       const target = parseGatewayUri(request.params.uri);
       if (!target)
-        throw new McpError(ErrorCode.InvalidParams, `unknown resource ${request.params.uri.slice(0, 200)}: gateway resources are mcp+<server>:<uri>`);
+        throw new RpcFailure(ErrorCode.InvalidParams, `unknown resource ${request.params.uri.slice(0, 200)}: gateway resources are mcp+<server>:<uri>`);
       const result = await this.forward(target.serverId, null, 'resources/read', extra.requestId, extra.signal, (s, o) =>
         s.request('resources/read', { uri: target.uri }, o),
       );
@@ -159,11 +187,23 @@ export class McpAggregator {
     }));
     this.server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
       const target = parseNamespaced(request.params.name);
-      if (!target) throw new McpError(ErrorCode.InvalidParams, `unknown prompt ${request.params.name.slice(0, 200)}: gateway prompts are <server>__<name>`);
+      if (!target) throw new RpcFailure(ErrorCode.InvalidParams, `unknown prompt ${request.params.name.slice(0, 200)}: gateway prompts are <server>__<name>`);
       return this.forward(target.serverId, null, 'prompts/get', extra.requestId, extra.signal, (s, o) =>
         s.request('prompts/get', { name: target.name, ...(request.params.arguments ? { arguments: request.params.arguments } : {}) }, o),
       );
     });
+    // The SDK parses a request with its method's schema before the handler runs, and answers a refusal -32603 with
+    // a dump of zod issues (`resources/read` with a number as `uri`): every handler's refusal is -32602 naming the field.
+    const handlers = (this.server as unknown as { _requestHandlers: Map<string, (request: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
+    for (const [method, handler] of handlers) {
+      handlers.set(method, async (request, extra) => {
+        try {
+          return await handler(request, extra);
+        } catch (error) {
+          throw isSchemaFailure(error) ? invalidParams(error.issues) : rpcError(error);
+        }
+      });
+    }
   }
 
   /** Next tools/list re-reads the backends. */
@@ -305,12 +345,12 @@ export class McpAggregator {
     const target = parseNamespaced(name);
     if (!target) {
       this.record(this.session.caller(), null, name.slice(0, 100), 'tools/call', performance.now(), 'denied', 'not a namespaced tool name');
-      throw new McpError(ErrorCode.InvalidParams, `unknown tool ${name.slice(0, 200)}: gateway tools are <server>__<tool>`);
+      throw new RpcFailure(ErrorCode.InvalidParams, `unknown tool ${name.slice(0, 200)}: gateway tools are <server>__<tool>`);
     }
     // Deferred: a tool is callable once activated, as it is listed (streaming sessions refuse it the same way).
     if (this.session.deferred && !this.session.activated().includes(name)) {
       this.record(this.session.caller(), target.serverId, target.name, 'tools/call', performance.now(), 'denied', 'not activated');
-      throw new McpError(ErrorCode.InvalidParams, `tool ${name} is not activated in this session: find it with search_tools, then activate_tools`);
+      throw new RpcFailure(ErrorCode.InvalidParams, `tool ${name} is not activated in this session: find it with search_tools, then activate_tools`);
     }
     return this.forward(target.serverId, target.name, 'tools/call', requestId, signal, (backend, o) =>
       backend.callTool(target.name, args, {
