@@ -41,6 +41,8 @@ describe('SseParser', () => {
 class OddServer {
   readonly posted: string[] = [];
   lastHeaders: http.IncomingHttpHeaders = {};
+  /** Calls of `hang` whose connection is still open. */
+  hanging = 0;
   readonly server = http.createServer((req, res) => void this.handle(req, res));
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -104,6 +106,13 @@ class OddServer {
         return;
       case 'gone':
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}');
+        return;
+      case 'hang':
+        // Never answers: only the client's close ends it.
+        this.hanging++;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('id: 1\ndata: \n\n');
+        res.on('close', () => this.hanging--);
         return;
       case 'cut':
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -200,5 +209,17 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
     expect(transport.sessionId).toBe('odd-1');
     // Only the session's start took the SDK's fetch (the GET of its standalone stream refused with 405); every call above went the lean way.
     expect(fetched).toEqual(['POST initialize', 'POST notifications/initialized', 'GET']);
+  });
+  it('close() aborts a call in flight on the lean path (its connection is closed)', async () => {
+    const own = new LeanStreamableHttpTransport(url, dispatcher, {}, { fetch: egressFetch(dispatcher) as never });
+    const c = new Client({ name: 'lean-close', version: '1' });
+    await c.connect(own);
+    const call = c.callTool({ name: 'hang', arguments: {} }).catch((e: unknown) => e);
+    for (let i = 0; i < 200 && odd.hanging === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(odd.hanging).toBe(1);
+    await c.close();
+    expect(await call).toBeInstanceOf(Error);
+    for (let i = 0; i < 200 && odd.hanging > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(odd.hanging).toBe(0);
   });
 });
