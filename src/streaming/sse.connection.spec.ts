@@ -31,6 +31,36 @@ function client(port: number) {
 }
 
 describe('SseConnection', () => {
+  it('holdUntilClose(): the frames written before close() and the end of the response leave in one system call', async () => {
+    let writes = 0;
+    let held = -1;
+    const { server, port } = await serve((conn, socket) => {
+      // Counted at the socket's own write paths (one call each is one write/writev system call on a TCP socket).
+      const s = socket as net.Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+      const write = s._write.bind(s);
+      const writev = s._writev.bind(s);
+      s._write = (...a: unknown[]) => (writes++, write(...a));
+      s._writev = (...a: unknown[]) => (writes++, writev(...a));
+      setTimeout(() => {
+        conn.holdUntilClose();
+        for (const f of ['event: result\ndata: 1\n\n', 'event: complete\ndata: 2\n\n', 'data: 3\n\n', 'data: [DONE]\n\n']) conn.writeFrame(f);
+        held = writes;
+        conn.close('complete');
+      }, 50);
+    });
+    try {
+      const c = client(port);
+      await c.ended;
+      const text = await c.until((t) => t.endsWith('0\r\n\r\n'));
+      expect(text.indexOf('data: 1')).toBeLessThan(text.indexOf('data: 2'));
+      expect(text.indexOf('data: 3')).toBeLessThan(text.indexOf('data: [DONE]'));
+      expect(text).toMatch(/data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
+      expect([held, writes]).toEqual([0, 1]);
+    } finally {
+      server.close();
+    }
+  });
+
   it('releases the HTTP server state of its socket and still sees the client leave', async () => {
     let socket!: net.Socket;
     let conn!: SseConnection;

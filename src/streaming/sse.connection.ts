@@ -209,6 +209,15 @@ export class SseConnection implements Subscriber<Buffer> {
   }
 
   /**
+   * Holds this connection's writes until `close()` (which ends the socket, writing everything held at once): the
+   * last frames of a response and its end leave in one system call (one write to a loopback socket costs ~0.1 ms
+   * of CPU on a small VM). Only for frames written in one go just before closing.
+   */
+  holdUntilClose(): void {
+    if (!this.closed && !this.socket.writableCorked) this.socket.cork();
+  }
+
+  /**
    * One frame, with the slow-consumer check of `write`: a client that left more than
    * `maxBufferBytes` unsent is cut (it resumes, or its call is aborted) instead of
    * having every frame queued in this process for as long as it does not read.

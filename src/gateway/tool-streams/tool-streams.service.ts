@@ -149,6 +149,8 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
         );
         const json = JSON.stringify(result);
         const durationMs = performance.now() - started;
+        // The last four frames and the end of the response leave in one write.
+        conn.holdUntilClose();
         send('result', json);
         send('complete', `{"duration_ms":${Math.round(durationMs * 100) / 100}}`);
         send(null, `{"jsonrpc":"2.0","id":${id},"result":${json}}`);
@@ -159,6 +161,7 @@ export class ToolStreams implements OnModuleInit, OnApplicationShutdown {
           error instanceof GatewayError
             ? error
             : new GatewayError(controller.signal.aborted ? 'cancelled' : 'internal', (error as Error).message ?? String(error));
+        conn.holdUntilClose();
         send('error', JSON.stringify({ jsonrpc: '2.0', id: call.id, error: e.toJsonRpc() }));
         send(null, '[DONE]');
         this.calls.record({
