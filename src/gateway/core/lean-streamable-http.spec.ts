@@ -149,7 +149,8 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
     transport = new LeanStreamableHttpTransport(
       url,
       dispatcher,
-      { 'x-stored': 'yes' },
+      // Stored headers as a user may type them: a Content-Type of their own is replaced, not sent twice.
+      { 'X-Stored': 'yes', 'Content-Type': 'text/plain' },
       {
         fetch: counting,
         reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
@@ -205,7 +206,12 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
   it('sends notifications (202) and the session’s headers; initialize went through the SDK’s own path', async () => {
     await client.notification({ method: 'notifications/cancelled', params: { requestId: 99, reason: 'test' } });
     expect(odd.posted).toEqual(expect.arrayContaining(['initialize', 'notifications/initialized', 'notifications/cancelled']));
-    expect(odd.lastHeaders).toMatchObject({ 'x-stored': 'yes', 'mcp-session-id': 'odd-1', 'mcp-protocol-version': '2025-06-18' });
+    expect(odd.lastHeaders).toMatchObject({
+      'x-stored': 'yes',
+      'content-type': 'application/json',
+      'mcp-session-id': 'odd-1',
+      'mcp-protocol-version': '2025-06-18',
+    });
     expect(transport.sessionId).toBe('odd-1');
     // Only the session's start took the SDK's fetch (the GET of its standalone stream refused with 405); every call above went the lean way.
     expect(fetched).toEqual(['POST initialize', 'POST notifications/initialized', 'GET']);

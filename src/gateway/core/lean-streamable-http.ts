@@ -79,13 +79,17 @@ type Internals = { _sessionId?: string; _abortController?: AbortController };
  * session), a broken stream is an `onerror`, and `close()` aborts every request in flight.
  */
 export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
+  /** The server's stored headers, names lower-cased (a stored `Content-Type` is replaced below, not sent twice). */
+  private readonly storedHeaders: Record<string, string>;
+
   constructor(
     private readonly endpoint: URL,
     private readonly dispatcher: Dispatcher,
-    private readonly extraHeaders: Record<string, string>,
+    extraHeaders: Record<string, string>,
     options: ConstructorParameters<typeof StreamableHTTPClientTransport>[1],
   ) {
     super(endpoint, options);
+    this.storedHeaders = Object.fromEntries(Object.entries(extraHeaders).map(([name, value]) => [name.toLowerCase(), value]));
   }
 
   override async send(message: JSONRPCMessage | JSONRPCMessage[], options?: TransportSendOptions): Promise<void> {
@@ -105,7 +109,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     const isRequest = 'method' in message && 'id' in message;
     try {
       const headers: Record<string, string> = {
-        ...this.extraHeaders,
+        ...this.storedHeaders,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         'mcp-session-id': sessionId,
