@@ -134,15 +134,9 @@ export class MemorySessionStore extends SessionStore implements SessionFeed {
     return s ? [...s.pending].map(([requestId, p]) => ({ requestId, ...p })) : [];
   }
 
-  async range(id: string, after: number, count: number): Promise<StoredEvent[]> {
-    const events = this.held(id)?.events ?? [];
-    // Numbers are consecutive from the oldest kept one.
-    const from = events.length === 0 ? 0 : Math.max(0, after + 1 - events[0].seq);
-    return events.slice(from, from + count);
-  }
-
   async page(id: string, after: number, count: number, maxBytes: number): Promise<{ events: StoredEvent[]; more: boolean }> {
     const events = this.held(id)?.events ?? [];
+    // Numbers are consecutive from the oldest kept one.
     const from = events.length === 0 ? 0 : Math.max(0, after + 1 - events[0].seq);
     let end = from;
     let size = 0;

@@ -219,8 +219,6 @@ export abstract class SessionStore {
   /** Appends the request's answer unless it was answered already (or timed out); its number, or 0. */
   abstract answer(id: string, requestId: string, type: 'response' | 'error', data: string): Promise<number>;
   abstract pending(id: string): Promise<PendingRequest[]>;
-  /** Events after `after`, at most `count`, oldest first. */
-  abstract range(id: string, after: number, count: number): Promise<StoredEvent[]>;
   /**
    * Events after `after`, oldest first: at most `count`, and no more than `maxBytes` of data
    * (the first one whatever its size), so a reader holds about `maxBytes` however large the
@@ -340,11 +338,6 @@ export class RedisSessionStore extends SessionStore {
       const parsed = JSON.parse(v) as { id: string | number; deadline: number };
       return { requestId, id: parsed.id, deadline: parsed.deadline };
     });
-  }
-
-  async range(id: string, after: number, count: number): Promise<StoredEvent[]> {
-    const entries = (await this.redis.xrange(this.key('e', id), `(0-${after}`, '+', 'COUNT', count)) as [string, string[]][];
-    return toEvents(entries);
   }
 
   /** One round trip (PAGE): the budget is applied in Redis, so a page of large events is never read whole. */
