@@ -206,10 +206,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
           this.endStream(s, 'no answer: the call is gone');
           continue;
         }
-        if (s.terminal && now - s.watchedAt > WATCH_TTL_MS / 3) {
-          s.watchedAt = now;
-          void this.store.watch(s.sessionId, s.streamId).catch(() => undefined);
-        }
+        if (s.terminal && now - s.watchedAt > WATCH_TTL_MS / 3) void this.watch(s);
         this.feed(s);
       }
     }, 1000);
@@ -580,8 +577,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     } else {
       // A request stream signals its appends only while someone reads it from elsewhere: this read first asks for
       // them, then reads, so each event is read or signalled (the 1 s poll covers a failed ask).
-      stream.watchedAt = Date.now();
-      await this.store.watch(record.id, streamId).catch(() => undefined);
+      await this.watch(stream);
     }
     this.feed(stream);
   }
@@ -646,6 +642,12 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
         stream.reading = false;
       }
     })();
+  }
+
+  /** Asks for (or renews) the `appended` signals of a resumed request stream; a failed ask is covered by the 1 s poll. */
+  private async watch(stream: StoreStream): Promise<void> {
+    stream.watchedAt = Date.now();
+    await this.store.watch(stream.sessionId, stream.streamId).catch(() => undefined);
   }
 
   private endStream(stream: StoreStream, reason: string, destroy = false): void {
