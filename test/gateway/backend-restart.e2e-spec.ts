@@ -118,6 +118,14 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     const f = find()!;
     return { event: f.event, body: JSON.parse(f.data), at: f.at! };
   };
+  /** One echo call through each way in (tool stream, streaming session, `/mcp`), each answered with its echo. */
+  const echoEachWay = async (server: string, text: string) => {
+    const streamed = await toolStream(`${server}__echo`, { text });
+    expect(outcome(streamed.frames)).toEqual({ event: 'result', data: expect.stringContaining(`echo ${text}`) });
+    const answer = await answerOf(await sessionCall(`${server}__echo`, { text }), 15_000);
+    expect([answer.event, JSON.stringify(answer.body)]).toEqual(['response', expect.stringContaining(`echo ${text}`)]);
+    expect(await mcp.client.callTool({ name: `${server}__echo`, arguments: { text } })).toMatchObject({ content: [{ text: `echo ${text}` }] });
+  };
   const circuit = async (server = 'restart') =>
     (await api(r.url, 'GET', `/api/v1/mcp-servers/${server}/health`, { key: admin() })).body.circuit.state as string;
 
@@ -157,12 +165,8 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     mcp = { client, transport };
 
     // Every way in holds a working backend session before the backend dies.
-    expect(outcome((await toolStream('restart__echo', { text: 'before' })).frames)?.event).toBe('result');
-    expect((await answerOf(await sessionCall('restart__echo', { text: 'before' }), 15_000)).event).toBe('response');
-    expect(await mcp.client.callTool({ name: 'restart__echo', arguments: { text: 'before' } })).toMatchObject({ content: [{ text: 'echo before' }] });
-    expect(outcome((await toolStream('quiet__echo', { text: 'before' })).frames)?.event).toBe('result');
-    expect((await answerOf(await sessionCall('quiet__echo', { text: 'before' }), 15_000)).event).toBe('response');
-    expect(await mcp.client.callTool({ name: 'quiet__echo', arguments: { text: 'before' } })).toMatchObject({ content: [{ text: 'echo before' }] });
+    await echoEachWay('restart', 'before');
+    await echoEachWay('quiet', 'before');
   }, 120_000);
 
   afterAll(async () => {
@@ -208,11 +212,7 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
   it('opens new backend sessions once the backend is back: the next call of each way in succeeds', async () => {
     backend = await Backend.start(port);
     await sleep(1500); // past the circuit's cool-down, should the failures above have opened it
-    const streamed = await toolStream('restart__echo', { text: 'after' });
-    expect(outcome(streamed.frames)).toEqual({ event: 'result', data: expect.stringContaining('echo after') });
-    const answer = await answerOf(await sessionCall('restart__echo', { text: 'after' }), 15_000);
-    expect([answer.event, JSON.stringify(answer.body)]).toEqual(['response', expect.stringContaining('echo after')]);
-    expect(await mcp.client.callTool({ name: 'restart__echo', arguments: { text: 'after' } })).toMatchObject({ content: [{ text: 'echo after' }] });
+    await echoEachWay('restart', 'after');
     expect(backend.calls('echo')).toBe(3);
   }, 60_000);
 
@@ -221,11 +221,7 @@ describe('gateway: a backend that dies and restarts (real processes, a real MCP 
     await quiet.kill();
     quiet = await Backend.start(quietPort, { standaloneStream: false });
     // Before, each way's first call failed ("no longer knows the backend session; call again"), and only the next worked.
-    const streamed = await toolStream('quiet__echo', { text: 'first' });
-    expect(outcome(streamed.frames)).toEqual({ event: 'result', data: expect.stringContaining('echo first') });
-    const answer = await answerOf(await sessionCall('quiet__echo', { text: 'first' }), 15_000);
-    expect([answer.event, JSON.stringify(answer.body)]).toEqual(['response', expect.stringContaining('echo first')]);
-    expect(await mcp.client.callTool({ name: 'quiet__echo', arguments: { text: 'first' } })).toMatchObject({ content: [{ text: 'echo first' }] });
+    await echoEachWay('quiet', 'first');
     // Each made once on the new process: the refused POSTs were not processed, the retries were.
     expect(quiet.calls('echo')).toBe(3);
     expect(await circuit('quiet')).toBe('closed'); // a 404 is the backend answering, not failing
