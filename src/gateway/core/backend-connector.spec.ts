@@ -196,6 +196,21 @@ describe('BackendConnector: dead backend sessions', () => {
       texts.map((text) => expect.objectContaining({ content: [{ type: 'text', text }] })),
     );
     expect(callPosts).toBe(10);
+    // A call that took the session from the pool just before another call's 404 retired it: refused as stale
+    // before anything is sent (not "the session is closed"), then made on the new session.
+    b.transports.clear();
+    callPosts = 0;
+    const held = await pool.get('b');
+    expect(await call('echo', { text: 'd1' })).toMatchObject({ content: [{ text: 'd1' }] });
+    expect(held.closed).toBe(true);
+    await expect(held.callTool('echo', { text: 'x' }, { timeoutMs: 30_000 })).rejects.toBeInstanceOf(StaleBackendSession);
+    let taken = false;
+    const fromHeld = retryOnStaleSession(
+      () => (taken ? pool.get('b') : ((taken = true), Promise.resolve(held))),
+      (s) => s.callTool('echo', { text: 'd2' }, { timeoutMs: 30_000 }),
+    );
+    expect(await fromHeld).toMatchObject({ content: [{ text: 'd2' }] });
+    expect(callPosts).toBe(3); // d1 refused (404) and made again; d2 sent once, on the new session only
     // A backend that forgets every session: one retry, then the refusal.
     forgetEveryCall = true;
     callPosts = 0;

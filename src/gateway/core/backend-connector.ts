@@ -285,10 +285,12 @@ class SdkBackendSession implements BackendSession {
 
   /** One call under the server's breaker: fail fast when open; the outcome recorded. */
   private async guarded<T>(options: BackendCallOptions | undefined, call: (o: { signal?: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
-    if (this.closed) throw new GatewayError('backend', `the session with ${this.serverId} is closed`, { server: this.serverId });
+    if (this.closed) throw this.refused();
     if (!(await this.breakers.allow(this.serverId))) {
       throw new GatewayError('circuit_open', `the circuit of ${this.serverId} is open: failing fast`, { server: this.serverId });
     }
+    // Another call's 404 may have retired the session while this one waited on the breaker: nothing was sent yet.
+    if (this.closed) throw this.refused();
     const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
     const scoped = options?.signal ? scopedSignal(options.signal) : undefined;
     this.inflight++;
@@ -303,9 +305,7 @@ class SdkBackendSession implements BackendSession {
         // was not processed. The next call (or the retry) opens a new session.
         this.retire();
         this.breakers.success(this.serverId);
-        throw new StaleBackendSession('backend', `${this.serverId} no longer knows the backend session (it restarted?); call again: a new one is opened`, {
-          server: this.serverId,
-        });
+        throw this.stale();
       }
       const lost = this.lost;
       if (lost && error instanceof McpError && error.code === CONNECTION_CLOSED) {
@@ -321,6 +321,23 @@ class SdkBackendSession implements BackendSession {
       // A session retired by a 404 closes its client with its last call.
       if (--this.inflight === 0 && this.lost) this.shutClient();
     }
+  }
+
+  /**
+   * Why a call is refused before anything is sent. A caller may have taken the session (from a pool) just before
+   * another call's 404 retired it: that refusal is a StaleBackendSession like the 404 itself (made again on a new
+   * session by `retryOnStaleSession`), since the call never left. A session closed for any other reason (the
+   * backend found dead, or closed by its owner) is not retried.
+   */
+  private refused(): GatewayError {
+    if (this.lost?.failure === false) return this.stale();
+    return new GatewayError('backend', `the session with ${this.serverId} is closed`, { server: this.serverId });
+  }
+
+  private stale(): StaleBackendSession {
+    return new StaleBackendSession('backend', `${this.serverId} no longer knows the backend session (it restarted?); call again: a new one is opened`, {
+      server: this.serverId,
+    });
   }
 
   private async pages<T>(
