@@ -4,7 +4,9 @@
 //     (POST request + its `response` event), through a tool stream (POST /api/v1/mcp/stream) and through
 //     /mcp (the same SDK client as the floor, pointed at the gateway). Each way is compared with a floor
 //     driven by the same kind of client: /mcp with the SDK client straight to the backend, sessions and
-//     tool streams (plain node:http requests) with a plain POST straight to the backend;
+//     tool streams (plain node:http requests) with a plain POST straight to the backend. A bare hop (the
+//     SDK client through bench/hop-proxy.mjs, a minimal node:http proxy) shows what one more HTTP hop costs
+//     on the machine, whatever the code in it;
 //   - events per second through one streaming session (a backend tool sending N progress notifications);
 //   - memory per idle session and N concurrent sessions on one replica (each with its SSE stream open
 //     and its backend initialized), every one of them answering a request at the end.
@@ -48,10 +50,11 @@ const write = arg('write', false) === true;
 const overheadOnly = arg('overhead-only', false) === true;
 if (write && overheadOnly) throw new Error('--write needs every figure: leave out --overhead-only');
 /** The ways the overhead measurement drives (`--ways mcp,session`: only those, e.g. to profile one path); all by default. */
-const WAYS = new Set(String(arg('ways', 'direct,plain,session,toolStream,mcp')).split(','));
+const ALL_WAYS = ['direct', 'plain', 'session', 'toolStream', 'mcp', 'hop'];
+const WAYS = new Set(String(arg('ways', ALL_WAYS.join(','))).split(','));
 /** `--profile DIR`: the replica runs with --cpu-prof and writes its profile there when it stops (summarize with bench/profile/summarize.mjs). */
 const profileDir = arg('profile', undefined);
-if (write && (WAYS.size < 5 || profileDir)) throw new Error('--write needs every way and no profiler');
+if (write && (WAYS.size < ALL_WAYS.length || profileDir)) throw new Error('--write needs every way and no profiler');
 /** Backend sessions of an unused streaming session are released after this (the replica's setting for the bench). */
 const BACKEND_IDLE_MS = 3000;
 const t0 = performance.now();
@@ -182,6 +185,12 @@ async function main() {
     const backend = spawnLimited(process.execPath, [path.join(here, 'gateway-backend.mjs'), String(backendPort)], { name: 'mcp-backend', cwd: repo });
     await waitForPort(backendPort, 20_000, backend);
     const backendUrl = `http://127.0.0.1:${backendPort}/mcp`;
+    const hopPort = await freePort();
+    const hop = spawnLimited(process.env.BENCH_NODE ?? process.execPath, [path.join(here, 'hop-proxy.mjs'), String(hopPort), String(backendPort)], {
+      name: 'hop-proxy',
+      cwd: repo,
+    });
+    await waitForPort(hopPort, 20_000, hop);
     const sys = new ServiceSystem({
       databaseUrl: pg.url,
       redisUrl: redis.url,
@@ -213,6 +222,9 @@ async function main() {
     await viaGateway.connect(
       new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }),
     );
+    // The same SDK client again, through the bare hop.
+    const viaHop = new Client({ name: 'bench-hop', version: '1' });
+    await viaHop.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${hopPort}/mcp`)));
     const session = await request(port, 'POST', '/api/v1/gateway/stream', { key, body: { servers: ['bench'] } });
     if (session.status !== 201) throw new Error(`opening a session failed: ${session.status} ${session.text}`);
     const sid = session.body.session_id;
@@ -266,6 +278,7 @@ async function main() {
         }).then((r) => r.status !== 202 && reject(new Error(r.text)), reject);
       });
     const viaMcp = () => viaGateway.callTool({ name: 'bench__echo', arguments: { text: 'x' } });
+    const viaBareHop = () => viaHop.callTool({ name: 'echo', arguments: { text: 'x' } });
     const viaToolStream = () =>
       request(port, 'POST', '/api/v1/mcp/stream', {
         key,
@@ -279,6 +292,7 @@ async function main() {
     const sessionMs = [];
     const toolStreamMs = [];
     const mcpMs = [];
+    const hopMs = [];
     const timed = async (fn, out, way) => {
       if (!WAYS.has(way)) return;
       const started = performance.now();
@@ -294,21 +308,25 @@ async function main() {
       await timed(() => viaSession(i), warm ? undefined : sessionMs, 'session');
       await timed(viaToolStream, warm ? undefined : toolStreamMs, 'toolStream');
       await timed(viaMcp, warm ? undefined : mcpMs, 'mcp');
+      await timed(viaBareHop, warm ? undefined : hopMs, 'hop');
     }
     // CPU time per measured call (every way run counted): a steadier A/B figure than latency on a noisy machine.
     const gatewayWays = ['session', 'toolStream', 'mcp'].filter((w) => WAYS.has(w)).length;
     const cpuPerCall = (micros, calls) => (calls > 0 ? round(micros / 1000 / calls, 3) : null);
     const replicaCpuMsPerCall = cpuPerCall(cpuMicros(replica.proc.pid) - cpuAtStart.replica, CALLS * gatewayWays);
-    const backendCpuMsPerCall = cpuPerCall(cpuMicros(backend.pid) - cpuAtStart.backend, CALLS * WAYS.size);
+    const backendCpuMsPerCall = cpuPerCall(cpuMicros(backend.pid) - cpuAtStart.backend, CALLS * [...WAYS].filter((w) => ALL_WAYS.includes(w)).length);
     /** The replica's CPU use over the measured calls, in cores (0.5: half of one core). */
     const replicaCores = round((cpuMicros(replica.proc.pid) - cpuAtStart.replica) / 1000 / (performance.now() - cpuAtStart.at), 3);
     await direct.close();
     await viaGateway.close();
+    await viaHop.close();
+    await stopProc(hop);
     const d = stats(directMs);
     const p = stats(plainMs);
     const s = stats(sessionMs);
     const t = stats(toolStreamMs);
     const m = stats(mcpMs);
+    const h = stats(hopMs);
     figures.overhead = {
       calls: CALLS,
       directMs: { p50: round(d.p50), p95: round(d.p95), p99: round(d.p99) },
@@ -316,7 +334,11 @@ async function main() {
       sessionMs: { p50: round(s.p50), p95: round(s.p95), p99: round(s.p99) },
       toolStreamMs: { p50: round(t.p50), p95: round(t.p95), p99: round(t.p99) },
       mcpMs: { p50: round(m.p50), p95: round(m.p95), p99: round(m.p99) },
+      hopMs: { p50: round(h.p50), p95: round(h.p95), p99: round(h.p99) },
       mcpOverheadP50Ms: round(m.p50 - d.p50),
+      // One more HTTP hop with nothing done in it, and what /mcp costs beyond that.
+      hopOverheadP50Ms: round(h.p50 - d.p50),
+      mcpOverHopP50Ms: round(m.p50 - h.p50),
       sessionOverheadP50Ms: round(s.p50 - p.p50),
       toolStreamOverheadP50Ms: round(t.p50 - p.p50),
       // The same two against the SDK client's direct call, the floor the issue names for every way.
@@ -475,6 +497,7 @@ function render(f) {
     `| Tool call through a streaming session (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.sessionMs.p50} / ${o.sessionMs.p95} ms (+${o.sessionOverheadP50Ms} ms; +${o.sessionOverSdkP50Ms} ms over the SDK floor) |`,
     `| Tool call through a tool stream (plain client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.toolStreamMs.p50} / ${o.toolStreamMs.p95} ms (+${o.toolStreamOverheadP50Ms} ms; +${o.toolStreamOverSdkP50Ms} ms over the SDK floor) |`,
     `| Tool call through \`/mcp\` (the same SDK client), p50 / p95 | p50 ≤ floor + 1 ms | ${o.mcpMs.p50} / ${o.mcpMs.p95} ms (+${o.mcpOverheadP50Ms} ms) |`,
+    `| Tool call through a bare hop (the same SDK client through a minimal \`node:http\` proxy: what one more hop costs here), p50 / p95 | | ${o.hopMs.p50} / ${o.hopMs.p95} ms (+${o.hopOverheadP50Ms} ms; \`/mcp\` is +${o.mcpOverHopP50Ms} ms over it) |`,
     `| Progress notifications, direct SDK client (floor: the backend's own rate) | | ${f.throughput.directEventsPerSecond.toLocaleString('en')}/s |`,
     `| Events through one session (backend → gateway → Redis → SSE) | ≥ 10,000/s | ${f.throughput.eventsPerSecond.toLocaleString('en')}/s (${f.throughput.events.toLocaleString('en')} events in ${f.throughput.seconds} s) |`,
     `| Memory per idle session, stream open, backend released (heap after a full GC / RSS) | ≤ 50 KB | ${f.sessions.heapPerSessionKB} / ${f.sessions.rssPerSessionKB} KB |`,
