@@ -137,6 +137,8 @@ export interface SecurityConfig {
   readonly passwordHashConcurrency: number;
   /** MCP server URLs may point at private and loopback addresses. */
   readonly mcpAllowPrivateNetworks: boolean;
+  /** The largest message read from an MCP server: one event of a stream, or a whole JSON body. */
+  readonly mcpMaxMessageBytes: number;
   readonly metricsToken?: string;
   readonly metricsPort?: number;
 }
@@ -310,6 +312,7 @@ const envSchema = z
     PASSWORD_HASH_CONCURRENCY: int(2, 1, 64),
     /** Default: on in the embedded developer mode (it talks to local MCP servers), off otherwise and in production. */
     MCP_ALLOW_PRIVATE_NETWORKS: optionalBool,
+    MCP_MAX_MESSAGE_BYTES: int(16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     METRICS_TOKEN: value.pipe(z.string().min(16, 'must be at least 16 characters long').optional()),
     METRICS_PORT: optionalInt(1, 65535),
     MAX_AGENTS: int(1000, 1, 10_000_000),
@@ -399,6 +402,7 @@ function toAppConfig(env: Environment): AppConfig {
       },
       passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY,
       mcpAllowPrivateNetworks: env.MCP_ALLOW_PRIVATE_NETWORKS ?? (embedded && !production),
+      mcpMaxMessageBytes: env.MCP_MAX_MESSAGE_BYTES,
       metricsToken: env.METRICS_TOKEN,
       metricsPort: env.METRICS_PORT,
     },

@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import { EgressDeniedError, type EgressPolicy } from './egress.policy.js';
+import { boundedResponse } from './message-bound.js';
 
 /** Resolves a name to every address (the system resolver by default; tests substitute one). */
 export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
@@ -89,11 +90,15 @@ export type EgressFetch = (input: string | URL, init?: Parameters<typeof undiciF
  * session's traffic. A signal made by `AbortSignal.any` is held by its source weakly, in a set, so a call costs
  * the same on a session's millionth request as on its first, and aborting the source still aborts every request
  * (and response body) in flight.
+ *
+ * With `maxMessageBytes`, a response's body is bounded: each event of an event stream, or the whole of any other
+ * body (`boundedResponse`).
  */
-export function egressFetch(dispatcher: Agent): EgressFetch {
-  return (input, init) => {
+export function egressFetch(dispatcher: Agent, maxMessageBytes?: number): EgressFetch {
+  return async (input, init) => {
     const signal = init?.signal;
-    return undiciFetch(input, { ...init, dispatcher, signal: signal ? AbortSignal.any([signal]) : signal });
+    const response = await undiciFetch(input, { ...init, dispatcher, signal: signal ? AbortSignal.any([signal]) : signal });
+    return maxMessageBytes === undefined ? response : (boundedResponse(response, maxMessageBytes) as unknown as typeof response);
   };
 }
 

@@ -15,11 +15,14 @@ export class EgressClient implements OnApplicationShutdown {
   readonly policy: EgressPolicy;
   readonly dispatcher: Agent;
   readonly fetch: EgressFetch;
+  /** The largest message read from an MCP server (MCP_MAX_MESSAGE_BYTES): `fetch` bounds its bodies with it. */
+  readonly maxMessageBytes: number;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.policy = new EgressPolicy({ allowPrivateNetworks: config.security.mcpAllowPrivateNetworks });
     this.dispatcher = createEgressDispatcher(this.policy);
-    this.fetch = egressFetch(this.dispatcher);
+    this.maxMessageBytes = config.security.mcpMaxMessageBytes;
+    this.fetch = egressFetch(this.dispatcher, this.maxMessageBytes);
   }
 
   /** Registration-time check of an MCP server URL's literal host: 400 naming `field`. */

@@ -58,6 +58,7 @@ describe('gateway streaming sessions without Redis (one replica, in process)', (
         GATEWAY_MAX_SESSIONS_PER_CLIENT: '3',
         GATEWAY_REQUEST_TIMEOUT_MS: '1500',
         CREDENTIAL_CHECK_MS: '100',
+        MCP_MAX_MESSAGE_BYTES: String(2 * 1024 * 1024),
       },
     });
     expect(t.config.redisUrl).toBeUndefined();
@@ -171,4 +172,19 @@ describe('gateway streaming sessions without Redis (one replica, in process)', (
     stalled.destroy();
     await api(t.baseUrl, 'DELETE', `/api/v1/gateway/stream/${id}`, { key: t.adminKey });
   }, 60_000);
+
+  it('an answer larger than MCP_MAX_MESSAGE_BYTES fails its call at once with a backend error naming it; the session goes on', async () => {
+    const id = await open();
+    const stream = await follow(id);
+    await send(id, 'huge', 'alpha__big', { kb: 3000 }); // 3 MB, over the suite's 2 MiB
+    const answer = await answerOf(stream, 'huge');
+    // The bound's error, not the request timeout's (1.5 s here).
+    expect([answer.event, JSON.parse(answer.data)]).toEqual([
+      'error',
+      expect.objectContaining({ id: 'huge', error: expect.objectContaining({ code: -32002, message: expect.stringContaining('(MCP_MAX_MESSAGE_BYTES)') }) }),
+    ]);
+    await send(id, 'after', 'alpha__big', { kb: 1000 });
+    expect((await answerOf(stream, 'after')).event).toBe('response');
+    await api(t.baseUrl, 'DELETE', `/api/v1/gateway/stream/${id}`, { key: t.adminKey });
+  }, 30_000);
 });

@@ -82,7 +82,8 @@ class Backend {
 
 /** The real egress client's two ways out (fetch for the SDK's own paths, the dispatcher for calls in a session). */
 function connectorFor(url: string, dispatcher: Agent = new Agent()) {
-  const fetchImpl = egressFetch(dispatcher);
+  const maxMessageBytes = 16 * 1024 * 1024;
+  const fetchImpl = egressFetch(dispatcher, maxMessageBytes);
   const breaker = { successes: 0, failures: [] as string[] };
   const target = { id: 'b', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 10_000 } };
   const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
@@ -95,7 +96,7 @@ function connectorFor(url: string, dispatcher: Agent = new Agent()) {
     recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
     recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
   };
-  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl, dispatcher } as never);
+  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl, dispatcher, maxMessageBytes } as never);
   return { connector, breaker };
 }
 

@@ -481,7 +481,7 @@ export class BackendConnector {
     if (kind === 'sse') return attempt(sse());
     try {
       return await attempt(
-        new LeanStreamableHttpTransport(url, this.egress.dispatcher, endpoint.headers, {
+        new LeanStreamableHttpTransport(url, this.egress.dispatcher, endpoint.headers, this.egress.maxMessageBytes, {
           fetch,
           requestInit,
           reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },

@@ -34,6 +34,9 @@ describe('SseParser', () => {
   });
 });
 
+/** The transports' bound on one message here (MCP_MAX_MESSAGE_BYTES at its lowest). */
+const MAX_MESSAGE = 64 * 1024;
+
 /**
  * A hand-written Streamable HTTP server, to answer the way real servers may: SSE one byte at a time with CRLF and
  * multi-byte characters, JSON, an unexpected type, 404, a stream cut before its answer.
@@ -43,6 +46,8 @@ class OddServer {
   lastHeaders: http.IncomingHttpHeaders = {};
   /** Calls of `hang` whose connection is still open. */
   hanging = 0;
+  /** Bytes the `endless` answers got out before their client dropped them, and whether each was dropped. */
+  readonly endless: { sent: number; dropped: boolean }[] = [];
   readonly server = http.createServer((req, res) => void this.handle(req, res));
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -114,6 +119,28 @@ class OddServer {
         res.write('id: 1\ndata: \n\n');
         res.on('close', () => this.hanging--);
         return;
+      case 'endless':
+      case 'huge-json':
+      case 'huge-error': {
+        // An answer without end: an SSE event that never ends, a JSON body, an error page. The client must stop reading.
+        const kind = m.params?.name;
+        const track = { sent: 0, dropped: false };
+        this.endless.push(track);
+        res.on('close', () => (track.dropped = !res.writableFinished));
+        if (kind === 'huge-error') res.writeHead(500, { 'content-type': 'text/html' });
+        else res.writeHead(200, { 'content-type': kind === 'endless' ? 'text/event-stream' : 'application/json' });
+        res.write(kind === 'endless' ? 'id: 1\ndata: \n\ndata: {"jsonrpc":"2.0","id":' + String(m.id) + ',"result":{"text":"' : '{"x":"');
+        const piece = Buffer.alloc(16 * 1024, 'a');
+        const pump = () => {
+          while (!res.destroyed && track.sent < 32 * 1024 * 1024) {
+            track.sent += piece.length;
+            if (!res.write(piece)) return void res.once('drain', pump);
+          }
+          if (!res.destroyed) res.end();
+        };
+        pump();
+        return;
+      }
       case 'cut':
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write('id: 1\ndata: \n\n');
@@ -151,6 +178,7 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
       dispatcher,
       // Stored headers as a user may type them: a Content-Type of their own is replaced, not sent twice.
       { 'X-Stored': 'yes', 'Content-Type': 'text/plain' },
+      MAX_MESSAGE,
       {
         fetch: counting,
         reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
@@ -216,8 +244,25 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
     // Only the session's start took the SDK's fetch (the GET of its standalone stream refused with 405); every call above went the lean way.
     expect(fetched).toEqual(['POST initialize', 'POST notifications/initialized', 'GET']);
   });
+  it('refuses an answer larger than its bound (an SSE event without end, a JSON body, an error page): the call fails at once, the rest unread', async () => {
+    for (const name of ['endless', 'huge-json', 'huge-error']) {
+      const started = performance.now();
+      const failure = (await client.callTool({ name, arguments: {} }).catch((e: unknown) => e)) as Error;
+      expect([name, failure]).toEqual([name, expect.any(Error)]);
+      if (name === 'huge-error') expect(failure.message.length).toBeLessThan(4096 + 200);
+      else expect([name, failure.message]).toEqual([name, expect.stringContaining(`larger than ${MAX_MESSAGE} bytes (MCP_MAX_MESSAGE_BYTES)`)]);
+      expect(performance.now() - started).toBeLessThan(5000);
+      const track = odd.endless.at(-1)!;
+      for (let i = 0; i < 200 && !track.dropped; i++) await new Promise((r) => setTimeout(r, 10));
+      // Dropped well before the server's 32 MiB were read (more than the kernel's buffers on both sides hold).
+      expect([name, track.dropped, track.sent < 16 * 1024 * 1024]).toEqual([name, true, true]);
+    }
+    // The session still works.
+    expect(await client.callTool({ name: 'json', arguments: {} })).toMatchObject({ content: [{ text: 'as json' }] });
+  });
+
   it('close() aborts a call in flight on the lean path (its connection is closed)', async () => {
-    const own = new LeanStreamableHttpTransport(url, dispatcher, {}, { fetch: egressFetch(dispatcher) as never });
+    const own = new LeanStreamableHttpTransport(url, dispatcher, {}, MAX_MESSAGE, { fetch: egressFetch(dispatcher) as never });
     const c = new Client({ name: 'lean-close', version: '1' });
     await c.connect(own);
     const call = c.callTool({ name: 'hang', arguments: {} }).catch((e: unknown) => e);

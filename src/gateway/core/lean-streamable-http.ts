@@ -3,6 +3,43 @@ import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/tran
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher } from 'undici';
+import { MessageTooLargeError, SseEventBound } from '../../egress/message-bound.js';
+import { GATEWAY_ERROR_CODES } from './gateway-errors.js';
+
+type Body = Dispatcher.ResponseData['body'];
+
+/** How much of an error response's body is kept for its message. */
+const ERROR_TEXT_BYTES = 4096;
+
+/** A body's bytes, at most `max`: past that the body is dropped and MessageTooLargeError thrown. */
+async function readBounded(body: Body, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body as AsyncIterable<Buffer>) {
+    size += part.length;
+    if (size > max) {
+      body.destroy();
+      throw new MessageTooLargeError(max);
+    }
+    parts.push(part);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The start of a body as text (an error page's message), the rest dropped unread. */
+async function headText(body: Body, max: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body as AsyncIterable<Buffer>) {
+    parts.push(part);
+    size += part.length;
+    if (size >= max) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
+}
 
 /**
  * Server-Sent Events, incrementally (the WHATWG rules that matter to MCP): lines end with CRLF, LF or CR (a CR
@@ -76,7 +113,9 @@ type Internals = { _sessionId?: string; _abortController?: AbortController };
  * `AbortError` built every time). Everything else — initialize, the standalone GET stream, resumption, batches,
  * redirects, DELETE, closing — is the SDK's own code. What the SDK's `send` reports is reported the same way:
  * an HTTP error status is a `StreamableHTTPError` with its code (a 404 means the backend no longer knows the
- * session), a broken stream is an `onerror`, and `close()` aborts every request in flight.
+ * session), a broken stream is an `onerror`, and `close()` aborts every request in flight. A message larger
+ * than `maxMessageBytes` (an SSE event, or a JSON body) is not read: the request it answers fails at once with
+ * that reason, and the connection is dropped.
  */
 export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
   /** The server's stored headers, names lower-cased (a stored `Content-Type` is replaced below, not sent twice). */
@@ -86,6 +125,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     private readonly endpoint: URL,
     private readonly dispatcher: Dispatcher,
     extraHeaders: Record<string, string>,
+    private readonly maxMessageBytes: number,
     options: ConstructorParameters<typeof StreamableHTTPClientTransport>[1],
   ) {
     super(endpoint, options);
@@ -133,7 +173,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       const newSession = res.headers['mcp-session-id'];
       if (typeof newSession === 'string') internals._sessionId = newSession;
       if (status >= 400) {
-        const text = await res.body.text().catch(() => null);
+        const text = await headText(res.body, ERROR_TEXT_BYTES).catch(() => null);
         throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
       }
       if (status === 202 || !isRequest) {
@@ -145,9 +185,9 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         .trim()
         .toLowerCase();
       if (type === 'text/event-stream') {
-        this.readStream(res.body);
+        this.readStream(res.body, (message as { id: string | number }).id);
       } else if (type === 'application/json') {
-        const data = await res.body.json();
+        const data: unknown = JSON.parse((await readBounded(res.body, this.maxMessageBytes)).toString('utf8'));
         const queue = this.queue();
         for (const m of Array.isArray(data) ? data : [data]) queue(JSONRPCMessageSchema.parse(m));
       } else {
@@ -180,7 +220,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
   }
 
   /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
-  private readStream(body: Dispatcher.ResponseData['body']): void {
+  private readStream(body: Body, id: string | number): void {
     let answered = false;
     const queue = this.queue();
     const parser = new SseParser((event, data) => {
@@ -195,7 +235,22 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     });
     // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
     const decoder = new StringDecoder('utf8');
-    body.on('data', (bytes: Buffer) => parser.push(decoder.write(bytes)));
+    const bound = new SseEventBound(this.maxMessageBytes);
+    let cut = false;
+    body.on('data', (bytes: Buffer) => {
+      if (cut) return;
+      if (bound.push(bytes)) {
+        parser.push(decoder.write(bytes));
+        return;
+      }
+      // An event without end (or too large to hold): the request fails now, not at its timeout, and nothing more is read.
+      cut = true;
+      body.destroy();
+      const error = new MessageTooLargeError(this.maxMessageBytes);
+      this.onerror?.(error);
+      if (!answered) queue({ jsonrpc: '2.0', id, error: { code: GATEWAY_ERROR_CODES.backend, message: error.message } });
+      answered = true;
+    });
     body.on('end', () => {
       parser.push(decoder.end());
       if (!answered) this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
