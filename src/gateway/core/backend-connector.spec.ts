@@ -1,3 +1,4 @@
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -24,6 +25,9 @@ class Backend {
   /** The methods of every JSON-RPC message POSTed to it, in order. */
   readonly posted: string[] = [];
   readonly server = http.createServer((req, res) => void this.handle(req, res));
+
+  /** With `resumable`, its streams are resumable (an event store): each POST's stream opens with a priming event. */
+  constructor(private readonly resumable = false) {}
 
   private build(): McpServer {
     const server = new McpServer({ name: 'unit', version: '1.0.0' });
@@ -58,6 +62,7 @@ class Backend {
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sid) => void this.transports.set(sid, transport),
+      ...(this.resumable ? { eventStore: new InMemoryEventStore() } : {}),
     });
     await this.build().connect(transport);
     await transport.handleRequest(req, res, body);
@@ -105,8 +110,8 @@ describe('BackendConnector: dead backend sessions', () => {
   afterEach(async () => {
     for (const b of backends.splice(0)) await b.kill().catch(() => undefined);
   });
-  const backend = async () => {
-    const b = new Backend();
+  const backend = async (resumable = false) => {
+    const b = new Backend(resumable);
     backends.push(b);
     return { b, url: await b.start() };
   };
@@ -128,6 +133,16 @@ describe('BackendConnector: dead backend sessions', () => {
     expect(error).toMatchObject({ code: 'backend', message: expect.stringContaining('was lost') });
     expect(session.closed).toBe(true);
   }, 30_000);
+
+  it('takes a resumable stream’s priming event (an id, no data) for what it is: no transport error, so no ping', async () => {
+    const { b, url } = await backend(true);
+    const { connector } = connectorFor(url);
+    const session = await connector.open('b', { timeoutMs: 30_000 });
+    for (let i = 0; i < 5; i++) expect(await session.callTool('echo', { text: `t${i}` })).toMatchObject({ content: [{ text: `t${i}` }] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.posted.filter((m) => m === 'ping')).toEqual([]);
+    await session.close();
+  });
 
   it('closes a session the backend no longer knows (404) without counting it against the circuit', async () => {
     const { b, url } = await backend();

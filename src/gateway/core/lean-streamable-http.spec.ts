@@ -119,6 +119,19 @@ class OddServer {
         res.write('id: 1\ndata: \n\n');
         res.on('close', () => this.hanging--);
         return;
+      case 'linger':
+        // Answers, then keeps the stream open (a comment now and then) instead of ending it.
+        this.hanging++;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`data: ${result('lingering')}\n\n`);
+        {
+          const timer = setInterval(() => res.write(': still here\n\n'), 50);
+          res.on('close', () => {
+            clearInterval(timer);
+            this.hanging--;
+          });
+        }
+        return;
       case 'endless':
       case 'huge-json':
       case 'huge-error': {
@@ -200,9 +213,12 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
   });
 
   it('reads an SSE answer that arrives a byte at a time (CRLF, multi-byte characters), with a notification before it', async () => {
+    const errorsBefore = errors.length;
     const result = await client.callTool({ name: 'bytes', arguments: {} });
     expect(result.content).toEqual([{ type: 'text', text: 'héllo 🙂' }]);
     expect(messages).toContainEqual(expect.objectContaining({ method: 'notifications/message', params: { level: 'info', data: 'é🙂' } }));
+    // The priming event (an id, no data) is no message and no error: an error would make the session ping its backend.
+    expect(errors.slice(errorsBefore)).toEqual([]);
   });
 
   it('hands over progress read in the same chunk as the answer before the answer (the SDK settles an answer at once)', async () => {
@@ -259,6 +275,30 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
     }
     // The session still works.
     expect(await client.callTool({ name: 'json', arguments: {} })).toMatchObject({ content: [{ text: 'as json' }] });
+  });
+
+  it('lets go of a stream whose call timed out or was cancelled, and of one kept open after its answer', async () => {
+    const before = odd.hanging;
+    const errorsBefore = errors.length;
+    const settle = async (n: number) => {
+      for (let i = 0; i < 300 && odd.hanging !== n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(odd.hanging).toBe(n);
+    };
+    // Timed out: the SDK sends notifications/cancelled, and the stream's connection is closed.
+    await expect(client.callTool({ name: 'hang', arguments: {} }, undefined, { timeout: 200 })).rejects.toThrow(/timed out/i);
+    await settle(before);
+    // Cancelled by the caller while its stream is read.
+    const aborted = new AbortController();
+    const call = client.callTool({ name: 'hang', arguments: {} }, undefined, { signal: aborted.signal }).catch((e: unknown) => e);
+    await settle(before + 1);
+    aborted.abort('no longer wanted');
+    expect(await call).toBeInstanceOf(Error);
+    await settle(before);
+    // Answered, but the server keeps the stream open: let go of ANSWERED_LINGER_MS after the answer.
+    expect(await client.callTool({ name: 'linger', arguments: {} })).toMatchObject({ content: [{ text: 'lingering' }] });
+    await settle(before);
+    // Letting go on purpose is no transport error (those make the session probe its backend).
+    expect(errors.slice(errorsBefore)).toEqual([]);
   });
 
   it('close() aborts a call in flight on the lean path (its connection is closed)', async () => {

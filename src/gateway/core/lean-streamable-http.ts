@@ -8,6 +8,9 @@ import { GATEWAY_ERROR_CODES } from './gateway-errors.js';
 
 type Body = Dispatcher.ResponseData['body'];
 
+/** How long a request's stream may stay open after its answer (the server should end it then) before it is dropped. */
+export const ANSWERED_LINGER_MS = 1000;
+
 /** How much of an error response's body is kept for its message. */
 const ERROR_TEXT_BYTES = 4096;
 
@@ -115,11 +118,15 @@ type Internals = { _sessionId?: string; _abortController?: AbortController };
  * an HTTP error status is a `StreamableHTTPError` with its code (a 404 means the backend no longer knows the
  * session), a broken stream is an `onerror`, and `close()` aborts every request in flight. A message larger
  * than `maxMessageBytes` (an SSE event, or a JSON body) is not read: the request it answers fails at once with
- * that reason, and the connection is dropped.
+ * that reason, and the connection is dropped. A request's stream is let go of (its connection closed) when the
+ * request is cancelled or times out (the SDK then sends notifications/cancelled), and ANSWERED_LINGER_MS after its
+ * answer if the server keeps it open: a server that never ends its streams holds no connections here.
  */
 export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
   /** The server's stored headers, names lower-cased (a stored `Content-Type` is replaced below, not sent twice). */
   private readonly storedHeaders: Record<string, string>;
+  /** The requests in flight on the lean path (their POST, then their stream) by id, each with its own abort. */
+  private readonly inFlight = new Map<string | number, AbortController>();
 
   constructor(
     private readonly endpoint: URL,
@@ -146,7 +153,16 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       return super.send(message, options);
     }
     if ('method' in message && (message.method === 'initialize' || message.method === 'notifications/initialized')) return super.send(message, options);
-    const isRequest = 'method' in message && 'id' in message;
+    const id = 'method' in message && 'id' in message ? message.id : undefined;
+    // The caller gave up on a request (cancelled, timed out): the server is told, and the request let go of — its
+    // POST if it is still waiting for the head, its stream if it is being read.
+    if ('method' in message && message.method === 'notifications/cancelled') {
+      const cancelled = message.params?.requestId as string | number | undefined;
+      if (cancelled !== undefined) this.inFlight.get(cancelled)?.abort();
+    }
+    const own = id !== undefined ? new AbortController() : undefined;
+    if (own) this.inFlight.set(id!, own);
+    let streaming = false;
     try {
       const headers: Record<string, string> = {
         ...this.storedHeaders,
@@ -155,7 +171,8 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         'mcp-session-id': sessionId,
       };
       if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
-      const signal = internals._abortController?.signal;
+      const closing = internals._abortController?.signal;
+      const signal = own && closing ? AbortSignal.any([closing, own.signal]) : (own?.signal ?? closing);
       const res = await this.dispatcher.request({
         origin: this.endpoint.origin,
         path: `${this.endpoint.pathname}${this.endpoint.search}`,
@@ -176,7 +193,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         const text = await headText(res.body, ERROR_TEXT_BYTES).catch(() => null);
         throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
       }
-      if (status === 202 || !isRequest) {
+      if (status === 202 || id === undefined) {
         await res.body.dump();
         return;
       }
@@ -185,7 +202,8 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         .trim()
         .toLowerCase();
       if (type === 'text/event-stream') {
-        this.readStream(res.body, (message as { id: string | number }).id);
+        streaming = true;
+        this.readStream(res.body, id, own!);
       } else if (type === 'application/json') {
         const data: unknown = JSON.parse((await readBounded(res.body, this.maxMessageBytes)).toString('utf8'));
         const queue = this.queue();
@@ -195,8 +213,12 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         throw new StreamableHTTPError(-1, `Unexpected content type: ${String(res.headers['content-type'])}`);
       }
     } catch (error) {
+      // Let go of on purpose: the SDK settled the request already (cancelled, timed out); nothing went wrong.
+      if (own?.signal.aborted && !internals._abortController?.signal.aborted) return;
       this.onerror?.(error as Error);
       throw error;
+    } finally {
+      if (!streaming && own && this.inFlight.get(id!) === own) this.inFlight.delete(id!);
     }
   }
 
@@ -220,14 +242,23 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
   }
 
   /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
-  private readStream(body: Body, id: string | number): void {
+  private readStream(body: Body, id: string | number, own: AbortController): void {
     let answered = false;
+    let linger: NodeJS.Timeout | undefined;
+    body.once('close', () => {
+      clearTimeout(linger);
+      if (this.inFlight.get(id) === own) this.inFlight.delete(id);
+    });
     const queue = this.queue();
     const parser = new SseParser((event, data) => {
-      if (event !== 'message') return;
+      // Events with no data (a priming event, which only carries an id to resume from) are skipped, as the SDK does.
+      if (event !== 'message' || data === '') return;
       try {
         const message = JSONRPCMessageSchema.parse(JSON.parse(data));
-        if ('result' in message || 'error' in message) answered = true;
+        if (('result' in message || 'error' in message) && !answered) {
+          answered = true;
+          linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
+        }
         queue(message);
       } catch (error) {
         this.onerror?.(error as Error);
@@ -256,7 +287,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       if (!answered) this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
     });
     body.on('error', (error: Error) => {
-      if (!answered) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
+      if (!answered && !own.signal.aborted) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
     });
   }
 }
