@@ -26,6 +26,7 @@ import { BackendPool } from '../core/backend-pool.js';
 import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayCalls } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
+import { ListChangedCoalescer } from '../core/list-changed.js';
 import { McpAggregator } from './mcp-aggregator.js';
 import {
   compareEntries,
@@ -58,13 +59,18 @@ class LocalSession {
   lastTouched = 0;
   readonly inflight = new Map<string | number, AbortController>();
   closed = false;
+  /** Its tools/list_changed announcements (a backend may send thousands a second). */
+  readonly listChanges: ListChangedCoalescer;
 
   constructor(
     readonly record: McpSessionRecord,
     readonly transport: WebStandardStreamableHTTPServerTransport,
     readonly aggregator: McpAggregator,
     readonly pool: BackendPool,
-  ) {}
+    onError: (error: unknown) => void,
+  ) {
+    this.listChanges = new ListChangedCoalescer(undefined, onError);
+  }
 }
 
 /** A GET SSE stream fed from the session store: the standalone stream, or a resumed request stream. */
@@ -148,6 +154,8 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void)[] = [];
   private readonly opened: Counter<'how'>;
+  /** tools/list_changed stored for sessions whose standalone stream is here but whose transport is not. */
+  private readonly remoteListChanges = new ListChangedCoalescer(undefined, (error) => this.logger.warn(`list_changed: ${String(error)}`));
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -219,6 +227,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
   async onModuleDestroy(): Promise<void> {
     for (const u of this.unsubscribe) u();
     for (const t of this.timers) clearInterval(t);
+    this.remoteListChanges.close(false);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -490,7 +499,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       this.calls,
       { callTimeoutMs: this.settings.callTimeoutMs, listTimeoutMs: this.settings.listTimeoutMs },
     );
-    session = new LocalSession(record, transport, aggregator, pool);
+    session = new LocalSession(record, transport, aggregator, pool, (error) => this.logger.warn(`session ${record.id}: list_changed: ${String(error)}`));
     const server = aggregator.server;
     if (rebuilt) {
       const s = server as unknown as { _clientCapabilities?: unknown; _clientVersion?: unknown };
@@ -507,6 +516,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       };
     }
     transport.onclose = () => {
+      session.listChanges.close(false);
       if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
     };
     this.sessions.set(record.id, session);
@@ -672,6 +682,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       for (const s of this.streams) if (s.sessionId === signal.sessionId && s.streamId === signal.streamId) this.feed(s);
     } else if (signal.kind === 'ended') {
       for (const s of [...this.streams]) if (s.sessionId === signal.sessionId) this.endStream(s, 'session deleted');
+      this.remoteListChanges.forget(signal.sessionId);
       const local = this.sessions.get(signal.sessionId);
       if (local) void this.closeLocal(local, 'session deleted');
     } else if (signal.kind === 'standalone') {
@@ -698,21 +709,37 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     for (const s of this.streams) {
       if (s.streamId !== STANDALONE_STREAM || told.has(s.sessionId)) continue;
       told.add(s.sessionId);
-      void this.store.append(s.sessionId, STANDALONE_STREAM, TOOLS_LIST_CHANGED).catch(() => undefined);
+      this.remoteListChanges.changed(s.sessionId, 'tools', () => {
+        void this.store.append(s.sessionId, STANDALONE_STREAM, TOOLS_LIST_CHANGED).catch(() => undefined);
+      });
     }
   }
 
+  /**
+   * The session's tools changed (a backend's list_changed, an access change): the cached list is dropped at once
+   * (a tools/list from now on reads the backends again), and the client is told through the session's coalescer —
+   * at once, or at the end of the window a change already opened (LIST_CHANGED_WINDOW_MS): a backend flooding
+   * list_changed costs each client at most ~4 announcements and re-lists a second, and the last one comes after
+   * the last change.
+   */
   private announceToolsChanged(session: LocalSession): void {
+    if (session.closed) return;
     session.aggregator.invalidate();
-    void session.aggregator.server
-      .sendToolListChanged()
-      .catch((error: Error) => this.logger.debug(`session ${session.record.id}: list_changed: ${error.message}`));
+    session.listChanges.changed('', 'tools', () => {
+      if (session.closed) return;
+      void session.aggregator.server
+        .sendToolListChanged()
+        .catch((error: Error) => this.logger.debug(`session ${session.record.id}: list_changed: ${error.message}`));
+    });
   }
 
   // ---- lifetime ------------------------------------------------------------------------
 
   private async closeLocal(session: LocalSession, reason: string): Promise<void> {
     if (session.closed) return;
+    // A change not yet announced is announced now when the session lives on (idle, evicted, draining: its events
+    // are stored, its stream may be elsewhere); not when it was deleted. Nothing is sent for it after this.
+    session.listChanges.close(reason !== 'deleted by the client' && reason !== 'session deleted');
     session.closed = true;
     if (this.sessions.get(session.record.id) === session) this.sessions.delete(session.record.id);
     for (const c of session.inflight.values()) c.abort(reason);

@@ -19,6 +19,7 @@ import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayError } from '../core/gateway-errors.js';
 import { GatewayCalls, outcomeOf } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
+import { LIST_CHANGED_METHODS, ListChangedCoalescer } from '../core/list-changed.js';
 import { toolArguments } from '../core/tool-arguments.js';
 import { DeferredToolCatalog, META_TOOL_NAMES } from '../core/tool-catalog.js';
 import { broadcastList, route } from './gateway-router.js';
@@ -193,6 +194,8 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   private lastPendingSweep = 0;
   /** Events waiting to be appended, per session: appended in batches (one Redis round trip per batch), in order. */
   private readonly queues = new Map<string, { events: { type: string; data: string }[]; dropped: number; scheduled: boolean; chain: Promise<void> }>();
+  /** Backends' list_changed notifications, coalesced per session, server and list (a backend may send thousands a second). */
+  private readonly listChanges = new ListChangedCoalescer(undefined, (error) => this.logger.warn(`list_changed: ${String(error)}`));
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -267,6 +270,8 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.sweepTimer);
     this.feed?.stop();
+    // Sessions live on in the store: a change not yet announced is queued now (and stored as any queued notification).
+    this.listChanges.close(true);
     await this.backends.closeAll();
   }
 
@@ -358,6 +363,7 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
   private closedEverywhere(sessionId: string, reason: string): void {
     const streams = this.streams.get(sessionId);
     if (streams) for (const s of [...streams]) s.conn.close(reason);
+    this.listChanges.forget(sessionId);
     void this.backends.close(sessionId, reason);
   }
 
@@ -711,9 +717,16 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
     await this.settle(sessionId, requestId, 'error', JSON.stringify({ request_id: requestId, jsonrpc: '2.0', id, error: error.toJsonRpc() }));
   }
 
-  /** Backend notifications outside a request (list changes, logging, resource updates) go to the session's stream. */
+  /**
+   * Backend notifications outside a request (list changes, logging, resource updates) go to the session's stream.
+   * A list change is coalesced per server and list: the first at once, those within LIST_CHANGED_WINDOW_MS once
+   * more at the window's end (the latest), so a backend flooding list_changed costs the session a few events a
+   * second, not thousands, and the last change is still announced after it happened.
+   */
   private forwardNotification(sessionId: string, serverId: string, n: JSONRPCNotification): void {
-    this.enqueue(sessionId, 'notification', JSON.stringify({ server: serverId, ...n }));
+    const event = () => this.enqueue(sessionId, 'notification', JSON.stringify({ server: serverId, ...n }));
+    if (LIST_CHANGED_METHODS.has(n.method)) this.listChanges.changed(sessionId, `${serverId}\n${n.method}`, event);
+    else event();
   }
 
   /** Deferred sessions: runs a meta tool; activation adds to the session's set and announces the list change. */
