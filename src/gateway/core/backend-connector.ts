@@ -19,7 +19,7 @@ import { describeEgressError as describe, egressDenial } from '../../egress/egre
 import { CircuitBreakers } from '../../health/circuit-breakers.js';
 import type { ProbeTarget } from '../../health/health.types.js';
 import { ServerDirectory } from '../../health/server-directory.js';
-import { LeanStreamableHttpTransport } from './lean-streamable-http.js';
+import { isTransportFailure, LeanStreamableHttpTransport } from './lean-streamable-http.js';
 import { GatewayError } from './gateway-errors.js';
 
 export const GATEWAY_CLIENT_INFO = { name: 'agentic-registry-gateway', version: '1' } as const;
@@ -137,10 +137,39 @@ export async function retryOnStaleSession<T>(get: () => Promise<BackendSession>,
 /** Why a session the backend answered 404 is closed. */
 const UNKNOWN_SESSION = (serverId: string) => `${serverId} no longer knows the backend session (it restarted or expired it)`;
 
+/**
+ * The SDK's own connection-closed and timeout errors (the messages it gives them), as opposed to an error the
+ * backend answered with the same code: -32000 and -32001 are the first codes of JSON-RPC's server range, which many
+ * servers use for their own failures ("Server error", "Session not found", …).
+ */
+function sdkOwn(error: McpError): 'closed' | 'timeout' | undefined {
+  const text = error.message.replace(/^MCP error -?\d+: /, '');
+  if (error.code === CONNECTION_CLOSED && (text === 'Connection closed' || text === 'Request was cancelled')) return 'closed';
+  if (error.code === REQUEST_TIMEOUT && (text === 'Request timed out' || text === 'Maximum total timeout exceeded')) return 'timeout';
+  return undefined;
+}
+
 /** Whether an error means the backend is unwell (counts against its circuit), rather than an answer it gave. */
 function isBackendFailure(error: unknown): boolean {
-  if (error instanceof McpError) return error.code === CONNECTION_CLOSED || error.code === REQUEST_TIMEOUT;
+  if (error instanceof McpError) return sdkOwn(error) !== undefined || isTransportFailure(error);
   return true;
+}
+
+/** How much of a backend's own error message the client gets. */
+export const MAX_BACKEND_MESSAGE = 1024;
+
+function bounded(text: string): string {
+  return text.length <= MAX_BACKEND_MESSAGE ? text : `${text.slice(0, MAX_BACKEND_MESSAGE)}… (${text.length} characters, cut)`;
+}
+
+/** A result that does not match the MCP schema (the SDK's validation error): where, and what was wrong, in a line. */
+function invalidResult(error: unknown): string | undefined {
+  const issues = (error as { issues?: unknown } | undefined)?.issues;
+  if (!(error instanceof Error) || !error.name.endsWith('ZodError') || !Array.isArray(issues)) return undefined;
+  const said = (issues as { path?: unknown[]; message?: string }[])
+    .slice(0, 3)
+    .map((i) => `${i.path && i.path.length > 0 ? i.path.join('.') : 'result'}: ${i.message ?? 'invalid'}`);
+  return said.join('; ').slice(0, 300);
 }
 
 /** Maps an SDK failure to the gateway's error (the backend's own JSON-RPC errors are passed through with their code). */
@@ -148,11 +177,17 @@ export function toGatewayError(error: unknown, serverId: string, signal?: AbortS
   if (error instanceof GatewayError) return error;
   if (signal?.aborted) return new GatewayError('cancelled', `the call to ${serverId} was cancelled`, { server: serverId });
   if (error instanceof McpError) {
-    if (error.code === REQUEST_TIMEOUT) return new GatewayError('timeout', `${serverId} did not answer in time`, { server: serverId });
-    if (error.code === CONNECTION_CLOSED) return new GatewayError('backend', `${serverId} closed the connection`, { server: serverId });
-    // The backend's own error: its code and message as it gave them.
-    return new GatewayError('backend', error.message.replace(/^MCP error -?\d+: /, ''), { server: serverId }, error.code);
+    const own = sdkOwn(error);
+    if (own === 'timeout') return new GatewayError('timeout', `${serverId} did not answer in time`, { server: serverId });
+    if (own === 'closed') return new GatewayError('backend', `${serverId} closed the connection`, { server: serverId });
+    const text = bounded(error.message.replace(/^MCP error -?\d+: /, ''));
+    // The lean transport's verdict on an answer it could not use (not the backend's own error).
+    if (isTransportFailure(error)) return new GatewayError('backend', `${serverId}: ${text}`, { server: serverId });
+    // The backend's own error: its code and message as it gave them (the message bounded).
+    return new GatewayError('backend', text, { server: serverId }, error.code);
   }
+  const invalid = invalidResult(error);
+  if (invalid) return new GatewayError('backend', `${serverId} answered with a result that is not valid MCP (${invalid})`, { server: serverId });
   if (egressDenial(error)) return new GatewayError('denied', `egress policy: ${describe(error)}`, { server: serverId });
   return new GatewayError('backend', `${serverId}: ${describe(error)}`, { server: serverId });
 }
@@ -308,7 +343,7 @@ class SdkBackendSession implements BackendSession {
         throw this.stale();
       }
       const lost = this.lost;
-      if (lost && error instanceof McpError && error.code === CONNECTION_CLOSED) {
+      if (lost && error instanceof McpError && sdkOwn(error) === 'closed') {
         // Rejected because the session was found dead: counted once per call only if the backend itself failed.
         if (lost.failure) this.breakers.failure(this.serverId, `gateway call failed: ${lost.reason}`);
         throw new GatewayError('backend', `the session with ${this.serverId} was lost: ${lost.reason}; call again`, { server: this.serverId });

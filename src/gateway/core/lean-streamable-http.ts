@@ -14,6 +14,34 @@ export const ANSWERED_LINGER_MS = 1000;
 /** How much of an error response's body is kept for its message. */
 const ERROR_TEXT_BYTES = 4096;
 
+/** The `data` of the errors this transport answers a request with itself (an answer it could not use): not the backend's own. */
+const ownFailures = new WeakSet<object>();
+
+/** Whether an error the SDK settled a request with is this transport's verdict on an unusable answer, not the backend's own error. */
+export function isTransportFailure(error: unknown): boolean {
+  const data = (error as { data?: unknown } | undefined)?.data;
+  return typeof data === 'object' && data !== null && ownFailures.has(data);
+}
+
+/** An error answer to request `id`, made here: the backend's answer was unusable (see `isTransportFailure`). */
+function failure(id: string | number, message: string): JSONRPCMessage {
+  const data = { reason: 'backend' };
+  ownFailures.add(data);
+  return { jsonrpc: '2.0', id, error: { code: GATEWAY_ERROR_CODES.backend, message, data } };
+}
+
+/** Whether a JSON-RPC id is `id` (compared as the SDK does, which takes 7 and "7" for the same request). */
+function sameId(a: unknown, id: string | number): boolean {
+  return a === id || (typeof a === 'string' || typeof a === 'number' ? String(a) === String(id) : false);
+}
+
+/** A progress notification about another request than the one whose stream it came on (its token is not the request's). */
+function foreignProgress(message: JSONRPCMessage, token: string | number | undefined): boolean {
+  if (!('method' in message) || message.method !== 'notifications/progress' || 'id' in message) return false;
+  const theirs = (message.params as { progressToken?: unknown } | undefined)?.progressToken;
+  return token === undefined || !sameId(theirs, token);
+}
+
 /** A body's bytes, at most `max`: past that the body is dropped and MessageTooLargeError thrown. */
 async function readBounded(body: Body, max: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -42,6 +70,17 @@ async function headText(body: Body, max: number): Promise<string> {
     }
   }
   return Buffer.concat(parts).subarray(0, max).toString('utf8');
+}
+
+/** An error response's text for a message: an HTML page (a proxy's or a framework's error page) as its text, not its markup. */
+function errorText(text: string | null, type: string | string[] | undefined): string {
+  if (text === null) return '(no body)';
+  if (!/html/i.test(String(type))) return text;
+  return text
+    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /**
@@ -154,6 +193,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     }
     if ('method' in message && (message.method === 'initialize' || message.method === 'notifications/initialized')) return super.send(message, options);
     const id = 'method' in message && 'id' in message ? message.id : undefined;
+    const token = (message.params as { _meta?: { progressToken?: string | number } } | undefined)?._meta?.progressToken;
     // The caller gave up on a request (cancelled, timed out): the server is told, and the request let go of — its
     // POST if it is still waiting for the head, its stream if it is being read.
     if ('method' in message && message.method === 'notifications/cancelled') {
@@ -191,7 +231,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       if (typeof newSession === 'string') internals._sessionId = newSession;
       if (status >= 400) {
         const text = await headText(res.body, ERROR_TEXT_BYTES).catch(() => null);
-        throw new StreamableHTTPError(status, `Error POSTing to endpoint: ${text}`);
+        throw new StreamableHTTPError(status, `Error POSTing to endpoint (HTTP ${status}): ${errorText(text, res.headers['content-type'])}`);
       }
       if (status === 202 || id === undefined) {
         await res.body.dump();
@@ -203,11 +243,34 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         .toLowerCase();
       if (type === 'text/event-stream') {
         streaming = true;
-        this.readStream(res.body, id, own!);
+        this.readStream(res.body, id, token, own!);
       } else if (type === 'application/json') {
-        const data: unknown = JSON.parse((await readBounded(res.body, this.maxMessageBytes)).toString('utf8'));
+        const text = (await readBounded(res.body, this.maxMessageBytes)).toString('utf8');
         const queue = this.queue();
-        for (const m of Array.isArray(data) ? data : [data]) queue(JSONRPCMessageSchema.parse(m));
+        // A JSON answer that is not the request's own answer (not JSON, not JSON-RPC, another request's id) fails the
+        // request at once with what was wrong; the SDK would otherwise wait for its answer until the timeout, and an
+        // answer with another id would settle that other request (possibly another client's, on a shared session).
+        let data: unknown;
+        try {
+          data = JSON.parse(text);
+        } catch (error) {
+          queue(failure(id, `answered with invalid JSON (${(error as Error).message})`));
+          return;
+        }
+        let answered = false;
+        let wrong = '';
+        for (const m of Array.isArray(data) ? data : [data]) {
+          const message = JSONRPCMessageSchema.safeParse(m);
+          if (!message.success) wrong ||= 'answered with a message that is not JSON-RPC';
+          else if ('result' in message.data || 'error' in message.data) {
+            if (!sameId(message.data.id, id)) wrong ||= `answered with another request's id (${JSON.stringify(message.data.id).slice(0, 40)})`;
+            else if (!answered) {
+              answered = true;
+              queue(message.data);
+            }
+          } else if (!foreignProgress(message.data, token)) queue(message.data);
+        }
+        if (!answered) queue(failure(id, wrong || 'answered without an answer to the request'));
       } else {
         await res.body.dump();
         throw new StreamableHTTPError(-1, `Unexpected content type: ${String(res.headers['content-type'])}`);
@@ -242,8 +305,10 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
   }
 
   /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
-  private readStream(body: Body, id: string | number, own: AbortController): void {
+  private readStream(body: Body, id: string | number, token: string | number | undefined, own: AbortController): void {
     let answered = false;
+    /** What was wrong with what the stream carried, for the error if it ends without the answer. */
+    let wrong = '';
     let linger: NodeJS.Timeout | undefined;
     body.once('close', () => {
       clearTimeout(linger);
@@ -253,16 +318,31 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     const parser = new SseParser((event, data) => {
       // Events with no data (a priming event, which only carries an id to resume from) are skipped, as the SDK does.
       if (event !== 'message' || data === '') return;
+      let json: unknown;
       try {
-        const message = JSONRPCMessageSchema.parse(JSON.parse(data));
-        if (('result' in message || 'error' in message) && !answered) {
-          answered = true;
-          linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
-        }
-        queue(message);
-      } catch (error) {
-        this.onerror?.(error as Error);
+        json = JSON.parse(data);
+      } catch {
+        wrong ||= 'an event that is not JSON';
+        return;
       }
+      const parsed = JSONRPCMessageSchema.safeParse(json);
+      if (!parsed.success) {
+        wrong ||= 'an event that is not JSON-RPC';
+        return;
+      }
+      const message = parsed.data;
+      if ('result' in message || 'error' in message) {
+        // Only this request's answer, once: another request's (possibly another client's, on a shared session) or a
+        // second one is dropped.
+        if (!sameId(message.id, id)) {
+          wrong ||= `an answer with another request's id (${JSON.stringify(message.id).slice(0, 40)})`;
+          return;
+        }
+        if (answered) return;
+        answered = true;
+        linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
+      } else if (foreignProgress(message, token)) return;
+      queue(message);
     });
     // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
     const decoder = new StringDecoder('utf8');
@@ -279,12 +359,17 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       body.destroy();
       const error = new MessageTooLargeError(this.maxMessageBytes);
       this.onerror?.(error);
-      if (!answered) queue({ jsonrpc: '2.0', id, error: { code: GATEWAY_ERROR_CODES.backend, message: error.message } });
+      if (!answered) queue(failure(id, error.message));
       answered = true;
     });
     body.on('end', () => {
       parser.push(decoder.end());
-      if (!answered) this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
+      if (answered) return;
+      // The server ended the stream without the answer: this client does not resume a stream, so the answer cannot
+      // come any more. The request fails now, not at its timeout.
+      answered = true;
+      queue(failure(id, `ended the request's stream without its answer${wrong ? ` (it sent ${wrong})` : ''}`));
+      this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
     });
     body.on('error', (error: Error) => {
       if (!answered && !own.signal.aborted) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));

@@ -1,0 +1,134 @@
+import { Agent } from 'undici';
+import { HostileBackend, type Misbehaviour } from '../../../test/support/hostile-backend.js';
+import { egressFetch } from '../../egress/egress.dispatcher.js';
+import { BackendConnector, type BackendSession } from './backend-connector.js';
+import type { GatewayError } from './gateway-errors.js';
+
+function connectorFor(url: string) {
+  const dispatcher = new Agent();
+  const maxMessageBytes = 16 * 1024 * 1024;
+  const breaker = { successes: 0, failures: [] as string[] };
+  const target = { id: 'h', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 8000 } };
+  const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
+  const breakers = {
+    apply: (_id: string, op: string, _s: unknown, reason?: string) => {
+      if (op === 'success') breaker.successes++;
+      if (op === 'failure') breaker.failures.push(reason ?? '');
+      return Promise.resolve({ allowed: true, transitioned: false, state: { state: 'closed', failures: breaker.failures.length } });
+    },
+    recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
+    recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
+  };
+  const connector = new BackendConnector(
+    directory as never,
+    breakers as never,
+    { fetch: egressFetch(dispatcher, maxMessageBytes), dispatcher, maxMessageBytes } as never,
+  );
+  return { connector, breaker };
+}
+
+/**
+ * A backend that answers like a buggy or hostile MCP server (test/support/hostile-backend.ts, by hand): every call
+ * gets a clear answer or error at once (not its timeout), the session goes on serving, the backend's failures count
+ * against its circuit and its own errors do not.
+ */
+describe('BackendConnector: a misbehaving backend', () => {
+  let b: HostileBackend;
+  let session: BackendSession;
+  let breaker: { successes: number; failures: string[] };
+  beforeAll(async () => {
+    b = await HostileBackend.start();
+    const c = connectorFor(b.url);
+    breaker = c.breaker;
+    session = await c.connector.open('h', { timeoutMs: 8000 });
+  });
+  afterAll(async () => {
+    await session.close();
+    await b.stop();
+  });
+
+  /** One call: its outcome, how long it took, the failures it added to the circuit; then the session must still serve. */
+  async function call(name: Misbehaviour, onProgress?: (p: unknown) => void) {
+    const before = breaker.failures.length;
+    const started = performance.now();
+    const outcome = await session.callTool(name, {}, onProgress ? { onProgress } : {}).then(
+      (result) => ({ result, error: undefined }),
+      (error: GatewayError) => ({ result: undefined, error }),
+    );
+    const ms = performance.now() - started;
+    expect(await session.callTool('ok', {})).toMatchObject({ content: [{ text: 'fine' }] });
+    expect(session.closed).toBe(false);
+    return { ...outcome, ms, failures: breaker.failures.slice(before) };
+  }
+
+  it.each([
+    ['content-not-array', 'a result that is not valid MCP (content: '],
+    ['string-result', 'h: answered with a message that is not JSON-RPC'],
+    ['no-result', 'h: answered with a message that is not JSON-RPC'],
+    ['other-id-json', "h: answered with another request's id (1"],
+    ['other-id-sse', "h: ended the request's stream without its answer (it sent an answer with another request's id (1"],
+    ['bad-json', 'h: answered with invalid JSON ('],
+    ['bad-sse-then-end', "h: ended the request's stream without its answer (it sent an event that is not JSON)"],
+  ] as [Misbehaviour, string][])('%s: fails the call at once with what was wrong, counted against the circuit', async (name, said) => {
+    const { error, ms, failures } = await call(name);
+    expect(error?.toJsonRpc()).toEqual({ code: -32002, message: expect.stringContaining(said), data: { reason: 'backend', server: 'h' } });
+    expect(ms).toBeLessThan(2000);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('passes a backend error coded -32000 through as its own (not "closed the connection"), its message bounded, not counted', async () => {
+    const { error, ms, failures } = await call('huge-error');
+    const rpc = error!.toJsonRpc();
+    expect(rpc.code).toBe(-32000);
+    expect(rpc.message).toMatch(/^boom x{1000}/);
+    expect(rpc.message.length).toBeLessThan(1100);
+    expect(rpc.message).toContain('1000005 characters, cut');
+    expect(ms).toBeLessThan(2000);
+    expect(failures).toEqual([]);
+  });
+
+  it.each([
+    ['sampling', { error: { code: -32601, message: 'Method not found' } }],
+    ['roots', { error: { code: -32601, message: 'Method not found' } }],
+    ['elicitation', { error: { code: -32601, message: 'Method not found' } }],
+    ['ping', { result: {} }],
+  ] as [Misbehaviour, unknown][])('answers the backend’s own %s request at once, and its call completes', async (name, answer) => {
+    const { result, ms } = await call(name);
+    const seen = JSON.parse((result!.content[0] as { text: string }).text) as { answer: unknown; ms: number };
+    expect(seen.answer).toMatchObject(answer as object);
+    expect(seen.ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(2000);
+  });
+
+  it('takes the first of two answers, and an invalid event followed by the answer', async () => {
+    expect((await call('twice')).result).toMatchObject({ content: [{ text: 'first' }] });
+    expect((await call('bad-sse-then-answer')).result).toMatchObject({ content: [{ text: 'after the bad event' }] });
+  });
+
+  it('gives a call no progress sent on another call’s stream with its token, nor progress that is not a number', async () => {
+    const held: unknown[] = [];
+    const waiting = session.callTool('wait', {}, { onProgress: (p) => held.push(p) });
+    for (let i = 0; i < 200 && b.held === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const mine: unknown[] = [];
+    expect((await call('progress-other-token', (p) => mine.push(p))).result).toMatchObject({ content: [{ text: 'done' }] });
+    b.release();
+    expect(await waiting).toMatchObject({ content: [{ text: 'released' }] });
+    expect(held).toEqual([]);
+    expect(mine).toEqual([]);
+    const odd: unknown[] = [];
+    expect((await call('progress-odd-values', (p) => odd.push(p))).result).toMatchObject({ content: [{ text: 'done' }] });
+    expect(odd).toEqual([
+      { progress: 1e308, total: -1 },
+      { progress: -5, total: -1 },
+      { progress: 2, total: -1 },
+    ]);
+  });
+
+  it('fails a call answered by a 500 error page at once with a bounded message, counted against the circuit', async () => {
+    const { error, ms, failures } = await call('html-500');
+    expect(error?.toJsonRpc()).toMatchObject({ code: -32002, message: expect.stringContaining('HTTP 500') });
+    expect(error!.message.length).toBeLessThan(400);
+    expect(ms).toBeLessThan(2000);
+    expect(failures).toHaveLength(1);
+  });
+});
