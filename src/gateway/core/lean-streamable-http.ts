@@ -211,8 +211,8 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         'mcp-session-id': sessionId,
       };
       if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
-      const closing = internals._abortController?.signal;
-      const signal = own && closing ? AbortSignal.any([closing, own.signal]) : (own?.signal ?? closing);
+      // A request has its own signal (close() aborts them all, below); a notification the session's.
+      const signal = own?.signal ?? internals._abortController?.signal;
       const res = await this.dispatcher.request({
         origin: this.endpoint.origin,
         path: `${this.endpoint.pathname}${this.endpoint.search}`,
@@ -283,6 +283,12 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     } finally {
       if (!streaming && own && this.inFlight.get(id!) === own) this.inFlight.delete(id!);
     }
+  }
+
+  /** Closes as the SDK does, aborting the requests in flight on the lean path first (their own signals). */
+  override async close(): Promise<void> {
+    for (const controller of this.inFlight.values()) controller.abort();
+    await super.close();
   }
 
   /**
