@@ -98,7 +98,7 @@ export function egressFetch(dispatcher: Agent, maxMessageBytes?: number): Egress
   return async (input, init) => {
     const signal = init?.signal;
     const response = await undiciFetch(input, { ...init, dispatcher, signal: signal ? AbortSignal.any([signal]) : signal });
-    return maxMessageBytes === undefined ? response : (boundedResponse(response, maxMessageBytes) as unknown as typeof response);
+    return maxMessageBytes === undefined ? response : boundedResponse(response, maxMessageBytes);
   };
 }
 

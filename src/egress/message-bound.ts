@@ -1,3 +1,6 @@
+import { TransformStream } from 'node:stream/web';
+import { Response } from 'undici';
+
 /**
  * The largest message the registry reads from an MCP server (MCP_MAX_MESSAGE_BYTES): one Server-Sent Event of a
  * stream, or a whole JSON body. A server that sends more (an event that never ends, a body without end) is cut
