@@ -25,6 +25,8 @@ export type Misbehaviour =
   | 'ping'
   | 'progress-other-token'
   | 'progress-odd-values'
+  | 'schema-mismatch'
+  | 'no-structured-content'
   | 'wait';
 
 export const MISBEHAVIOURS: readonly Misbehaviour[] = [
@@ -46,8 +48,14 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'ping',
   'progress-other-token',
   'progress-odd-values',
+  'schema-mismatch',
+  'no-structured-content',
   'wait',
 ];
+
+/** The output schema tools/list gives the tools whose results break it. */
+const OUTPUT_SCHEMA = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] };
+const WITH_OUTPUT_SCHEMA: ReadonlySet<Misbehaviour> = new Set(['schema-mismatch', 'no-structured-content']);
 
 type Id = string | number;
 interface Message {
@@ -156,7 +164,11 @@ export class HostileBackend {
     if (m.id === undefined) return void res.writeHead(202).end();
     if (m.method === 'ping') return this.json(res, { jsonrpc: '2.0', id: m.id, result: {} });
     if (m.method === 'tools/list') {
-      const tools = MISBEHAVIOURS.map((name) => ({ name, inputSchema: { type: 'object' } }));
+      const tools = MISBEHAVIOURS.map((name) => ({
+        name,
+        inputSchema: { type: 'object' },
+        ...(WITH_OUTPUT_SCHEMA.has(name) ? { outputSchema: OUTPUT_SCHEMA } : {}),
+      }));
       return this.json(res, { jsonrpc: '2.0', id: m.id, result: { tools } });
     }
     if (m.method !== 'tools/call') return this.json(res, { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } });
@@ -191,6 +203,10 @@ export class HostileBackend {
         return;
       case 'bad-json':
         return this.json(res, '{"jsonrpc":"2.0","id":');
+      case 'schema-mismatch':
+        return this.json(res, { jsonrpc: '2.0', id, result: { ...text('n is not a number'), structuredContent: { n: 'x' } } });
+      case 'no-structured-content':
+        return this.json(res, { jsonrpc: '2.0', id, result: text('no structured content') });
       case 'bad-sse-then-answer':
         this.event(this.event(this.sse(res), '{not json'), { jsonrpc: '2.0', id, result: text('after the bad event') }).end();
         return;

@@ -149,9 +149,23 @@ function sdkOwn(error: McpError): 'closed' | 'timeout' | undefined {
   return undefined;
 }
 
+/**
+ * The SDK client's own verdict that a tool's result does not match the output schema the backend listed for it
+ * (it checks `structuredContent` once it has the tool's schema): the backend's fault, though the SDK codes it
+ * -32600/-32602, which would tell the gateway's client that its own request was wrong.
+ */
+function outputSchemaMismatch(error: McpError): string | undefined {
+  const text = error.message.replace(/^MCP error -?\d+: /, '');
+  return /^(Tool .* has an output schema but did not return structured content|Structured content does not match the tool's output schema|Failed to validate structured content)/.test(
+    text,
+  )
+    ? text
+    : undefined;
+}
+
 /** Whether an error means the backend is unwell (counts against its circuit), rather than an answer it gave. */
 function isBackendFailure(error: unknown): boolean {
-  if (error instanceof McpError) return sdkOwn(error) !== undefined || isTransportFailure(error);
+  if (error instanceof McpError) return sdkOwn(error) !== undefined || isTransportFailure(error) || outputSchemaMismatch(error) !== undefined;
   return true;
 }
 
@@ -183,6 +197,11 @@ export function toGatewayError(error: unknown, serverId: string, signal?: AbortS
     const text = bounded(error.message.replace(/^MCP error -?\d+: /, ''));
     // The lean transport's verdict on an answer it could not use (not the backend's own error).
     if (isTransportFailure(error)) return new GatewayError('backend', `${serverId}: ${text}`, { server: serverId });
+    const mismatch = outputSchemaMismatch(error);
+    if (mismatch)
+      return new GatewayError('backend', `${serverId} answered with a result that breaks the tool's own output schema (${bounded(mismatch)})`, {
+        server: serverId,
+      });
     // The backend's own error: its code and message as it gave them (the message bounded).
     return new GatewayError('backend', text, { server: serverId }, error.code);
   }

@@ -76,6 +76,19 @@ describe('BackendConnector: a misbehaving backend', () => {
     expect(failures).toHaveLength(1);
   });
 
+  it.each([
+    ['schema-mismatch', "h answered with a result that breaks the tool's own output schema (Structured content does not match"],
+    ['no-structured-content', "h answered with a result that breaks the tool's own output schema (Tool no-structured-content has an output schema"],
+  ] as [Misbehaviour, string][])(
+    '%s: a result against the output schema the backend listed is its fault (-32002, counted), not the caller’s (-32602/-32600)',
+    async (name, said) => {
+      await session.listTools(); // the SDK checks results against the schemas it was given by tools/list
+      const { error, failures } = await call(name);
+      expect(error?.toJsonRpc()).toEqual({ code: -32002, message: expect.stringContaining(said), data: { reason: 'backend', server: 'h' } });
+      expect(failures).toHaveLength(1);
+    },
+  );
+
   it('passes a backend error coded -32000 through as its own (not "closed the connection"), its message bounded, not counted', async () => {
     const { error, ms, failures } = await call('huge-error');
     const rpc = error!.toJsonRpc();
