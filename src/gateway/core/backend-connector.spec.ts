@@ -7,10 +7,10 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent } from 'undici';
 import { z } from 'zod';
-import { egressFetch } from '../../egress/egress.dispatcher.js';
-import { BackendConnector, retryOnStaleSession, StaleBackendSession } from './backend-connector.js';
+import { retryOnStaleSession, StaleBackendSession } from './backend-connector.js';
 import { BackendPool } from './backend-pool.js';
 import type { GatewayError } from './gateway-errors.js';
+import { connectorFor } from '../../../test/support/backend-connector.js';
 
 /**
  * A backend session judged dead closes itself (calls in flight fail at once,
@@ -83,26 +83,6 @@ class Backend {
     for (const s of this.sockets) s.resetAndDestroy();
     await closed;
   }
-}
-
-/** The real egress client's two ways out (fetch for the SDK's own paths, the dispatcher for calls in a session). */
-function connectorFor(url: string, dispatcher: Agent = new Agent()) {
-  const maxMessageBytes = 16 * 1024 * 1024;
-  const fetchImpl = egressFetch(dispatcher, maxMessageBytes);
-  const breaker = { successes: 0, failures: [] as string[] };
-  const target = { id: 'b', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 10_000 } };
-  const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
-  const breakers = {
-    apply: (_id: string, op: string, _s: unknown, reason?: string) => {
-      if (op === 'success') breaker.successes++;
-      if (op === 'failure') breaker.failures.push(reason ?? '');
-      return Promise.resolve({ allowed: true, transitioned: false, state: { state: 'closed', failures: breaker.failures.length } });
-    },
-    recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
-    recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
-  };
-  const connector = new BackendConnector(directory as never, breakers as never, { fetch: fetchImpl, dispatcher, maxMessageBytes } as never);
-  return { connector, breaker };
 }
 
 describe('BackendConnector: dead backend sessions', () => {
@@ -191,7 +171,7 @@ describe('BackendConnector: dead backend sessions', () => {
         return super.request(...args);
       }
     }
-    const { connector, breaker } = connectorFor(url, new Forgetful());
+    const { connector, breaker } = connectorFor(url, { dispatcher: new Forgetful() });
     const pool = new BackendPool(connector, 30_000, () => undefined);
     const call = (name: string, args: Record<string, unknown>, timeoutMs = 30_000) =>
       retryOnStaleSession(
@@ -255,7 +235,7 @@ describe('BackendConnector: dead backend sessions', () => {
         return super.request(...args);
       }
     }
-    const { connector, breaker } = connectorFor(url, new Flaky());
+    const { connector, breaker } = connectorFor(url, { dispatcher: new Flaky() });
     const session = await connector.open('b', { timeoutMs: 30_000 });
     failNext = true;
     await expect(session.callTool('echo', { text: 'x' })).rejects.toMatchObject({ code: 'backend' });

@@ -1,31 +1,7 @@
-import { Agent } from 'undici';
 import { HostileBackend, type Misbehaviour } from '../../../test/support/hostile-backend.js';
-import { egressFetch } from '../../egress/egress.dispatcher.js';
-import { BackendConnector, type BackendSession } from './backend-connector.js';
+import type { BackendSession } from './backend-connector.js';
 import type { GatewayError } from './gateway-errors.js';
-
-function connectorFor(url: string) {
-  const dispatcher = new Agent();
-  const maxMessageBytes = 16 * 1024 * 1024;
-  const breaker = { successes: 0, failures: [] as string[] };
-  const target = { id: 'h', enabled: true, transport: 'streamable-http', healthCheck: { timeoutMs: 8000 } };
-  const directory = { ready: () => Promise.resolve(), get: () => target, endpoint: () => Promise.resolve({ url, headers: {} }) };
-  const breakers = {
-    apply: (_id: string, op: string, _s: unknown, reason?: string) => {
-      if (op === 'success') breaker.successes++;
-      if (op === 'failure') breaker.failures.push(reason ?? '');
-      return Promise.resolve({ allowed: true, transitioned: false, state: { state: 'closed', failures: breaker.failures.length } });
-    },
-    recordSuccess: (id: string) => breakers.apply(id, 'success', undefined),
-    recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
-  };
-  const connector = new BackendConnector(
-    directory as never,
-    breakers as never,
-    { fetch: egressFetch(dispatcher, maxMessageBytes), dispatcher, maxMessageBytes } as never,
-  );
-  return { connector, breaker };
-}
+import { connectorFor } from '../../../test/support/backend-connector.js';
 
 /**
  * A backend that answers like a buggy or hostile MCP server (test/support/hostile-backend.ts, by hand): every call
@@ -38,7 +14,7 @@ describe('BackendConnector: a misbehaving backend', () => {
   let breaker: { successes: number; failures: string[] };
   beforeAll(async () => {
     b = await HostileBackend.start();
-    const c = connectorFor(b.url);
+    const c = connectorFor(b.url, { serverId: 'h', timeoutMs: 8000 });
     breaker = c.breaker;
     session = await c.connector.open('h', { timeoutMs: 8000 });
   });
