@@ -20,7 +20,7 @@ import { CircuitBreakers } from '../../health/circuit-breakers.js';
 import type { ProbeTarget } from '../../health/health.types.js';
 import { ServerDirectory } from '../../health/server-directory.js';
 import { isTransportFailure, LeanStreamableHttpTransport } from './lean-streamable-http.js';
-import { GatewayError } from './gateway-errors.js';
+import { GatewayError, isSchemaFailure, mcpErrorText } from './gateway-errors.js';
 
 export const GATEWAY_CLIENT_INFO = { name: 'agentic-registry-gateway', version: '1' } as const;
 
@@ -143,7 +143,7 @@ const UNKNOWN_SESSION = (serverId: string) => `${serverId} no longer knows the b
  * servers use for their own failures ("Server error", "Session not found", …).
  */
 function sdkOwn(error: McpError): 'closed' | 'timeout' | undefined {
-  const text = error.message.replace(/^MCP error -?\d+: /, '');
+  const text = mcpErrorText(error);
   if (error.code === CONNECTION_CLOSED && (text === 'Connection closed' || text === 'Request was cancelled')) return 'closed';
   if (error.code === REQUEST_TIMEOUT && (text === 'Request timed out' || text === 'Maximum total timeout exceeded')) return 'timeout';
   return undefined;
@@ -155,7 +155,7 @@ function sdkOwn(error: McpError): 'closed' | 'timeout' | undefined {
  * -32600/-32602, which would tell the gateway's client that its own request was wrong.
  */
 function outputSchemaMismatch(error: McpError): string | undefined {
-  const text = error.message.replace(/^MCP error -?\d+: /, '');
+  const text = mcpErrorText(error);
   return /^(Tool .* has an output schema but did not return structured content|Structured content does not match the tool's output schema|Failed to validate structured content)/.test(
     text,
   )
@@ -178,11 +178,8 @@ function bounded(text: string): string {
 
 /** A result that does not match the MCP schema (the SDK's validation error): where, and what was wrong, in a line. */
 function invalidResult(error: unknown): string | undefined {
-  const issues = (error as { issues?: unknown } | undefined)?.issues;
-  if (!(error instanceof Error) || !error.name.endsWith('ZodError') || !Array.isArray(issues)) return undefined;
-  const said = (issues as { path?: unknown[]; message?: string }[])
-    .slice(0, 3)
-    .map((i) => `${i.path && i.path.length > 0 ? i.path.join('.') : 'result'}: ${i.message ?? 'invalid'}`);
+  if (!isSchemaFailure(error)) return undefined;
+  const said = error.issues.slice(0, 3).map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : 'result'}: ${i.message}`);
   return said.join('; ').slice(0, 300);
 }
 
@@ -194,7 +191,7 @@ export function toGatewayError(error: unknown, serverId: string, signal?: AbortS
     const own = sdkOwn(error);
     if (own === 'timeout') return new GatewayError('timeout', `${serverId} did not answer in time`, { server: serverId });
     if (own === 'closed') return new GatewayError('backend', `${serverId} closed the connection`, { server: serverId });
-    const text = bounded(error.message.replace(/^MCP error -?\d+: /, ''));
+    const text = bounded(mcpErrorText(error));
     // The lean transport's verdict on an answer it could not use (not the backend's own error).
     if (isTransportFailure(error)) return new GatewayError('backend', `${serverId}: ${text}`, { server: serverId });
     const mismatch = outputSchemaMismatch(error);

@@ -46,3 +46,13 @@ export class GatewayError extends Error {
     return { code: this.rpcCode ?? GATEWAY_ERROR_CODES[this.code], message: this.message, data: { reason: this.code, ...this.data } };
   }
 }
+
+/** An MCP error's message as its sender gave it: the SDK's McpError prefixes it with "MCP error <code>: ". */
+export function mcpErrorText(error: { message: string }): string {
+  return error.message.replace(/^MCP error -?\d+: /, '');
+}
+
+/** A schema's refusal from the SDK (zod: `ZodError`, or `$ZodError` in zod 4), with its issues. */
+export function isSchemaFailure(error: unknown): error is Error & { issues: { path: PropertyKey[]; message: string }[] } {
+  return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError') && Array.isArray((error as { issues?: unknown }).issues);
+}

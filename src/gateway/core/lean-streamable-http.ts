@@ -42,34 +42,68 @@ function foreignProgress(message: JSONRPCMessage, token: string | number | undef
   return token === undefined || !sameId(theirs, token);
 }
 
-/** A body's bytes, at most `max`: past that the body is dropped and MessageTooLargeError thrown. */
-async function readBounded(body: Body, max: number): Promise<Buffer> {
+/** A body's bytes until it ends or passes `max` (`over`: the rest is dropped unread, with the connection). */
+async function readAtMost(body: Body, max: number): Promise<{ bytes: Buffer; over: boolean }> {
   const parts: Buffer[] = [];
   let size = 0;
   for await (const part of body as AsyncIterable<Buffer>) {
+    parts.push(part);
     size += part.length;
     if (size > max) {
       body.destroy();
-      throw new MessageTooLargeError(max);
+      return { bytes: Buffer.concat(parts), over: true };
     }
-    parts.push(part);
   }
-  return Buffer.concat(parts);
+  return { bytes: Buffer.concat(parts), over: false };
+}
+
+/** A JSON-RPC message's text: a body of at most `max` bytes, else MessageTooLargeError. */
+async function readBounded(body: Body, max: number): Promise<string> {
+  const { bytes, over } = await readAtMost(body, max);
+  if (over) throw new MessageTooLargeError(max);
+  return bytes.toString('utf8');
 }
 
 /** The start of a body as text (an error page's message), the rest dropped unread. */
 async function headText(body: Body, max: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const part of body as AsyncIterable<Buffer>) {
-    parts.push(part);
-    size += part.length;
-    if (size >= max) {
-      body.destroy();
-      break;
+  return (await readAtMost(body, max)).bytes.subarray(0, max).toString('utf8');
+}
+
+/**
+ * What of a request's POST answer (a JSON body or an SSE stream) is handed to the SDK: the request's own answer,
+ * once, and the messages that are not progress of another request. What is dropped is noted (the first problem)
+ * for the error the request fails with if its answer never comes: on a backend session shared by many clients
+ * (tool streams), another request's answer or progress may be another client's.
+ */
+class AnswerFilter {
+  answered = false;
+  /** The first message dropped for what it was (not a second answer): not JSON-RPC, or another request's answer (its id). */
+  problem?: 'not JSON-RPC' | { otherId: string };
+
+  constructor(
+    private readonly id: string | number,
+    private readonly token: string | number | undefined,
+  ) {}
+
+  /** The message to hand over, or undefined (dropped). */
+  take(json: unknown): JSONRPCMessage | undefined {
+    const parsed = JSONRPCMessageSchema.safeParse(json);
+    if (!parsed.success) {
+      this.problem ??= 'not JSON-RPC';
+      return undefined;
     }
+    const message = parsed.data;
+    if ('result' in message || 'error' in message) {
+      if (!sameId(message.id, this.id)) {
+        this.problem ??= { otherId: JSON.stringify(message.id).slice(0, 40) };
+        return undefined;
+      }
+      if (this.answered) return undefined;
+      this.answered = true;
+      return message;
+    }
+    return foreignProgress(message, this.token) ? undefined : message;
   }
-  return Buffer.concat(parts).subarray(0, max).toString('utf8');
 }
 
 /** An error response's text for a message: an HTML page (a proxy's or a framework's error page) as its text, not its markup. */
@@ -245,7 +279,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         streaming = true;
         this.readStream(res.body, id, token, own!);
       } else if (type === 'application/json') {
-        const text = (await readBounded(res.body, this.maxMessageBytes)).toString('utf8');
+        const text = await readBounded(res.body, this.maxMessageBytes);
         const queue = this.queue();
         // A JSON answer that is not the request's own answer (not JSON, not JSON-RPC, another request's id) fails the
         // request at once with what was wrong; the SDK would otherwise wait for its answer until the timeout, and an
@@ -257,20 +291,20 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
           queue(failure(id, `answered with invalid JSON (${(error as Error).message})`));
           return;
         }
-        let answered = false;
-        let wrong = '';
+        const filter = new AnswerFilter(id, token);
         for (const m of Array.isArray(data) ? data : [data]) {
-          const message = JSONRPCMessageSchema.safeParse(m);
-          if (!message.success) wrong ||= 'answered with a message that is not JSON-RPC';
-          else if ('result' in message.data || 'error' in message.data) {
-            if (!sameId(message.data.id, id)) wrong ||= `answered with another request's id (${JSON.stringify(message.data.id).slice(0, 40)})`;
-            else if (!answered) {
-              answered = true;
-              queue(message.data);
-            }
-          } else if (!foreignProgress(message.data, token)) queue(message.data);
+          const message = filter.take(m);
+          if (message) queue(message);
         }
-        if (!answered) queue(failure(id, wrong || 'answered without an answer to the request'));
+        if (!filter.answered) {
+          const { problem } = filter;
+          const wrong = !problem
+            ? 'answered without an answer to the request'
+            : problem === 'not JSON-RPC'
+              ? 'answered with a message that is not JSON-RPC'
+              : `answered with another request's id (${problem.otherId})`;
+          queue(failure(id, wrong));
+        }
       } else {
         await res.body.dump();
         throw new StreamableHTTPError(-1, `Unexpected content type: ${String(res.headers['content-type'])}`);
@@ -312,9 +346,11 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
 
   /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
   private readStream(body: Body, id: string | number, token: string | number | undefined, own: AbortController): void {
-    let answered = false;
-    /** What was wrong with what the stream carried, for the error if it ends without the answer. */
-    let wrong = '';
+    const filter = new AnswerFilter(id, token);
+    /** An event that was not JSON (before any other problem), for the error if the stream ends without the answer. */
+    let notJson = false;
+    /** The request was failed here (its answer too large to read, or its stream ended without it): nothing more is handed over. */
+    let cut = false;
     let linger: NodeJS.Timeout | undefined;
     body.once('close', () => {
       clearTimeout(linger);
@@ -328,32 +364,25 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       try {
         json = JSON.parse(data);
       } catch {
-        wrong ||= 'an event that is not JSON';
+        if (!filter.problem) notJson = true;
         return;
       }
-      const parsed = JSONRPCMessageSchema.safeParse(json);
-      if (!parsed.success) {
-        wrong ||= 'an event that is not JSON-RPC';
-        return;
-      }
-      const message = parsed.data;
-      if ('result' in message || 'error' in message) {
-        // Only this request's answer, once: another request's (possibly another client's, on a shared session) or a
-        // second one is dropped.
-        if (!sameId(message.id, id)) {
-          wrong ||= `an answer with another request's id (${JSON.stringify(message.id).slice(0, 40)})`;
-          return;
-        }
-        if (answered) return;
-        answered = true;
-        linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
-      } else if (foreignProgress(message, token)) return;
+      const answeredBefore = filter.answered;
+      const message = filter.take(json);
+      if (!message) return;
+      if (filter.answered && !answeredBefore) linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
       queue(message);
     });
+    /** What was wrong with what the stream carried (the first problem), for the error if it ends without the answer. */
+    const wrong = () => {
+      if (notJson) return 'an event that is not JSON';
+      const { problem } = filter;
+      if (!problem) return '';
+      return problem === 'not JSON-RPC' ? 'an event that is not JSON-RPC' : `an answer with another request's id (${problem.otherId})`;
+    };
     // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
     const decoder = new StringDecoder('utf8');
     const bound = new SseEventBound(this.maxMessageBytes);
-    let cut = false;
     body.on('data', (bytes: Buffer) => {
       if (cut) return;
       if (bound.push(bytes)) {
@@ -365,20 +394,20 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
       body.destroy();
       const error = new MessageTooLargeError(this.maxMessageBytes);
       this.onerror?.(error);
-      if (!answered) queue(failure(id, error.message));
-      answered = true;
+      if (!filter.answered) queue(failure(id, error.message));
     });
     body.on('end', () => {
       parser.push(decoder.end());
-      if (answered) return;
+      if (filter.answered || cut) return;
       // The server ended the stream without the answer: this client does not resume a stream, so the answer cannot
       // come any more. The request fails now, not at its timeout.
-      answered = true;
-      queue(failure(id, `ended the request's stream without its answer${wrong ? ` (it sent ${wrong})` : ''}`));
+      cut = true;
+      const said = wrong();
+      queue(failure(id, `ended the request's stream without its answer${said ? ` (it sent ${said})` : ''}`));
       this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
     });
     body.on('error', (error: Error) => {
-      if (!answered && !own.signal.aborted) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
+      if (!filter.answered && !cut && !own.signal.aborted) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
     });
   }
 }

@@ -20,7 +20,7 @@ import {
 import { type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import type { BackendPool } from '../core/backend-pool.js';
 import type { GatewayCaller } from '../core/gateway-caller.js';
-import { GatewayError } from '../core/gateway-errors.js';
+import { GatewayError, isSchemaFailure, mcpErrorText } from '../core/gateway-errors.js';
 import { type GatewayCalls, type GatewayOutcome, outcomeOf } from '../core/gateway-metrics.js';
 import type { GatewayPolicy } from '../core/gateway-policy.js';
 import { namespaced, parseNamespaced } from '../core/namespacing.js';
@@ -78,7 +78,7 @@ export class RpcFailure extends Error {
 
 function rpcError(error: unknown): RpcFailure {
   if (error instanceof RpcFailure) return error;
-  if (error instanceof McpError) return new RpcFailure(error.code, error.message.replace(/^MCP error -?\d+: /, ''), error.data);
+  if (error instanceof McpError) return new RpcFailure(error.code, mcpErrorText(error), error.data);
   if (error instanceof GatewayError) {
     const e = error.toJsonRpc();
     return new RpcFailure(e.code, e.message, e.data);
@@ -93,10 +93,6 @@ function invalidParams(issues: readonly { path: readonly PropertyKey[]; message:
   const issue = issues[0];
   const field = (issue?.path ?? []).map(String).join('.') || 'params';
   return rpcError(new GatewayError('invalid_params', `Invalid params: ${field}: ${issue?.message ?? 'invalid'}`, { field }));
-}
-
-function isSchemaFailure(error: unknown): error is { issues: { path: PropertyKey[]; message: string }[] } {
-  return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError') && Array.isArray((error as { issues?: unknown }).issues);
 }
 
 /** A tools/call's params, checked as the SDK's schema does; what fails is -32602 naming the field (params.arguments first). */
