@@ -596,7 +596,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
     const record = await this.known(principal, sessionId, reply);
     if (!record) return;
     const local = this.sessions.get(record.id);
-    if (local) await this.closeLocal(local, 'deleted by the client');
+    if (local) await this.closeLocal(local, 'deleted by the client', true);
     await this.store.delete(record.id, record.principalId);
     void reply.status(200).send();
   }
@@ -684,7 +684,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       for (const s of [...this.streams]) if (s.sessionId === signal.sessionId) this.endStream(s, 'session deleted');
       this.remoteListChanges.forget(signal.sessionId);
       const local = this.sessions.get(signal.sessionId);
-      if (local) void this.closeLocal(local, 'session deleted');
+      if (local) void this.closeLocal(local, 'session deleted', true);
     } else if (signal.kind === 'standalone') {
       // One standalone stream per session (the spec: a message goes out on one stream, never to several): the newest
       // is kept, so a client reconnecting while its old stream is not yet known dead (a cut link) is not refused.
@@ -735,11 +735,12 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
 
   // ---- lifetime ------------------------------------------------------------------------
 
-  private async closeLocal(session: LocalSession, reason: string): Promise<void> {
+  /** Closes the session's transport here; `deleted`: the session itself is gone (not only its transport on this replica). */
+  private async closeLocal(session: LocalSession, reason: string, deleted = false): Promise<void> {
     if (session.closed) return;
     // A change not yet announced is announced now when the session lives on (idle, evicted, draining: its events
     // are stored, its stream may be elsewhere); not when it was deleted. Nothing is sent for it after this.
-    session.listChanges.close(reason !== 'deleted by the client' && reason !== 'session deleted');
+    session.listChanges.close(!deleted);
     session.closed = true;
     if (this.sessions.get(session.record.id) === session) this.sessions.delete(session.record.id);
     for (const c of session.inflight.values()) c.abort(reason);
