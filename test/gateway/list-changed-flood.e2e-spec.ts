@@ -1,13 +1,10 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, isInitializeRequest, ListToolsRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { CallToolRequestSchema, ListToolsRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { LIST_CHANGED_WINDOW_MS } from '../../src/gateway/core/list-changed.js';
 import { SseClient } from '../support/sse-client.js';
+import { McpSessionHost } from '../support/mcp-session-host.js';
 import { api, sleep, startTestApp, type TestApp, waitFor } from '../support/test-env.js';
 
 /**
@@ -26,25 +23,23 @@ class FloodingBackend {
   lastSentAt = 0;
   /** Sessions whose standalone GET stream is open. */
   private readonly listening = new Set<string>();
-  private readonly transports = new Map<string, StreamableHTTPServerTransport>();
-  private readonly sockets = new Set<Socket>();
-  private server!: http.Server;
-  private port = 0;
+  private host!: McpSessionHost;
 
   static async start(): Promise<FloodingBackend> {
     const b = new FloodingBackend();
-    b.server = http.createServer((req, res) => void b.handle(req, res));
-    b.server.on('connection', (s: Socket) => {
-      b.sockets.add(s);
-      s.on('close', () => b.sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => b.server.listen(0, '127.0.0.1', resolve));
-    b.port = (b.server.address() as AddressInfo).port;
+    b.host = await McpSessionHost.start(
+      (t) => b.build(() => t.sessionId).connect(t),
+      (req, res, sid) => {
+        if (req.method !== 'GET') return;
+        b.listening.add(sid);
+        res.on('close', () => b.listening.delete(sid));
+      },
+    );
     return b;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}/mcp`;
+    return this.host.url;
   }
 
   private build(sessionId: () => string | undefined): Server {
@@ -77,36 +72,8 @@ class FloodingBackend {
     return server;
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let body: unknown;
-    if (req.method === 'POST') {
-      const parts: Buffer[] = [];
-      for await (const p of req) parts.push(p as Buffer);
-      body = JSON.parse(Buffer.concat(parts).toString('utf8'));
-    }
-    const sid = req.headers['mcp-session-id'];
-    let transport = typeof sid === 'string' ? this.transports.get(sid) : undefined;
-    if (!transport) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        res.writeHead(typeof sid === 'string' ? 404 : 400).end();
-        return;
-      }
-      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
-      t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
-      await this.build(() => t.sessionId).connect(t);
-      transport = t;
-    }
-    if (req.method === 'GET' && typeof sid === 'string') {
-      this.listening.add(sid);
-      res.on('close', () => this.listening.delete(sid));
-    }
-    await transport.handleRequest(req, res, body);
-  }
-
   async close(): Promise<void> {
-    for (const t of this.transports.values()) await t.close().catch(() => undefined);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.host.close();
   }
 }
 

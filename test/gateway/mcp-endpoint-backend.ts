@@ -1,10 +1,6 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { z } from 'zod';
+import { McpSessionHost } from '../support/mcp-session-host.js';
 
 /**
  * A stateful SDK-built MCP server (Streamable HTTP, sessions) for the gateway
@@ -26,10 +22,7 @@ export class TestBackend {
     sent: new Map<string, number>(),
     aborted: new Set<string>(),
   };
-  private readonly transports = new Map<string, StreamableHTTPServerTransport>();
-  private readonly sockets = new Set<Socket>();
-  private server!: http.Server;
-  port = 0;
+  private host!: McpSessionHost;
   private readonly servers = new Set<McpServer>();
 
   private constructor(
@@ -39,18 +32,24 @@ export class TestBackend {
 
   static async start(name: string, extraTools = 0): Promise<TestBackend> {
     const b = new TestBackend(name, extraTools);
-    b.server = http.createServer((req, res) => void b.handle(req, res));
-    b.server.on('connection', (s: Socket) => {
-      b.sockets.add(s);
-      s.on('close', () => b.sockets.delete(s));
+    b.host = await McpSessionHost.start(async (t) => {
+      await b.build().connect(t);
+      // Seen before the SDK's own handling, which aborts the call's signal.
+      const inner = t.onmessage;
+      t.onmessage = (message, extra) => {
+        if ('method' in message && message.method === 'notifications/cancelled') b.cancellations.add(`${t.sessionId}/${String(message.params?.requestId)}`);
+        inner?.(message, extra);
+      };
     });
-    await new Promise<void>((resolve) => b.server.listen(0, '127.0.0.1', resolve));
-    b.port = (b.server.address() as AddressInfo).port;
     return b;
   }
 
+  get port(): number {
+    return this.host.port;
+  }
+
   get url(): string {
-    return `http://127.0.0.1:${this.port}/mcp`;
+    return this.host.url;
   }
 
   private build(): McpServer {
@@ -132,37 +131,7 @@ export class TestBackend {
     return server;
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let body: unknown;
-    if (req.method === 'POST') {
-      const parts: Buffer[] = [];
-      for await (const p of req) parts.push(p as Buffer);
-      body = JSON.parse(Buffer.concat(parts).toString('utf8'));
-    }
-    const sid = req.headers['mcp-session-id'];
-    let transport = typeof sid === 'string' ? this.transports.get(sid) : undefined;
-    if (!transport) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        res.writeHead(typeof sid === 'string' ? 404 : 400).end();
-        return;
-      }
-      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
-      t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
-      await this.build().connect(t);
-      // Seen before the SDK's own handling, which aborts the call's signal.
-      const inner = t.onmessage;
-      t.onmessage = (message, extra) => {
-        if ('method' in message && message.method === 'notifications/cancelled') this.cancellations.add(`${t.sessionId}/${String(message.params?.requestId)}`);
-        inner?.(message, extra);
-      };
-      transport = t;
-    }
-    await transport.handleRequest(req, res, body);
-  }
-
   async close(): Promise<void> {
-    for (const t of this.transports.values()) await t.close().catch(() => undefined);
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.host.close();
   }
 }
