@@ -60,6 +60,14 @@ export class SseEventBound {
   }
 }
 
+/** A Content-Type header's media type, lower-cased, without its parameters (`text/event-stream; charset=utf-8`). */
+export function mediaType(contentType: string | string[] | null | undefined): string {
+  return String(contentType ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
+}
+
 /** Statuses whose responses have no body (a Response cannot be built with one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
@@ -69,8 +77,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
  */
 export function boundedResponse(response: Response, max: number): Response {
   if (!response.body || NULL_BODY.has(response.status)) return response;
-  const type = (response.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
-  const events = type === 'text/event-stream' ? new SseEventBound(max) : undefined;
+  const events = mediaType(response.headers.get('content-type')) === 'text/event-stream' ? new SseEventBound(max) : undefined;
   let total = 0;
   const guard = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {

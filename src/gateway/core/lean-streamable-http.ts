@@ -3,7 +3,7 @@ import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/tran
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher } from 'undici';
-import { MessageTooLargeError, SseEventBound } from '../../egress/message-bound.js';
+import { mediaType, MessageTooLargeError, SseEventBound } from '../../egress/message-bound.js';
 import { GATEWAY_ERROR_CODES } from './gateway-errors.js';
 
 type Body = Dispatcher.ResponseData['body'];
@@ -271,10 +271,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
         await res.body.dump();
         return;
       }
-      const type = String(res.headers['content-type'] ?? '')
-        .split(';')[0]
-        .trim()
-        .toLowerCase();
+      const type = mediaType(res.headers['content-type']);
       if (type === 'text/event-stream') {
         streaming = true;
         this.readStream(res.body, id, token, own!);
