@@ -100,6 +100,10 @@ export interface GatewayMcpConfig {
   readonly maxLocalSessions: number;
   /** Sessions one API key (or user) holds at most, cluster-wide: a new one ends the least recently used beyond. */
   readonly maxSessionsPerClient: number;
+  /** Calls (`tools/call`, `resources/read`, `prompts/get`, a list) one client may have in flight on one replica. */
+  readonly maxCallsPerClient: number;
+  /** Calls all clients together may have in flight on one replica. */
+  readonly maxCalls: number;
 }
 
 export interface HealthConfig {
@@ -334,6 +338,8 @@ const envSchema = z
     GATEWAY_MCP_LOCAL_IDLE_MS: int(5 * 60_000, 1000, 24 * 3600 * 1000),
     GATEWAY_MCP_MAX_LOCAL_SESSIONS: int(10_000, 1, 1_000_000),
     GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT: int(100, 1, 100_000),
+    GATEWAY_MCP_MAX_CALLS_PER_CLIENT: int(200, 1, 1_000_000),
+    GATEWAY_MCP_MAX_CALLS: int(10_000, 1, 10_000_000),
     GATEWAY_SESSIONS_ENABLED: bool(true),
     GATEWAY_TOOL_STREAMS_ENABLED: bool(true),
     GATEWAY_REQUEST_TIMEOUT_MS: int(60_000, 100, 3_600_000),
@@ -430,6 +436,8 @@ function toAppConfig(env: Environment): AppConfig {
       localIdleMs: env.GATEWAY_MCP_LOCAL_IDLE_MS,
       maxLocalSessions: env.GATEWAY_MCP_MAX_LOCAL_SESSIONS,
       maxSessionsPerClient: env.GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT,
+      maxCallsPerClient: env.GATEWAY_MCP_MAX_CALLS_PER_CLIENT,
+      maxCalls: env.GATEWAY_MCP_MAX_CALLS,
     },
     gateway: {
       sessionsEnabled: env.GATEWAY_SESSIONS_ENABLED,

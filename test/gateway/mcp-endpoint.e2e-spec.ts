@@ -100,6 +100,7 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
         MCP_ALLOW_PRIVATE_NETWORKS: 'true',
         GATEWAY_MCP_EVENTS_PER_STREAM: '5000',
         GATEWAY_MCP_MAX_SESSIONS_PER_CLIENT: '30',
+        GATEWAY_MCP_MAX_CALLS_PER_CLIENT: '10',
         METRICS_TOKEN,
       },
     });
@@ -293,6 +294,33 @@ describe('/mcp: the aggregated Streamable HTTP MCP endpoint', () => {
     });
     await expect(call).rejects.toThrow();
     await waitFor(() => alpha.cancelled > cancelledBefore, 10_000);
+  });
+
+  it('a client has at most GATEWAY_MCP_MAX_CALLS_PER_CLIENT calls in flight on a replica: one more is -32008 at once, others go on', async () => {
+    const k = await key({ name: 'flood', role: 'admin' });
+    const { client } = await connect(k);
+    // Before, one key held 5,000 calls in flight (50 POSTs of 100) and the replica ~30 KB of memory for each.
+    const slow = Array.from({ length: 10 }, () => client.callTool({ name: 'alpha__slow', arguments: { ms: 1500 } }));
+    await waitFor(async () => (await metric('registry_mcp_calls_in_flight')) >= 10, 5000, 'ten calls in flight');
+    const started = performance.now();
+    const refused = await client.callTool({ name: 'alpha__echo', arguments: { text: 'one more' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(McpError);
+    expect((refused as McpError).code).toBe(-32008);
+    expect((refused as McpError).message).toContain('GATEWAY_MCP_MAX_CALLS_PER_CLIENT');
+    expect(await rpcCode(client.listPrompts())).toBe(-32008);
+    expect(performance.now() - started).toBeLessThan(1000);
+    // Another client is not held up by this one.
+    const { client: other } = await connect(t.adminKey);
+    expect((await other.callTool({ name: 'alpha__echo', arguments: { text: 'meanwhile' } })).content).toEqual([{ type: 'text', text: 'alpha:meanwhile' }]);
+    for (const result of await Promise.all(slow)) expect(result.content).toEqual([{ type: 'text', text: 'slept 1500' }]);
+    // Every slot was given back (answered and refused calls alike): the client calls again.
+    expect(await metric('registry_mcp_calls_in_flight')).toBe(0);
+    expect((await client.callTool({ name: 'alpha__echo', arguments: { text: 'again' } })).content).toEqual([{ type: 'text', text: 'alpha:again' }]);
+    const text = (await api(t.baseUrl, 'GET', '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text;
+    expect(text).toMatch(/registry_gateway_calls_total\{[^}]*server="alpha"[^}]*method="tools\/call"[^}]*outcome="overloaded"[^}]*\} 1\b/);
   });
 
   it('deferred loading: only search_tools and activate_tools, then the activated tools with tools/list_changed', async () => {

@@ -25,6 +25,8 @@ export const GATEWAY_ERROR_CODES = {
   backend: -32002,
   /** Events were evicted before the client read them (pending bound). */
   evicted: -32007,
+  /** The client (or the replica) has as many calls in flight as it may: call again once some have ended. */
+  overloaded: -32008,
 } as const;
 
 export type GatewayErrorCode = keyof typeof GATEWAY_ERROR_CODES;

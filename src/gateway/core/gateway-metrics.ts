@@ -3,7 +3,7 @@ import { Counter, Histogram } from 'prom-client';
 import { MetricsService } from '../../ops/metrics.service.js';
 import { callerLabel, type GatewayCaller } from './gateway-caller.js';
 
-export type GatewayOutcome = 'ok' | 'error' | 'denied' | 'timeout' | 'cancelled' | 'circuit_open';
+export type GatewayOutcome = 'ok' | 'error' | 'denied' | 'timeout' | 'cancelled' | 'circuit_open' | 'overloaded';
 
 export interface GatewayCallRecord {
   readonly caller: GatewayCaller;
@@ -100,6 +100,8 @@ export function outcomeOf(code: string): GatewayOutcome {
       return 'cancelled';
     case 'circuit_open':
       return 'circuit_open';
+    case 'overloaded':
+      return 'overloaded';
     default:
       return 'error';
   }

@@ -19,6 +19,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { type BackendSession, retryOnStaleSession } from '../core/backend-connector.js';
 import type { BackendPool } from '../core/backend-pool.js';
+import type { CallLimiter } from '../core/call-limiter.js';
 import type { GatewayCaller } from '../core/gateway-caller.js';
 import { GatewayError, isSchemaFailure, mcpErrorText } from '../core/gateway-errors.js';
 import { type GatewayCalls, type GatewayOutcome, outcomeOf } from '../core/gateway-metrics.js';
@@ -42,6 +43,8 @@ export function parseGatewayUri(uri: string): { serverId: string; uri: string } 
 export interface AggregatorSettings {
   readonly callTimeoutMs: number;
   readonly listTimeoutMs: number;
+  /** The replica's calls in flight, per client and in all (shared by every `/mcp` session of the replica). */
+  readonly limiter: CallLimiter;
 }
 
 /** What the aggregated server of one `/mcp` session needs from its session. */
@@ -245,28 +248,33 @@ export class McpAggregator {
     rename: (serverId: string, item: T) => T,
   ): Promise<T[]> {
     const caller = this.session.caller();
-    const servers = await this.policy.reachableServers(caller);
-    const results = await Promise.all(
-      servers.map(async (server) => {
-        const started = performance.now();
-        try {
-          const items = await retryOnStaleSession(
-            () => this.pool.get(server.id, signal),
-            (backend) => list(backend, { ...(signal ? { signal } : {}), timeoutMs: this.settings.listTimeoutMs }),
-          );
-          this.record(caller, server.id, null, method, started, 'ok');
-          return items.map((item) => rename(server.id, item));
-        } catch (error) {
-          const e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error).message);
-          if (e.code === 'backend') this.pool.drop(server.id);
-          // "Method not found" from a server without resources or prompts is not a failure worth a warning.
-          const unsupported = e.rpcCode === ErrorCode.MethodNotFound;
-          this.record(caller, server.id, null, method, started, unsupported ? 'ok' : outcomeOf(e.code), unsupported ? undefined : e.message);
-          return [];
-        }
-      }),
-    );
-    return results.flat();
+    const release = this.slot(caller, null, method);
+    try {
+      const servers = await this.policy.reachableServers(caller);
+      const results = await Promise.all(
+        servers.map(async (server) => {
+          const started = performance.now();
+          try {
+            const items = await retryOnStaleSession(
+              () => this.pool.get(server.id, signal),
+              (backend) => list(backend, { ...(signal ? { signal } : {}), timeoutMs: this.settings.listTimeoutMs }),
+            );
+            this.record(caller, server.id, null, method, started, 'ok');
+            return items.map((item) => rename(server.id, item));
+          } catch (error) {
+            const e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error).message);
+            if (e.code === 'backend') this.pool.drop(server.id);
+            // "Method not found" from a server without resources or prompts is not a failure worth a warning.
+            const unsupported = e.rpcCode === ErrorCode.MethodNotFound;
+            this.record(caller, server.id, null, method, started, unsupported ? 'ok' : outcomeOf(e.code), unsupported ? undefined : e.message);
+            return [];
+          }
+        }),
+      );
+      return results.flat();
+    } finally {
+      release();
+    }
   }
 
   private record(
@@ -281,7 +289,23 @@ export class McpAggregator {
     this.calls.record({ caller, serverId, tool, method, durationMs: performance.now() - started, outcome, surface: 'mcp', ...(detail ? { detail } : {}) });
   }
 
-  /** One forwarded request to one server, after the policy allowed it (tool == null: the server as a whole). */
+  /**
+   * A slot for one call of the caller on this replica (see CallLimiter), or -32008 saying which bound refused it.
+   * Refused at once, before anything is asked: a client past its bound cannot make the replica hold more.
+   */
+  private slot(caller: GatewayCaller, serverId: string | null, method: string, tool: string | null = null): () => void {
+    const { limiter } = this.settings;
+    const slot = limiter.enter(caller.principal.id);
+    if (typeof slot === 'function') return slot;
+    const message =
+      slot === 'client'
+        ? `this client already has ${limiter.perClient} calls in flight on this replica (GATEWAY_MCP_MAX_CALLS_PER_CLIENT); call again once some have ended`
+        : `this replica already has ${limiter.total} calls in flight (GATEWAY_MCP_MAX_CALLS); call again shortly`;
+    this.record(caller, serverId, tool, method, performance.now(), 'overloaded', message);
+    throw rpcError(new GatewayError('overloaded', message, { limit: slot === 'client' ? limiter.perClient : limiter.total, bound: slot }));
+  }
+
+  /** One forwarded request to one server, after the policy allowed it (tool == null: the server as a whole), in a slot. */
   private async forward<T>(
     serverId: string,
     tool: string | null,
@@ -292,31 +316,37 @@ export class McpAggregator {
   ): Promise<T> {
     const caller = this.session.caller();
     const started = performance.now();
-    const decision = tool === null ? await this.policy.decideServer(caller, serverId) : await this.policy.decideTool(caller, serverId, tool);
-    if (!decision.allowed) {
-      this.record(caller, serverId, tool, method, started, outcomeOf(decision.code), decision.detail);
-      throw rpcError(new GatewayError(decision.code, decision.detail, { server: serverId, ...(tool ? { tool } : {}) }));
-    }
-    const cancel = this.session.callSignal(requestId);
-    const signal = AbortSignal.any([clientSignal, cancel.signal]);
+    const release = this.slot(caller, serverId, method, tool);
+    let cancel: { signal: AbortSignal; done(): void } | undefined;
     try {
-      const result = await retryOnStaleSession(
-        () => this.pool.get(serverId, signal),
-        (backend) => call(backend, { signal, timeoutMs: this.settings.callTimeoutMs }),
-      );
-      this.record(caller, serverId, tool, method, started, 'ok');
-      return result;
-    } catch (error) {
-      let e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error)?.message ?? String(error), { server: serverId });
-      if (cancel.signal.aborted && !clientSignal.aborted) {
-        // Ended by this side (drain, session closed): the client gets an answer it can act on.
-        e = new GatewayError('cancelled', `the call was interrupted: ${String(cancel.signal.reason ?? 'session closed')}; call it again`, { server: serverId });
+      const decision = tool === null ? await this.policy.decideServer(caller, serverId) : await this.policy.decideTool(caller, serverId, tool);
+      if (!decision.allowed) {
+        this.record(caller, serverId, tool, method, started, outcomeOf(decision.code), decision.detail);
+        throw rpcError(new GatewayError(decision.code, decision.detail, { server: serverId, ...(tool ? { tool } : {}) }));
       }
-      if (e.code === 'backend' && e.rpcCode === undefined) this.pool.drop(serverId);
-      this.record(caller, serverId, tool, method, started, outcomeOf(e.code), e.message);
-      throw rpcError(e);
+      cancel = this.session.callSignal(requestId);
+      const ended = cancel.signal;
+      const signal = AbortSignal.any([clientSignal, ended]);
+      try {
+        const result = await retryOnStaleSession(
+          () => this.pool.get(serverId, signal),
+          (backend) => call(backend, { signal, timeoutMs: this.settings.callTimeoutMs }),
+        );
+        this.record(caller, serverId, tool, method, started, 'ok');
+        return result;
+      } catch (error) {
+        let e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error)?.message ?? String(error), { server: serverId });
+        if (ended.aborted && !clientSignal.aborted) {
+          // Ended by this side (drain, session closed): the client gets an answer it can act on.
+          e = new GatewayError('cancelled', `the call was interrupted: ${String(ended.reason ?? 'session closed')}; call it again`, { server: serverId });
+        }
+        if (e.code === 'backend' && e.rpcCode === undefined) this.pool.drop(serverId);
+        this.record(caller, serverId, tool, method, started, outcomeOf(e.code), e.message);
+        throw rpcError(e);
+      }
     } finally {
-      cancel.done();
+      cancel?.done();
+      release();
     }
   }
 

@@ -23,6 +23,7 @@ import { MetricsService } from '../../ops/metrics.service.js';
 import { CLOSE_TIMEOUT_MS } from '../../streaming/sse.connection.js';
 import { BackendConnector } from '../core/backend-connector.js';
 import { BackendPool } from '../core/backend-pool.js';
+import { CallLimiter } from '../core/call-limiter.js';
 import { type GatewayCaller, GatewayCallers } from '../core/gateway-caller.js';
 import { GatewayCalls } from '../core/gateway-metrics.js';
 import { GatewayPolicy } from '../core/gateway-policy.js';
@@ -155,6 +156,8 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
   private unsubscribe: (() => void)[] = [];
   private readonly opened: Counter<'how'>;
   /** tools/list_changed stored for sessions whose standalone stream is here but whose transport is not. */
+  /** Calls in flight on this replica, per client and in all, across its `/mcp` sessions. */
+  private readonly limiter: CallLimiter;
   private readonly remoteListChanges = new ListChangedCoalescer(undefined, (error) => this.logger.warn(`list_changed: ${String(error)}`));
 
   constructor(
@@ -171,6 +174,15 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
   ) {
     const sessions = this.sessions;
     const streams = this.streams;
+    const limiter = (this.limiter = new CallLimiter(config.gatewayMcp.maxCallsPerClient, config.gatewayMcp.maxCalls));
+    new Gauge({
+      name: 'registry_mcp_calls_in_flight',
+      help: 'Calls forwarded by /mcp in flight on this replica (GATEWAY_MCP_MAX_CALLS bounds them)',
+      registers: [metrics.registry],
+      collect() {
+        this.set(limiter.inFlight());
+      },
+    });
     new Gauge({
       name: 'registry_mcp_sessions',
       help: '/mcp sessions with a transport on this replica',
@@ -497,7 +509,7 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
       pool,
       this.policy,
       this.calls,
-      { callTimeoutMs: this.settings.callTimeoutMs, listTimeoutMs: this.settings.listTimeoutMs },
+      { callTimeoutMs: this.settings.callTimeoutMs, listTimeoutMs: this.settings.listTimeoutMs, limiter: this.limiter },
     );
     session = new LocalSession(record, transport, aggregator, pool, (error) => this.logger.warn(`session ${record.id}: list_changed: ${String(error)}`));
     const server = aggregator.server;
