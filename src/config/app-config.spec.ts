@@ -26,6 +26,9 @@ describe('loadConfig', () => {
     ['SESSION_COOKIE_SECURE', 'maybe', /SESSION_COOKIE_SECURE must be true or false/],
     ['BOOTSTRAP_ADMIN_KEY', 'short', /BOOTSTRAP_ADMIN_KEY must be at least/],
     ['BOOTSTRAP_ADMIN_KEY', 'no-prefix-but-long-enough-secret', /BOOTSTRAP_ADMIN_KEY must start with "ar_"/],
+    ['MCP_CALL_MAX_TOTAL_MS', '10m', /MCP_CALL_MAX_TOTAL_MS must be an integer/],
+    ['MCP_CALL_MAX_TOTAL_MS', '50', /MCP_CALL_MAX_TOTAL_MS must be between 100 and 86400000, got 50/],
+    ['MCP_CALL_MAX_TOTAL_MS', '30000', /MCP_CALL_MAX_TOTAL_MS must be at least GATEWAY_MCP_CALL_TIMEOUT_MS \(60000\), got 30000/],
   ])('rejects %s=%s naming the variable', (name, value, message) => {
     let error: unknown;
     try {
@@ -36,5 +39,17 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).variable).toBe(name);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('caps a call that reports progress at MCP_CALL_MAX_TOTAL_MS, at least either per-call timeout', () => {
+    expect(loadConfig({}).security.mcpCallMaxTotalMs).toBe(600_000);
+    expect(
+      loadConfig({ MCP_CALL_MAX_TOTAL_MS: '1500', GATEWAY_MCP_CALL_TIMEOUT_MS: '1000', GATEWAY_REQUEST_TIMEOUT_MS: '1500' }).security.mcpCallMaxTotalMs,
+    ).toBe(1500);
+    // Unset, it is never below either timeout (a deployment with long timeouts still starts).
+    expect(loadConfig({ GATEWAY_REQUEST_TIMEOUT_MS: '3600000' }).security.mcpCallMaxTotalMs).toBe(3_600_000);
+    expect(() => loadConfig({ MCP_CALL_MAX_TOTAL_MS: '100000', GATEWAY_REQUEST_TIMEOUT_MS: '120000' })).toThrow(
+      'Invalid configuration: MCP_CALL_MAX_TOTAL_MS must be at least GATEWAY_REQUEST_TIMEOUT_MS (120000), got 100000',
+    );
   });
 });

@@ -143,6 +143,8 @@ export interface SecurityConfig {
   readonly mcpAllowPrivateNetworks: boolean;
   /** The largest message read from an MCP server: one event of a stream, or a whole JSON body. */
   readonly mcpMaxMessageBytes: number;
+  /** The longest a gateway call that reports progress (each progress resets its own timeout) may run in all; then it is cancelled. */
+  readonly mcpCallMaxTotalMs: number;
   readonly metricsToken?: string;
   readonly metricsPort?: number;
 }
@@ -317,6 +319,8 @@ const envSchema = z
     /** Default: on in the embedded developer mode (it talks to local MCP servers), off otherwise and in production. */
     MCP_ALLOW_PRIVATE_NETWORKS: optionalBool,
     MCP_MAX_MESSAGE_BYTES: int(16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    /** Default: 10 minutes, or the longer of GATEWAY_MCP_CALL_TIMEOUT_MS and GATEWAY_REQUEST_TIMEOUT_MS if that is longer. */
+    MCP_CALL_MAX_TOTAL_MS: optionalInt(100, 24 * 3600 * 1000),
     METRICS_TOKEN: value.pipe(z.string().min(16, 'must be at least 16 characters long').optional()),
     METRICS_PORT: optionalInt(1, 65535),
     MAX_AGENTS: int(1000, 1, 10_000_000),
@@ -357,6 +361,10 @@ const envSchema = z
     if (env.SECRET_KEY_PREVIOUS !== undefined && env.SECRET_KEY === undefined) fail('SECRET_KEY_PREVIOUS', 'needs SECRET_KEY (the new key) to be set too');
     if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) fail('METRICS_PORT', 'must differ from PORT');
     if (env.LOGIN_BACKOFF_MAX_MS < env.LOGIN_BACKOFF_MS) fail('LOGIN_BACKOFF_MAX_MS', 'must be at least LOGIN_BACKOFF_MS');
+    for (const timeout of ['GATEWAY_MCP_CALL_TIMEOUT_MS', 'GATEWAY_REQUEST_TIMEOUT_MS'] as const) {
+      if (env.MCP_CALL_MAX_TOTAL_MS !== undefined && env.MCP_CALL_MAX_TOTAL_MS < env[timeout])
+        fail('MCP_CALL_MAX_TOTAL_MS', `must be at least ${timeout} (${env[timeout]}), got ${env.MCP_CALL_MAX_TOTAL_MS}`);
+    }
   });
 
 type Environment = z.output<typeof envSchema>;
@@ -409,6 +417,7 @@ function toAppConfig(env: Environment): AppConfig {
       passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY,
       mcpAllowPrivateNetworks: env.MCP_ALLOW_PRIVATE_NETWORKS ?? (embedded && !production),
       mcpMaxMessageBytes: env.MCP_MAX_MESSAGE_BYTES,
+      mcpCallMaxTotalMs: env.MCP_CALL_MAX_TOTAL_MS ?? Math.max(10 * 60_000, env.GATEWAY_MCP_CALL_TIMEOUT_MS, env.GATEWAY_REQUEST_TIMEOUT_MS),
       metricsToken: env.METRICS_TOKEN,
       metricsPort: env.METRICS_PORT,
     },
