@@ -5,11 +5,17 @@ import { BackendConnector } from '../../src/gateway/core/backend-connector.js';
 /**
  * A real BackendConnector for one backend (`serverId` at `url`), with the real egress client's two ways out (fetch
  * for the SDK's own paths, the dispatcher for calls in a session) and a breaker that only records: `breaker` counts
- * the successes and keeps the failures' reasons. For unit specs of the connector (no Nest, no database).
+ * the successes and keeps the failures' reasons. `maxTotalMs` is MCP_CALL_MAX_TOTAL_MS (the total time a call that
+ * reports progress may run). For unit specs of the connector (no Nest, no database).
  */
 export function connectorFor(
   url: string,
-  { serverId = 'b', timeoutMs = 10_000, dispatcher = new Agent() }: { serverId?: string; timeoutMs?: number; dispatcher?: Agent } = {},
+  {
+    serverId = 'b',
+    timeoutMs = 10_000,
+    maxTotalMs = 600_000,
+    dispatcher = new Agent(),
+  }: { serverId?: string; timeoutMs?: number; maxTotalMs?: number; dispatcher?: Agent } = {},
 ) {
   const maxMessageBytes = 16 * 1024 * 1024;
   const breaker = { successes: 0, failures: [] as string[] };
@@ -25,6 +31,7 @@ export function connectorFor(
     recordFailure: (id: string, reason: string) => breakers.apply(id, 'failure', undefined, reason),
   };
   const egress = { fetch: egressFetch(dispatcher, maxMessageBytes), dispatcher, maxMessageBytes };
-  const connector = new BackendConnector(directory as never, breakers as never, egress as never);
+  const config = { security: { mcpCallMaxTotalMs: maxTotalMs } };
+  const connector = new BackendConnector(directory as never, breakers as never, egress as never, config as never);
   return { connector, breaker };
 }

@@ -27,6 +27,7 @@ export type Misbehaviour =
   | 'progress-odd-values'
   | 'schema-mismatch'
   | 'no-structured-content'
+  | 'progress-forever'
   | 'wait';
 
 export const MISBEHAVIOURS: readonly Misbehaviour[] = [
@@ -50,6 +51,7 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'progress-odd-values',
   'schema-mismatch',
   'no-structured-content',
+  'progress-forever',
   'wait',
 ];
 
@@ -79,6 +81,10 @@ export class HostileBackend {
   readonly posted: string[] = [];
   /** tools/call ids in flight (for 'progress-other-token': the token of another call in flight). */
   private readonly calls: Id[] = [];
+  /** The request ids the client cancelled (`notifications/cancelled`), in order. */
+  readonly cancelled: Id[] = [];
+  /** 'progress-forever' calls still sending progress (their stream open). */
+  progressing = 0;
   /** Streams of 'wait' calls, by request id: their answers are sent by `release`. */
   private readonly waiting = new Map<Id, http.ServerResponse>();
   private nextServerId = 1;
@@ -161,6 +167,7 @@ export class HostileBackend {
       this.answerWaiters.get(m.id)?.(m);
       return void res.writeHead(202).end();
     }
+    if (m.method === 'notifications/cancelled') this.cancelled.push(m.params?.requestId as Id);
     if (m.id === undefined) return void res.writeHead(202).end();
     if (m.method === 'ping') return this.json(res, { jsonrpc: '2.0', id: m.id, result: {} });
     if (m.method === 'tools/list') {
@@ -177,13 +184,13 @@ export class HostileBackend {
     const token = (m.params?._meta as { progressToken?: Id } | undefined)?.progressToken;
     this.calls.push(id);
     try {
-      await this.misbehave(name, id, token, res);
+      await this.misbehave(name, id, token, res, m.params?.arguments as Record<string, unknown> | undefined);
     } finally {
       this.calls.splice(this.calls.indexOf(id), 1);
     }
   }
 
-  private async misbehave(name: Misbehaviour, id: Id, token: Id | undefined, res: http.ServerResponse): Promise<void> {
+  private async misbehave(name: Misbehaviour, id: Id, token: Id | undefined, res: http.ServerResponse, args?: Record<string, unknown>): Promise<void> {
     switch (name) {
       case 'ok':
         return this.json(res, { jsonrpc: '2.0', id, result: text('fine') });
@@ -258,6 +265,35 @@ export class HostileBackend {
         for (const p of [1e308, -5, 'abc', { x: 1 }, 2])
           this.event(stream, { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token ?? id, progress: p, total: -1 } });
         this.event(stream, { jsonrpc: '2.0', id, result: text('done') }).end();
+        return;
+      }
+      case 'progress-forever': {
+        // Progress every 50 ms (each resets a client's per-request timeout; none without a progress token) until
+        // `answerAfterMs` (default: never), the client cancels the call, or the stream is closed.
+        const stream = this.sse(res);
+        const answerAfterMs = typeof args?.answerAfterMs === 'number' ? args.answerAfterMs : undefined;
+        const started = performance.now();
+        let n = 0;
+        this.progressing++;
+        await new Promise<void>((resolve) => {
+          const timer = setInterval(() => {
+            if (this.cancelled.includes(id) || stream.destroyed) {
+              clearInterval(timer);
+              return resolve();
+            }
+            if (answerAfterMs !== undefined && performance.now() - started >= answerAfterMs) {
+              clearInterval(timer);
+              this.event(stream, { jsonrpc: '2.0', id, result: text(`answered after ${n} progress notifications`) }).end();
+              return resolve();
+            }
+            if (token !== undefined) this.event(stream, { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: ++n } });
+          }, 50);
+          stream.once('close', () => {
+            clearInterval(timer);
+            resolve();
+          });
+        });
+        this.progressing--;
         return;
       }
       case 'wait':

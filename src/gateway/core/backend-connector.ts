@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -14,6 +14,7 @@ import {
   ResultSchema,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { APP_CONFIG, type AppConfig } from '../../config/app-config.js';
 import { EgressClient } from '../../egress/egress.module.js';
 import { describeEgressError as describe, egressDenial } from '../../egress/egress.dispatcher.js';
 import { CircuitBreakers } from '../../health/circuit-breakers.js';
@@ -84,18 +85,41 @@ const CONNECTION_CLOSED: number = ErrorCode.ConnectionClosed;
 const REQUEST_TIMEOUT: number = ErrorCode.RequestTimeout;
 
 /**
- * A signal that follows `source` only until `detach()`: what the SDK is given for one call. The SDK keeps its
+ * The signal the SDK is given for one call: it follows the caller's `source` only until `detach()`, and with
+ * `capMs` it aborts itself that long after the call started (`capped()` then says so). The SDK keeps its
  * `abort` listener on a request's signal after the answer, and an abort then sends the backend
  * `notifications/cancelled` for a request it already answered — every tool stream aborts its call's signal
  * when its client goes, which is after the answer for every call that ends: one useless POST to the
  * backend per call.
+ *
+ * The cap is this signal, not the SDK's own `maxTotalTimeout`: the SDK checks that only when a progress
+ * notification arrives (a backend that goes quiet after the cap is not cut there), and then rejects the call
+ * without telling the backend — it is told only by the call's own timer, which the SDK leaves running, one
+ * per-call timeout later (60 s by default), the backend sending progress all along. An abort makes the SDK
+ * send `notifications/cancelled` at once, and the lean transport lets go of the call's stream.
  */
-function scopedSignal(source: AbortSignal): { signal: AbortSignal; detach: () => void } {
-  if (source.aborted) return { signal: source, detach: () => undefined };
+function callSignal(source: AbortSignal | undefined, capMs: number | undefined): { signal?: AbortSignal; capped: () => boolean; detach: () => void } {
+  if (capMs === undefined && (!source || source.aborted)) return { ...(source ? { signal: source } : {}), capped: () => false, detach: () => undefined };
   const own = new AbortController();
-  const forward = () => own.abort(source.reason);
-  source.addEventListener('abort', forward, { once: true });
-  return { signal: own.signal, detach: () => source.removeEventListener('abort', forward) };
+  const forward = () => own.abort(source!.reason);
+  if (source?.aborted) forward();
+  else source?.addEventListener('abort', forward, { once: true });
+  let capped = false;
+  const timer =
+    capMs === undefined || own.signal.aborted
+      ? undefined
+      : setTimeout(() => {
+          capped = true;
+          own.abort(`the gateway's total time cap of a call that reports progress (MCP_CALL_MAX_TOTAL_MS, ${capMs} ms) was reached`);
+        }, capMs);
+  return {
+    signal: own.signal,
+    capped: () => capped,
+    detach: () => {
+      clearTimeout(timer);
+      source?.removeEventListener('abort', forward);
+    },
+  };
 }
 
 /**
@@ -277,6 +301,8 @@ class SdkBackendSession implements BackendSession {
     private readonly transport: SdkTransport,
     private readonly breakers: BreakerGate,
     private readonly defaultTimeoutMs: number,
+    /** MCP_CALL_MAX_TOTAL_MS: the longest a call that reports progress may run in all (each progress resets its own timeout). */
+    private readonly maxTotalMs: number,
   ) {}
 
   /** The client's transport reported an error (a failed POST, a broken or unresumable stream, …). */
@@ -334,8 +360,12 @@ class SdkBackendSession implements BackendSession {
     void this.client.close().catch(() => undefined);
   }
 
-  /** One call under the server's breaker: fail fast when open; the outcome recorded. */
-  private async guarded<T>(options: BackendCallOptions | undefined, call: (o: { signal?: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
+  /** One call under the server's breaker: fail fast when open; the outcome recorded. With `capMs`, cancelled after that long in all. */
+  private async guarded<T>(
+    options: BackendCallOptions | undefined,
+    call: (o: { signal?: AbortSignal; timeout: number }) => Promise<T>,
+    capMs?: number,
+  ): Promise<T> {
     if (this.closed) throw this.refused();
     if (!(await this.breakers.allow(this.serverId))) {
       throw new GatewayError('circuit_open', `the circuit of ${this.serverId} is open: failing fast`, { server: this.serverId });
@@ -343,14 +373,23 @@ class SdkBackendSession implements BackendSession {
     // Another call's 404 may have retired the session while this one waited on the breaker: nothing was sent yet.
     if (this.closed) throw this.refused();
     const timeout = options?.timeoutMs ?? this.defaultTimeoutMs;
-    const scoped = options?.signal ? scopedSignal(options.signal) : undefined;
+    const scoped = callSignal(options?.signal, capMs);
     this.inflight++;
     try {
-      const result = await call({ ...(scoped ? { signal: scoped.signal } : {}), timeout });
+      const result = await call({ ...(scoped.signal ? { signal: scoped.signal } : {}), timeout });
       this.breakers.success(this.serverId);
       return result;
     } catch (error) {
       if (options?.signal?.aborted) throw toGatewayError(error, this.serverId, options.signal);
+      if (scoped.capped()) {
+        // Like a timeout: counted against the circuit, and a timeout (-32001) for the client, saying which limit it was.
+        this.breakers.failure(this.serverId, `gateway call failed: still running after MCP_CALL_MAX_TOTAL_MS (${capMs} ms)`);
+        throw new GatewayError(
+          'timeout',
+          `${this.serverId} was still running after ${capMs} ms, the total time cap of a call that reports progress (MCP_CALL_MAX_TOTAL_MS): it was cancelled`,
+          { server: this.serverId },
+        );
+      }
       if (isSessionUnknown(error)) {
         // This call's own POST got the 404: the backend answered (it is up), only this session is gone, and the request
         // was not processed. The next call (or the retry) opens a new session.
@@ -368,7 +407,7 @@ class SdkBackendSession implements BackendSession {
       else this.breakers.success(this.serverId);
       throw toGatewayError(error, this.serverId);
     } finally {
-      scoped?.detach();
+      scoped.detach();
       // A session retired by a 404 closes its client with its last call.
       if (--this.inflight === 0 && this.lost) this.shutClient();
     }
@@ -434,13 +473,17 @@ class SdkBackendSession implements BackendSession {
     args: Record<string, unknown> | undefined,
     options?: BackendCallOptions & { onProgress?: (p: Progress) => void },
   ): Promise<CallToolResult> {
+    // Progress resets the call's own timeout, so a backend that reports progress forever would hold it forever: such a
+    // call is cancelled after MCP_CALL_MAX_TOTAL_MS in all (see callSignal).
+    const onProgress = options?.onProgress;
     return this.guarded(
       options,
       (o) =>
         this.client.callTool({ name, ...(args ? { arguments: args } : {}) }, undefined, {
           ...o,
-          ...(options?.onProgress ? { onprogress: options.onProgress, resetTimeoutOnProgress: true } : {}),
+          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
         }) as Promise<CallToolResult>,
+      onProgress ? this.maxTotalMs : undefined,
     );
   }
 
@@ -468,13 +511,17 @@ class SdkBackendSession implements BackendSession {
 @Injectable()
 export class BackendConnector {
   private readonly gate: BreakerGate;
+  /** MCP_CALL_MAX_TOTAL_MS. */
+  private readonly maxTotalMs: number;
 
   constructor(
     private readonly directory: ServerDirectory,
     breakers: CircuitBreakers,
     private readonly egress: EgressClient,
+    @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.gate = new BreakerGate(breakers);
+    this.maxTotalMs = config.security.mcpCallMaxTotalMs;
   }
 
   async open(serverId: string, opts: BackendOpenOptions = {}): Promise<BackendSession> {
@@ -522,7 +569,7 @@ export class BackendConnector {
         await client.close().catch(() => undefined);
         throw error;
       }
-      made.session = new SdkBackendSession(serverId, client, transport, this.gate, timeout);
+      made.session = new SdkBackendSession(serverId, client, transport, this.gate, timeout, this.maxTotalMs);
       return made.session;
     };
     const url = new URL(endpoint.url);

@@ -2,6 +2,7 @@ import { HostileBackend, type Misbehaviour } from '../../../test/support/hostile
 import type { BackendSession } from './backend-connector.js';
 import type { GatewayError } from './gateway-errors.js';
 import { connectorFor } from '../../../test/support/backend-connector.js';
+import { waitFor } from '../../../test/support/timing.js';
 
 /**
  * A backend that answers like a buggy or hostile MCP server (test/support/hostile-backend.ts, by hand): every call
@@ -119,5 +120,78 @@ describe('BackendConnector: a misbehaving backend', () => {
     expect(error!.message.length).toBeLessThan(400);
     expect(ms).toBeLessThan(2000);
     expect(failures).toHaveLength(1);
+  });
+});
+
+/**
+ * A backend that sends `notifications/progress` every 50 ms and never answers: each progress resets the call's own
+ * timeout (400 ms here), so only the total cap (MCP_CALL_MAX_TOTAL_MS, 800 ms here) ends the call — before it, such
+ * a call held its caller, its stream and a backend connection for as long as the backend went on.
+ */
+describe('BackendConnector: a backend that reports progress forever', () => {
+  const CAP_MS = 800;
+  let b: HostileBackend;
+  let session: BackendSession;
+  let breaker: { successes: number; failures: string[] };
+  beforeAll(async () => {
+    b = await HostileBackend.start();
+    const c = connectorFor(b.url, { serverId: 'p', timeoutMs: 400, maxTotalMs: CAP_MS });
+    breaker = c.breaker;
+    session = await c.connector.open('p');
+  });
+  afterAll(async () => {
+    await session.close();
+    await b.stop();
+  });
+
+  it('fails the call at MCP_CALL_MAX_TOTAL_MS with a timeout naming it, cancels it at the backend, counted like a timeout', async () => {
+    const progress: unknown[] = [];
+    const failuresBefore = breaker.failures.length;
+    const started = performance.now();
+    const outcome = await Promise.race([
+      session.callTool('progress-forever', {}, { onProgress: (p) => progress.push(p) }).then(
+        () => 'answered',
+        (error: GatewayError) => error,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still running after 5 s'), 5000).unref()),
+    ]);
+    const ms = performance.now() - started;
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as GatewayError).toJsonRpc()).toEqual({
+      code: -32001,
+      message: 'p was still running after 800 ms, the total time cap of a call that reports progress (MCP_CALL_MAX_TOTAL_MS): it was cancelled',
+      data: { reason: 'timeout', server: 'p' },
+    });
+    expect(ms).toBeGreaterThanOrEqual(CAP_MS - 5);
+    expect(ms).toBeLessThan(CAP_MS + 400);
+    // Progress reset the call's own timeout (400 ms) until the cap.
+    expect(progress.length).toBeGreaterThanOrEqual(10);
+    // The backend is told at once (the SDK's own maxTotalTimeout told it only when the call's own timer fired, one
+    // per-call timeout later), and the call's stream let go of: the backend stops sending.
+    await waitFor(() => b.cancelled.length === 1, 2000, 'notifications/cancelled at the backend');
+    expect(performance.now() - started).toBeLessThan(CAP_MS + 250);
+    await waitFor(() => b.progressing === 0, 2000, 'the backend to stop sending progress');
+    expect(breaker.failures.slice(failuresBefore)).toEqual([expect.stringContaining('MCP_CALL_MAX_TOTAL_MS')]);
+    // The session goes on serving.
+    expect(await session.callTool('ok', {})).toMatchObject({ content: [{ text: 'fine' }] });
+    expect(session.closed).toBe(false);
+  });
+
+  it('lets a call that reports progress run past its own timeout and answer within the cap', async () => {
+    const progress: unknown[] = [];
+    const result = await session.callTool('progress-forever', { answerAfterMs: 550 }, { onProgress: (p) => progress.push(p) });
+    expect(result).toMatchObject({ content: [{ text: expect.stringMatching(/^answered after \d+ progress notifications$/) }] });
+    expect(progress.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('bounds a call without progress by its own timeout, as before', async () => {
+    const started = performance.now();
+    const error = await session.callTool('progress-forever', {}).then(
+      () => undefined,
+      (e: GatewayError) => e,
+    );
+    expect(error?.toJsonRpc()).toEqual({ code: -32001, message: 'p did not answer in time', data: { reason: 'timeout', server: 'p' } });
+    expect(performance.now() - started).toBeLessThan(CAP_MS);
+    await waitFor(() => b.progressing === 0, 2000, 'the backend to stop sending progress');
   });
 });
