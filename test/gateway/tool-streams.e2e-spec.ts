@@ -190,6 +190,27 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
     expect(events.slice(-4)).toEqual(['result', 'complete', 'message', 'message']);
   });
 
+  it('ends a call that reports progress forever at MCP_CALL_MAX_TOTAL_MS: an error event, and the backend call cancelled', async () => {
+    const capped = await cluster.start('capped', { GATEWAY_REQUEST_TIMEOUT_MS: '500', GATEWAY_MCP_CALL_TIMEOUT_MS: '500', MCP_CALL_MAX_TOTAL_MS: '1500' });
+    const before = alpha.progressCancelled;
+    const started = performance.now();
+    // Progress every 50 ms for 50 s: each resets the call's own timeout (500 ms); the total cap ends it.
+    const res = await call(capped, admin(), 'alpha__progress', { steps: 1000, delayMs: 50 }, 'capped');
+    const ms = performance.now() - started;
+    const events = res.frames.map((f) => f.event);
+    expect(events.filter((e) => e === 'progress').length).toBeGreaterThan(10);
+    expect(events.slice(-2)).toEqual(['error', 'message']);
+    expect(JSON.parse(res.frames.at(-2)!.data)).toEqual({
+      jsonrpc: '2.0',
+      id: 'capped',
+      error: { code: -32001, message: expect.stringContaining('(MCP_CALL_MAX_TOTAL_MS)'), data: { reason: 'timeout', server: 'alpha' } },
+    });
+    expect(res.frames.at(-1)!.data).toBe('[DONE]');
+    expect(ms).toBeGreaterThanOrEqual(1400);
+    expect(ms).toBeLessThan(5000);
+    await waitFor(() => alpha.progressCancelled > before, 5000, 'the backend call cancelled');
+  });
+
   it('can be switched off by configuration (sessions and tool streams)', async () => {
     const r3 = await cluster.start('r3', { GATEWAY_TOOL_STREAMS_ENABLED: 'false', GATEWAY_SESSIONS_ENABLED: 'false' });
     const off = await call(r3, admin(), 'alpha__echo');

@@ -33,6 +33,8 @@ export class McpFixture {
   cancelled = 0;
   /** Calls of the `wait` tool that started. */
   waiting = 0;
+  /** Calls of the `progress` tool that stopped because the client cancelled them. */
+  progressCancelled = 0;
 
   constructor(
     readonly name: string,
@@ -65,7 +67,8 @@ export class McpFixture {
 
   /**
    * A server with `tools`. Some names behave specially (list them in `tools` to offer them):
-   * `progress` reports `steps` progress notifications (`{steps, delayMs}`) before answering;
+   * `progress` reports `steps` progress notifications (`{steps, delayMs}`) before answering, stopping (counted in
+   * `progressCancelled`) if the client cancels the call;
    * `wait` answers only after `ms` (default: never), counting in `cancelled` a call the client cancelled;
    * `big` answers `kb` kilobytes of text.
    */
@@ -83,6 +86,10 @@ export class McpFixture {
             const token = extra._meta?.progressToken;
             for (let i = 1; i <= steps; i++) {
               await sleep(delayMs);
+              if (extra.signal.aborted) {
+                this.progressCancelled++;
+                return { content: [{ type: 'text' as const, text: `cancelled after ${i - 1}` }] };
+              }
               if (token !== undefined) {
                 await extra.sendNotification({
                   method: 'notifications/progress',
