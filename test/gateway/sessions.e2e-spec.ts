@@ -318,6 +318,24 @@ describe('gateway streaming sessions across replicas (real processes, real MCP s
     await api(r1.url, 'DELETE', `/api/v1/gateway/stream/${s.session_id}`, { key: admin() });
   });
 
+  it('the request timeout is a deadline progress does not extend: the client gets its error then, and the backend the cancellation', async () => {
+    const s = await open(r1, admin(), { servers: ['alpha'] });
+    const stream = await follow(r1, admin(), s.session_id);
+    const before = alpha.progressCancelled;
+    const started = Date.now();
+    // Progress every 100 ms for 10 s, the request timeout being TIMEOUT_MS. Before, each progress restarted the call's
+    // own timeout while the session's deadline stood: the sweep told the client "timeout" some seconds after the
+    // deadline, and the backend call ran on (its answer dropped) with nobody cancelling it.
+    await send(r2, admin(), s.session_id, 'tools/call', { name: 'alpha__progress', arguments: { steps: 100, delayMs: 100 } }, 'long');
+    const answer = await answerOf(stream, 'long', TIMEOUT_MS + 15_000);
+    const elapsed = Date.now() - started;
+    expect([answer.event, answer.body.error.code]).toEqual(['error', -32001]);
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 1500);
+    await waitFor(() => alpha.progressCancelled > before, 5000, 'the backend call cancelled');
+    await api(r1.url, 'DELETE', `/api/v1/gateway/stream/${s.session_id}`, { key: admin() });
+  });
+
   it('cancels a running backend call when the client sends notifications/cancelled, or closes the session', async () => {
     const s = await open(r1, admin(), { servers: ['alpha'] });
     const stream = await follow(r2, admin(), s.session_id);

@@ -37,6 +37,17 @@ export interface BackendCallOptions {
   readonly timeoutMs?: number;
 }
 
+export interface ToolCallOptions extends BackendCallOptions {
+  /** The backend's `notifications/progress` for this call. */
+  readonly onProgress?: (p: Progress) => void;
+  /**
+   * Whether each progress restarts the call's timeout (the default; the call then ends after MCP_CALL_MAX_TOTAL_MS
+   * in all). false: `timeoutMs` is the call's whole time, progress or not (streaming sessions, whose request timeout
+   * is a deadline the session keeps for every replica).
+   */
+  readonly progressResetsTimeout?: boolean;
+}
+
 export interface BackendOpenOptions {
   /** Notifications the backend sends outside any request's progress (list changes, logging, …). */
   readonly onNotification?: (notification: JSONRPCNotification) => void;
@@ -71,11 +82,7 @@ export interface BackendSession {
   listTools(options?: BackendCallOptions): Promise<Tool[]>;
   listResources(options?: BackendCallOptions): Promise<Resource[]>;
   listPrompts(options?: BackendCallOptions): Promise<Prompt[]>;
-  callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    options?: BackendCallOptions & { onProgress?: (p: Progress) => void },
-  ): Promise<CallToolResult>;
+  callTool(name: string, args: Record<string, unknown> | undefined, options?: ToolCallOptions): Promise<CallToolResult>;
   request(method: string, params: Record<string, unknown> | undefined, options?: BackendCallOptions): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
@@ -468,22 +475,19 @@ class SdkBackendSession implements BackendSession {
     });
   }
 
-  callTool(
-    name: string,
-    args: Record<string, unknown> | undefined,
-    options?: BackendCallOptions & { onProgress?: (p: Progress) => void },
-  ): Promise<CallToolResult> {
-    // Progress resets the call's own timeout, so a backend that reports progress forever would hold it forever: such a
-    // call is cancelled after MCP_CALL_MAX_TOTAL_MS in all (see callSignal).
+  callTool(name: string, args: Record<string, unknown> | undefined, options?: ToolCallOptions): Promise<CallToolResult> {
+    // Progress resets the call's own timeout (unless told not to), so a backend that reports progress forever would
+    // hold it forever: such a call is cancelled after MCP_CALL_MAX_TOTAL_MS in all (see callSignal).
     const onProgress = options?.onProgress;
+    const resets = onProgress !== undefined && options?.progressResetsTimeout !== false;
     return this.guarded(
       options,
       (o) =>
         this.client.callTool({ name, ...(args ? { arguments: args } : {}) }, undefined, {
           ...o,
-          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
+          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: resets } : {}),
         }) as Promise<CallToolResult>,
-      onProgress ? this.maxTotalMs : undefined,
+      resets ? this.maxTotalMs : undefined,
     );
   }
 

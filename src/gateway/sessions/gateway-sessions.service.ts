@@ -595,6 +595,9 @@ export class GatewaySessions implements OnModuleInit, OnApplicationShutdown {
           backend.callTool(tool, args, {
             signal,
             timeoutMs,
+            // The session's request timeout is a deadline (recorded with the request, for every replica's sweep):
+            // progress does not extend it, so the call ends, cancelled at the backend, when the client is told.
+            progressResetsTimeout: false,
             // Progress of a request not yet recorded waits for it (in order); a refused one's is dropped.
             onProgress: (p) =>
               void admitted.then(
