@@ -3,7 +3,8 @@ import type { AddressInfo, Socket } from 'node:net';
 
 /**
  * A Streamable HTTP MCP server written by hand (node:http), to misbehave where the SDK's server would refuse to:
- * each tool's name says how it answers `tools/call`. Stateful (one session id), no standalone GET stream (405).
+ * each tool's name says how it answers `tools/call`. Stateful (one session id), no standalone GET stream (405); a GET
+ * resuming a stream (Last-Event-ID) is answered as that stream's tool says (its event ids begin with the tool's name).
  * For tests only (unit specs and e2e suites).
  */
 export type Misbehaviour =
@@ -28,6 +29,9 @@ export type Misbehaviour =
   | 'schema-mismatch'
   | 'no-structured-content'
   | 'progress-forever'
+  | 'end-every-stream'
+  | 'resume-405'
+  | 'resume-404'
   | 'wait';
 
 export const MISBEHAVIOURS: readonly Misbehaviour[] = [
@@ -52,6 +56,9 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'schema-mismatch',
   'no-structured-content',
   'progress-forever',
+  'end-every-stream',
+  'resume-405',
+  'resume-404',
   'wait',
 ];
 
@@ -77,6 +84,8 @@ export class HostileBackend {
   /** The answers the client POSTed to the server's own requests, by their id. */
   readonly answers = new Map<Id, Message>();
   private readonly answerWaiters = new Map<Id, (m: Message) => void>();
+  /** The Last-Event-ID of each GET that resumed a stream, in order. */
+  readonly resumes: string[] = [];
   /** Methods of the messages POSTed, in order. */
   readonly posted: string[] = [];
   /** tools/call ids in flight (for 'progress-other-token': the token of another call in flight). */
@@ -147,8 +156,27 @@ export class HostileBackend {
     return { ...(answer ? { answer } : {}), ms: Math.round(performance.now() - started) };
   }
 
+  /**
+   * A GET: one resuming a stream (Last-Event-ID) as its tool says — 'end-every-stream' sends an event without a new
+   * id (its last id again) and ends the stream once more, 'resume-404' says the session is gone — and 405 (no such
+   * stream) for any other.
+   */
+  private resume(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const last = req.headers['last-event-id'];
+    if (typeof last !== 'string') return void res.writeHead(405).end();
+    this.resumes.push(last);
+    if (last.startsWith('end-every-stream')) {
+      const stream = this.sse(res);
+      stream.write(`id: ${last}\n`);
+      this.event(stream, { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'nothing new' } }).end();
+      return;
+    }
+    if (last.startsWith('resume-404')) return this.json(res, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }, 404);
+    res.writeHead(405).end();
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.method === 'GET') return void res.writeHead(405).end();
+    if (req.method === 'GET') return this.resume(req, res);
     if (req.method === 'DELETE') return void res.writeHead(200).end();
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -296,6 +324,12 @@ export class HostileBackend {
         this.progressing--;
         return;
       }
+      case 'end-every-stream':
+      case 'resume-405':
+      case 'resume-404':
+        // A priming event (an id to resume from, a retry delay), and the stream ends without the answer.
+        this.sse(res).end(`id: ${name}-${id}\nretry: 20\ndata: \n\n`);
+        return;
       case 'wait':
         this.waiting.set(id, this.sse(res));
         return;

@@ -1,4 +1,4 @@
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { StreamableHTTPServerTransport, type StreamableHTTPServerTransportOptions } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
  * Stateful Streamable HTTP on node:http, as the SDK's examples serve it, for test backends: a transport per MCP
  * session, made at `initialize` and handed to `connect` (which connects a server of its own to it), found by
  * Mcp-Session-Id afterwards (404 for an unknown id, 400 for no id and no initialize). `observe` sees each request
- * of a known session before the SDK handles it.
+ * of a known session before the SDK handles it; `options` gives each session's transport more options (an event store, …).
  */
 export class McpSessionHost {
   readonly transports = new Map<string, StreamableHTTPServerTransport>();
@@ -19,13 +19,15 @@ export class McpSessionHost {
   private constructor(
     private readonly connect: (transport: StreamableHTTPServerTransport) => Promise<void>,
     private readonly observe?: (req: http.IncomingMessage, res: http.ServerResponse, sessionId: string) => void,
+    private readonly options?: () => Partial<StreamableHTTPServerTransportOptions>,
   ) {}
 
   static async start(
     connect: (transport: StreamableHTTPServerTransport) => Promise<void>,
     observe?: (req: http.IncomingMessage, res: http.ServerResponse, sessionId: string) => void,
+    options?: () => Partial<StreamableHTTPServerTransportOptions>,
   ): Promise<McpSessionHost> {
-    const host = new McpSessionHost(connect, observe);
+    const host = new McpSessionHost(connect, observe, options);
     host.server.on('connection', (s: Socket) => {
       host.sockets.add(s);
       s.on('close', () => host.sockets.delete(s));
@@ -53,7 +55,11 @@ export class McpSessionHost {
         res.writeHead(typeof sid === 'string' ? 404 : 400).end();
         return;
       }
-      const t = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void this.transports.set(id, t) });
+      const t = new StreamableHTTPServerTransport({
+        ...this.options?.(),
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => void this.transports.set(id, t),
+      });
       t.onclose = () => t.sessionId && this.transports.delete(t.sessionId);
       await this.connect(t);
       transport = t;
