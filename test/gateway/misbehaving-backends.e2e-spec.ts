@@ -41,6 +41,7 @@ describe('gateway: a misbehaving backend, through each way in', () => {
     for (const [name, code, said] of [
       ['other-id-json', -32002, "answered with another request's id"],
       ['bad-sse-then-end', -32002, "ended the request's stream without its answer"],
+      ['end-every-stream', -32002, 'resumptions in a row brought no new event'],
       ['content-not-array', -32002, 'a result that is not valid MCP (content: '],
       ['huge-error', -32000, 'characters, cut'],
     ] as const) {

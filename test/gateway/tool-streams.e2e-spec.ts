@@ -1,5 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import { EverythingServer, type McpFixture, McpFixtureHost } from '../support/mcp-fixtures.js';
+import { PollingBackend } from '../support/polling-backend.js';
 import { freePort } from '../support/ports.mjs';
 import { Cluster, type Replica } from '../support/replicas.js';
 import { SseClient } from '../support/sse-client.js';
@@ -29,6 +30,7 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
   let cluster: Cluster;
   let host: McpFixtureHost;
   let everything: EverythingServer;
+  let polling: PollingBackend;
   let r1: Replica;
   let r2: Replica;
   let alpha: McpFixture;
@@ -48,7 +50,11 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    [host, everything] = await Promise.all([McpFixtureHost.start(), freePort().then((port) => EverythingServer.start(port))]);
+    [host, everything, polling] = await Promise.all([
+      McpFixtureHost.start(),
+      freePort().then((port) => EverythingServer.start(port)),
+      PollingBackend.start({ retryMs: 50 }),
+    ]);
     alpha = host.add('alpha');
     alpha.tools = ['echo', 'progress', 'wait'];
     const beta = host.add('beta');
@@ -59,6 +65,7 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
       ['alpha', alpha.statefulUrl],
       ['beta', beta.url],
       ['everything', everything.url],
+      ['polling', polling.url],
     ] as const) {
       expect((await api(r1.url, 'POST', '/api/v1/mcp-servers', { key: admin(), body: { id, name: id, url, healthCheck: noProbes } })).status).toBe(201);
     }
@@ -78,6 +85,7 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
   afterAll(async () => {
     await cluster?.stop();
     await everything?.stop();
+    await polling?.close();
     await host?.close();
     await db?.drop();
   });
@@ -209,6 +217,18 @@ describe('gateway tool streams (real processes, real MCP servers)', () => {
     expect(ms).toBeGreaterThanOrEqual(1400);
     expect(ms).toBeLessThan(5000);
     await waitFor(() => alpha.progressCancelled > before, 5000, 'the backend call cancelled');
+  });
+
+  it('resumes a call’s stream the backend ends early (SEP-1699 polling): its progress and its result arrive', async () => {
+    const before = polling.resumes.length;
+    const res = await call(r2, admin(), 'polling__poll', { ends: 2 }, 'poll');
+    expect(res.frames.map((f) => f.event)).toEqual(['start', 'progress', 'progress', 'result', 'complete', 'message', 'message']);
+    expect(res.frames.slice(1, 3).map((f) => JSON.parse(f.data))).toEqual([
+      { progress: 1, total: 2 },
+      { progress: 2, total: 2 },
+    ]);
+    expect(JSON.parse(res.frames[3].data).content[0].text).toBe('polled 2');
+    expect(polling.resumes.length - before).toBe(2);
   });
 
   it('can be switched off by configuration (sessions and tool streams)', async () => {

@@ -28,6 +28,19 @@ describe('SseParser', () => {
     expect(parse([...text])).toEqual(expected);
   });
 
+  it('reports the last event id when an event that set it is dispatched (one without data too), and each valid retry', () => {
+    const seen: string[] = [];
+    const parser = new SseParser((event, data) => seen.push(`${event}:${data}`), {
+      onId: (id) => seen.push(`id:${id}`),
+      onRetry: (ms) => seen.push(`retry:${ms}`),
+    });
+    parser.push('id: 1\nretry: 50\ndata: \n\ndata: a\n\nid: 2\n\nretry: x\nid: 3\0\nid\ndata: b\n\nid: 4\n');
+    // An id with a NUL is ignored, an empty one is taken for none; the last event's id waits for its blank line.
+    expect(seen).toEqual(['retry:50', 'id:1', 'message:', 'message:a', 'id:2', 'message:b']);
+    parser.push('\n');
+    expect(seen.at(-1)).toBe('id:4');
+  });
+
   it('keeps an event that has no blank line after it yet', () => {
     expect(parse(['data: not yet\n'])).toEqual([]);
     expect(parse(['data: now\n', '\n'])).toEqual([['message', 'now']]);
@@ -44,6 +57,8 @@ const MAX_MESSAGE = 64 * 1024;
 class OddServer {
   readonly posted: string[] = [];
   lastHeaders: http.IncomingHttpHeaders = {};
+  /** The Last-Event-ID of each GET. */
+  readonly resumedFrom: (string | undefined)[] = [];
   /** Calls of `hang` whose connection is still open. */
   hanging = 0;
   /** Bytes the `endless` answers got out before their client dropped them, and whether each was dropped. */
@@ -53,6 +68,7 @@ class OddServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (req.method === 'GET') this.resumedFrom.push(req.headers['last-event-id'] as string | undefined);
     if (req.method !== 'POST') {
       res.writeHead(req.method === 'DELETE' ? 200 : 405).end();
       return;
@@ -241,10 +257,15 @@ describe('LeanStreamableHttpTransport (calls in an established session)', () => 
     expect((html as StreamableHTTPError).message).toContain('Unexpected content type: text/html');
   });
 
-  it('reports a stream cut before its answer to onerror (the call then times out, as with the SDK transport without retries)', async () => {
+  it('reports a stream cut before its answer to onerror, and resumes it from its last event id: a GET this server refuses (405) fails the call at once', async () => {
     const before = errors.length;
-    await expect(client.callTool({ name: 'cut', arguments: {} }, undefined, { timeout: 500 })).rejects.toThrow('Request timed out');
+    const started = performance.now();
+    await expect(client.callTool({ name: 'cut', arguments: {} }, undefined, { timeout: 5000 })).rejects.toThrow(
+      'refused to resume it: a GET with Last-Event-ID was answered HTTP 405 (the server does not offer GET streams)',
+    );
+    expect(performance.now() - started).toBeLessThan(2500);
     expect(errors.slice(before).map((e) => e.message)).toContainEqual(expect.stringContaining('SSE stream disconnected'));
+    expect(odd.resumedFrom.at(-1)).toBe('1');
   });
 
   it('sends notifications (202) and the session’s headers; initialize went through the SDK’s own path', async () => {

@@ -14,6 +14,17 @@ export const ANSWERED_LINGER_MS = 1000;
 /** How much of an error response's body is kept for its message. */
 const ERROR_TEXT_BYTES = 4096;
 
+/**
+ * Resuming a request's stream that the server ended before the answer (after an event with an id: MCP 2025-11-25,
+ * SEP-1699). The wait before each resume is the server's `retry` (at most MAX_RESUME_DELAY_MS), else the SDK client's
+ * backoff: RESUME_DELAY_MS, times 1.5 per resume in a row that brought nothing new. MAX_IDLE_RESUMES resumes in a row
+ * that bring no new event id (or fail: refused, reset, a 5xx, 408, 409, 429) fail the request; one with a new id starts the
+ * count again. The request's timeout (the SDK's) bounds it all: when the request is let go of, resuming stops.
+ */
+export const RESUME_DELAY_MS = 1000;
+export const MAX_RESUME_DELAY_MS = 30_000;
+export const MAX_IDLE_RESUMES = 3;
+
 /** The `data` of the errors this transport answers a request with itself (an answer it could not use): not the backend's own. */
 const ownFailures = new WeakSet<object>();
 
@@ -130,7 +141,18 @@ export class SseParser {
   /** The last chunk ended with CR: an LF opening the next one belongs to that line end. */
   private pendingCr = false;
 
-  constructor(private readonly onEvent: (event: string, data: string) => void) {}
+  /** The last event ID buffer (it outlives an event), and whether the event being read set it. */
+  private id = '';
+  private idSet = false;
+
+  /**
+   * `onEvent` gets each event with data; `onId` the last event ID when an event that set it is dispatched (an
+   * event without data, a priming event, too), `onRetry` each valid `retry` (a reconnection time in ms).
+   */
+  constructor(
+    private readonly onEvent: (event: string, data: string) => void,
+    private readonly fields: { onId?: (id: string) => void; onRetry?: (ms: number) => void } = {},
+  ) {}
 
   push(text: string): void {
     if (text === '') return;
@@ -163,6 +185,8 @@ export class SseParser {
 
   private line(line: string): void {
     if (line === '') {
+      if (this.idSet && this.id !== '') this.fields.onId?.(this.id);
+      this.idSet = false;
       if (this.data.length > 0) this.onEvent(this.event || 'message', this.data.join('\n'));
       this.data = [];
       this.event = '';
@@ -175,7 +199,13 @@ export class SseParser {
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     if (field === 'data') this.data.push(value);
     else if (field === 'event') this.event = value;
-    // `id` and `retry` serve a resumption, which this client does not do (the SDK transport's is off as well).
+    else if (field === 'id') {
+      // An id with a NUL is ignored (WHATWG); an empty one is taken for none, as the SDK's parser takes it.
+      if (!value.includes('\0')) {
+        this.id = value;
+        this.idSet = true;
+      }
+    } else if (field === 'retry' && /^\d+$/.test(value)) this.fields.onRetry?.(Number(value));
   }
 }
 
@@ -186,7 +216,9 @@ type Internals = { _sessionId?: string; _abortController?: AbortController };
  * notification POSTed in an established session goes through undici's `request` on the egress dispatcher,
  * and an SSE answer is parsed as it arrives, where the SDK builds a WHATWG `Request`/`Response`, pipes the body
  * through a `TextDecoderStream` and an `EventSourceParserStream`, and cancels each notification's body (an
- * `AbortError` built every time). Everything else — initialize, the standalone GET stream, resumption, batches,
+ * `AbortError` built every time). A request's stream that the server ends before the answer, after an event with an
+ * id (the spec's polling, SEP-1699), is resumed here, as the SDK's transport resumes it: a GET with Last-Event-ID (see
+ * RESUME_DELAY_MS). Everything else — initialize, the standalone GET stream, a caller's own resumption token, batches,
  * redirects, DELETE, closing — is the SDK's own code. What the SDK's `send` reports is reported the same way:
  * an HTTP error status is a `StreamableHTTPError` with its code (a 404 means the backend no longer knows the
  * session), a broken stream is an `onerror`, and `close()` aborts every request in flight. A message larger
@@ -341,70 +373,201 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     };
   }
 
-  /** Delivers the stream's messages as they come; a stream that ends before its answer is reported (as the SDK does). */
-  private readStream(body: Body, id: string | number, token: string | number | undefined, own: AbortController): void {
+  /**
+   * Delivers a request's stream's messages as they come. A stream that ends (or breaks) before the answer is resumed
+   * when one of its events carried an id: a GET on the endpoint with Last-Event-ID, after the server's `retry` (see
+   * RESUME_DELAY_MS), and the resumed stream is read as the first (the same filter, bound, cancellation and linger),
+   * resumed again if it ends early too. A stream that ends before the answer with no id to resume from, too many
+   * resumes in a row that bring nothing new, and a resume the server refuses fail the request at once.
+   */
+  private readStream(first: Body, id: string | number, token: string | number | undefined, own: AbortController): void {
     const filter = new AnswerFilter(id, token);
     /** An event that was not JSON (before any other problem), for the error if the stream ends without the answer. */
     let notJson = false;
     /** The request was failed here (its answer too large to read, or its stream ended without it): nothing more is handed over. */
     let cut = false;
     let linger: NodeJS.Timeout | undefined;
-    body.once('close', () => {
+    /** The last event id read on the request's streams (where a resume starts), and the server's last `retry`. */
+    let lastEventId: string | undefined;
+    let retryMs: number | undefined;
+    /** Resumes in a row that brought no new event id. */
+    let idle = 0;
+    /** A resume is waited for or being made: the stream that ended is not the request's last. */
+    let resuming = false;
+    const queue = this.queue();
+    /** Nothing more is read for the request: it is let go of. */
+    const release = () => {
       clearTimeout(linger);
       if (this.inFlight.get(id) === own) this.inFlight.delete(id);
-    });
-    const queue = this.queue();
-    const parser = new SseParser((event, data) => {
-      // Events with no data (a priming event, which only carries an id to resume from) are skipped, as the SDK does.
-      if (event !== 'message' || data === '') return;
-      let json: unknown;
-      try {
-        json = JSON.parse(data);
-      } catch {
-        if (!filter.problem) notJson = true;
-        return;
-      }
-      const answeredBefore = filter.answered;
-      const message = filter.take(json);
-      if (!message) return;
-      if (filter.answered && !answeredBefore) linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
-      queue(message);
-    });
-    /** What was wrong with what the stream carried (the first problem), for the error if it ends without the answer. */
+    };
+    /** What was wrong with what the streams carried (the first problem), for the error if the answer never comes. */
     const wrong = () => {
-      if (notJson) return 'an event that is not JSON';
+      if (notJson) return ' (it sent an event that is not JSON)';
       const { problem } = filter;
       if (!problem) return '';
-      return problem === 'not JSON-RPC' ? 'an event that is not JSON-RPC' : `an answer with another request's id (${problem.otherId})`;
+      return ` (it sent ${problem === 'not JSON-RPC' ? 'an event that is not JSON-RPC' : `an answer with another request's id (${problem.otherId})`})`;
     };
-    // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
-    const decoder = new StringDecoder('utf8');
-    const bound = new SseEventBound(this.maxMessageBytes);
-    body.on('data', (bytes: Buffer) => {
-      if (cut) return;
-      if (bound.push(bytes)) {
-        parser.push(decoder.write(bytes));
+    /** Fails the request now, not at its timeout (`error`, if any, reported first), and lets it go. */
+    const fail = (message: string, error?: Error) => {
+      cut = true;
+      release();
+      if (error) this.onerror?.(error);
+      queue(failure(id, message));
+    };
+
+    /** Resumes the request's stream from `lastEventId`, after the wait; again after a failed attempt. */
+    const resume = async (): Promise<void> => {
+      for (;;) {
+        if (idle >= MAX_IDLE_RESUMES) {
+          fail(
+            `ended the request's stream without its answer, and ${MAX_IDLE_RESUMES} resumptions in a row brought no new event${wrong()}`,
+            new Error('SSE stream disconnected: resuming it brought nothing new'),
+          );
+          return;
+        }
+        if (!(await pause(Math.min(retryMs ?? RESUME_DELAY_MS * 1.5 ** idle, MAX_RESUME_DELAY_MS), own.signal))) return release();
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await this.dispatcher.request({
+            origin: this.endpoint.origin,
+            path: `${this.endpoint.pathname}${this.endpoint.search}`,
+            method: 'GET',
+            headers: this.resumeHeaders(lastEventId!),
+            signal: own.signal,
+          });
+        } catch (error) {
+          if (own.signal.aborted) return release();
+          // Refused, reset: tried again (the session is probed meanwhile, and closed if the backend is gone).
+          this.onerror?.(new Error(`SSE stream disconnected: resuming it failed: ${(error as Error).message}`));
+          idle++;
+          continue;
+        }
+        const status = res.statusCode;
+        const type = mediaType(res.headers['content-type']);
+        if (status >= 200 && status < 300 && type === 'text/event-stream' && !own.signal.aborted) {
+          resuming = false;
+          read(res.body);
+          return;
+        }
+        const text = status >= 300 ? await headText(res.body, ERROR_TEXT_BYTES).catch(() => null) : (res.body.destroy(), null);
+        if (own.signal.aborted) return release();
+        // A server error, or the stream still taken by its last connection (409) or a limit (429): tried again.
+        if (status >= 500 || status === 408 || status === 409 || status === 429) {
+          idle++;
+          continue;
+        }
+        const refused = `ended the request's stream without its answer and refused to resume it: a GET with Last-Event-ID was answered`;
+        if (status === 405) fail(`${refused} HTTP 405 (the server does not offer GET streams)`);
+        else if (status === 404) {
+          // The backend no longer knows the session: reported as a 404, the session is retired. The request reached the
+          // backend, so it is failed, not made again on a new session.
+          const said = `${refused} HTTP 404 (the server no longer knows the session)`;
+          fail(said, new StreamableHTTPError(404, said));
+        } else if (status < 300) fail(`${refused} ${status} with ${String(res.headers['content-type'] ?? 'no content type')}, not an event stream`);
+        else fail(`${refused} HTTP ${status}: ${errorText(text, res.headers['content-type'])}`);
         return;
       }
-      // An event without end (or too large to hold): the request fails now, not at its timeout, and nothing more is read.
-      cut = true;
-      body.destroy();
-      const error = new MessageTooLargeError(this.maxMessageBytes);
-      this.onerror?.(error);
-      if (!filter.answered) queue(failure(id, error.message));
-    });
-    body.on('end', () => {
-      parser.push(decoder.end());
-      if (filter.answered || cut) return;
-      // The server ended the stream without the answer: this client does not resume a stream, so the answer cannot
-      // come any more. The request fails now, not at its timeout.
-      cut = true;
-      const said = wrong();
-      queue(failure(id, `ended the request's stream without its answer${said ? ` (it sent ${said})` : ''}`));
-      this.onerror?.(new Error('SSE stream disconnected: it ended before the response'));
-    });
-    body.on('error', (error: Error) => {
-      if (!filter.answered && !cut && !own.signal.aborted) this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
-    });
+    };
+
+    /** The request's stream ended or broke (`broken`) without its answer: resumed, or the request failed. */
+    const ended = (fresh: boolean, broken: boolean) => {
+      if (filter.answered || cut || own.signal.aborted) return;
+      if (lastEventId === undefined) {
+        // Nothing to resume from: the answer cannot come any more. A stream that ended fails the request now, not at
+        // its timeout; a broken one was reported (the session is probed, and closed with its requests if it is dead).
+        if (!broken) fail(`ended the request's stream without its answer${wrong()}`, new Error('SSE stream disconnected: it ended before the response'));
+        return;
+      }
+      idle = fresh ? 0 : idle + 1;
+      resuming = true;
+      void resume();
+    };
+
+    const read = (body: Body) => {
+      /** This stream brought an event id not read before: progress, for the count of idle resumes. */
+      let fresh = false;
+      body.once('close', () => {
+        if (!resuming) release();
+      });
+      const parser = new SseParser(
+        (event, data) => {
+          // Events with no data (a priming event, which only carries an id to resume from) are skipped, as the SDK does.
+          if (event !== 'message' || data === '') return;
+          let json: unknown;
+          try {
+            json = JSON.parse(data);
+          } catch {
+            if (!filter.problem) notJson = true;
+            return;
+          }
+          const answeredBefore = filter.answered;
+          const message = filter.take(json);
+          if (!message) return;
+          if (filter.answered && !answeredBefore) linger = setTimeout(() => own.abort(), ANSWERED_LINGER_MS).unref();
+          queue(message);
+        },
+        {
+          onId: (eventId) => {
+            if (eventId === lastEventId) return;
+            lastEventId = eventId;
+            fresh = true;
+          },
+          onRetry: (ms) => (retryMs = ms),
+        },
+      );
+      // undici's body gives Buffers whatever its encoding: a character split between two chunks is joined here.
+      const decoder = new StringDecoder('utf8');
+      const bound = new SseEventBound(this.maxMessageBytes);
+      body.on('data', (bytes: Buffer) => {
+        if (cut) return;
+        if (bound.push(bytes)) {
+          parser.push(decoder.write(bytes));
+          return;
+        }
+        // An event without end (or too large to hold): the request fails now, not at its timeout, and nothing more is read.
+        cut = true;
+        body.destroy();
+        const error = new MessageTooLargeError(this.maxMessageBytes);
+        if (filter.answered) this.onerror?.(error);
+        else fail(error.message, error);
+      });
+      body.on('end', () => {
+        parser.push(decoder.end());
+        ended(fresh, false);
+      });
+      body.on('error', (error: Error) => {
+        if (filter.answered || cut || own.signal.aborted) return;
+        this.onerror?.(new Error(`SSE stream disconnected: ${error.message}`));
+        ended(fresh, true);
+      });
+    };
+
+    read(first);
   }
+
+  /** The headers of a GET resuming a request's stream: the session's, as the SDK's own GET sends them. */
+  private resumeHeaders(lastEventId: string): Record<string, string> {
+    const { 'content-type': _, ...stored } = this.storedHeaders;
+    const headers: Record<string, string> = { ...stored, accept: 'text/event-stream', 'last-event-id': lastEventId };
+    const sessionId = (this as unknown as Internals)._sessionId;
+    if (sessionId !== undefined) headers['mcp-session-id'] = sessionId;
+    if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+    return headers;
+  }
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts (at once if it has). */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const stop = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', stop);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', stop, { once: true });
+  });
 }
