@@ -96,23 +96,32 @@ describe('BackendConnector: dead backend sessions', () => {
     return { b, url: await b.start() };
   };
 
-  it('fails a call in flight at once when the backend dies mid-call, and closes the session', async () => {
-    const { b, url } = await backend();
-    const { connector } = connectorFor(url);
-    const session = await connector.open('b', { timeoutMs: 30_000 });
-    const call = session.callTool('wait', {}, { timeoutMs: 60_000 });
-    const outcome = call.then(
-      () => 'answered',
-      (e: GatewayError) => e,
-    );
-    for (let i = 0; i < 500 && b.waiting === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    const killed = performance.now();
-    await b.kill();
-    const error = await outcome;
-    expect(performance.now() - killed).toBeLessThan(10_000);
-    expect(error).toMatchObject({ code: 'backend', message: expect.stringContaining('was lost') });
-    expect(session.closed).toBe(true);
-  }, 30_000);
+  it.each([
+    ['', false],
+    [' (a resumable stream: the ping finds the backend dead while the resume waits)', true],
+  ])(
+    'fails a call in flight at once when the backend dies mid-call, and closes the session%s',
+    async (_, resumable) => {
+      const { b, url } = await backend(resumable);
+      const { connector } = connectorFor(url);
+      const session = await connector.open('b', { timeoutMs: 30_000 });
+      const call = session.callTool('wait', {}, { timeoutMs: 60_000 });
+      const outcome = call.then(
+        () => 'answered',
+        (e: GatewayError) => e,
+      );
+      for (let i = 0; i < 500 && b.waiting === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      // The tool runs before its stream's head has reached the client: killed then, the POST itself would fail.
+      await new Promise((r) => setTimeout(r, 100));
+      const killed = performance.now();
+      await b.kill();
+      const error = await outcome;
+      expect(performance.now() - killed).toBeLessThan(10_000);
+      expect(error).toMatchObject({ code: 'backend', message: expect.stringContaining('was lost') });
+      expect(session.closed).toBe(true);
+    },
+    30_000,
+  );
 
   it('takes a resumable stream’s priming event (an id, no data) for what it is: no transport error, so no ping', async () => {
     const { b, url } = await backend(true);
