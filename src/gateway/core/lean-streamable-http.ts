@@ -16,7 +16,7 @@ const ERROR_TEXT_BYTES = 4096;
 
 /**
  * Resuming a request's stream that the server ended before the answer (after an event with an id: MCP 2025-11-25,
- * SEP-1699). The wait before each resume is the server's `retry` (at most MAX_RESUME_DELAY_MS), else the SDK client's
+ * SEP-1699). The wait before each resume is the server's `retry` (MIN_RESUME_DELAY_MS to MAX_RESUME_DELAY_MS), else the SDK client's
  * backoff: RESUME_DELAY_MS, times 1.5 per resume in a row that brought nothing new. MAX_IDLE_RESUMES resumes in a row
  * that bring no new event id (or fail: refused, reset, a 5xx, 408, 409, 429) fail the request; one with a new id starts the
  * count again. The request's timeout (the SDK's) bounds it all: when the request is let go of, resuming stops.
@@ -24,6 +24,8 @@ const ERROR_TEXT_BYTES = 4096;
 export const RESUME_DELAY_MS = 1000;
 export const MAX_RESUME_DELAY_MS = 30_000;
 export const MAX_IDLE_RESUMES = 3;
+/** The shortest wait before a resume, whatever the server's `retry` says (`retry: 0` and a new id on every stream was a tight GET loop). */
+export const MIN_RESUME_DELAY_MS = 100;
 
 /** The `data` of the errors this transport answers a request with itself (an answer it could not use): not the backend's own. */
 const ownFailures = new WeakSet<object>();
@@ -425,7 +427,8 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
           );
           return;
         }
-        if (!(await pause(Math.min(retryMs ?? RESUME_DELAY_MS * 1.5 ** idle, MAX_RESUME_DELAY_MS), own.signal))) return release();
+        if (!(await pause(Math.max(MIN_RESUME_DELAY_MS, Math.min(retryMs ?? RESUME_DELAY_MS * 1.5 ** idle, MAX_RESUME_DELAY_MS)), own.signal)))
+          return release();
         let res: Dispatcher.ResponseData;
         try {
           res = await this.dispatcher.request({

@@ -4,7 +4,7 @@ import { HostileBackend } from '../../../test/support/hostile-backend.js';
 import { PollingBackend } from '../../../test/support/polling-backend.js';
 import { StaleBackendSession } from './backend-connector.js';
 import type { GatewayError } from './gateway-errors.js';
-import { MAX_IDLE_RESUMES } from './lean-streamable-http.js';
+import { MAX_IDLE_RESUMES, MIN_RESUME_DELAY_MS } from './lean-streamable-http.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -108,6 +108,8 @@ describe('BackendConnector: a backend that ends request streams early and abuses
       message: expect.stringContaining(`h: ended the request's stream without its answer, and ${MAX_IDLE_RESUMES} resumptions in a row brought no new event`),
       data: { reason: 'backend', server: 'h' },
     });
+    // The backend asks for `retry: 20`: each resume still waits MIN_RESUME_DELAY_MS (a server's `retry: 0` was a tight loop).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(MAX_IDLE_RESUMES * MIN_RESUME_DELAY_MS - 5);
     expect(performance.now() - started).toBeLessThan(3000);
     expect(b.resumes).toEqual(Array.from({ length: MAX_IDLE_RESUMES }, () => expect.stringMatching(/^end-every-stream-/)));
     expect(breaker.failures).toHaveLength(1);
