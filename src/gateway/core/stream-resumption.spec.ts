@@ -23,32 +23,33 @@ describe('BackendConnector: a request stream the backend ends early is resumed',
     await polling.close();
   });
 
-  it('resumes once: the answer comes on the resumed stream, with the progress sent meanwhile', async () => {
+  /** A `poll` call whose stream the backend ends `ends` times: its result, its progress and the event ids it resumed from. */
+  async function poll(ends: number) {
     const { connector, breaker } = connectorFor(polling.url);
     const session = await connector.open('b', { timeoutMs: 10_000 });
     const before = polling.resumes.length;
     const progress: Progress[] = [];
-    const result = await session.callTool('poll', { ends: 1 }, { onProgress: (p) => progress.push(p) });
+    const result = await session.callTool('poll', { ends }, { onProgress: (p) => progress.push(p) });
+    return { session, breaker, result, progress, resumes: polling.resumes.slice(before) };
+  }
+
+  it('resumes once: the answer comes on the resumed stream, with the progress sent meanwhile', async () => {
+    const { session, breaker, result, progress, resumes } = await poll(1);
     expect(result).toMatchObject({ content: [{ type: 'text', text: 'polled 1' }] });
     expect(progress).toEqual([{ progress: 1, total: 1 }]);
-    expect(polling.resumes.length - before).toBe(1);
+    expect(resumes).toHaveLength(1);
     expect(breaker.failures).toEqual([]);
     expect(session.closed).toBe(false);
     await session.close();
   }, 20_000);
 
   it('resumes as often as the backend ends the stream (twice): each time from the last event id', async () => {
-    const { connector, breaker } = connectorFor(polling.url);
-    const session = await connector.open('b', { timeoutMs: 10_000 });
-    const before = polling.resumes.length;
-    const progress: Progress[] = [];
-    const result = await session.callTool('poll', { ends: 2 }, { onProgress: (p) => progress.push(p) });
+    const { session, breaker, result, progress, resumes } = await poll(2);
     expect(result).toMatchObject({ content: [{ type: 'text', text: 'polled 2' }] });
     expect(progress).toEqual([
       { progress: 1, total: 2 },
       { progress: 2, total: 2 },
     ]);
-    const resumes = polling.resumes.slice(before);
     expect(resumes).toHaveLength(2);
     // The second resume starts after the progress event read on the first resumed stream, not at the priming event.
     expect(resumes[1]).not.toBe(resumes[0]);
