@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { egressFetch } from '../../egress/egress.dispatcher.js';
-import { LeanStreamableHttpTransport, SseParser } from './lean-streamable-http.js';
+import { LeanStreamableHttpTransport, MAX_EVENT_ID_CHARS, SseParser } from './lean-streamable-http.js';
 
 describe('SseParser', () => {
   const text = '\uFEFF: a comment\r\nevent: message\r\ndata: {"a":\r\ndata: "é🙂"}\r\n\r\nid: 7\rretry: 100\rdata: second\r\rdata\n\nevent: other\ndata: x\n\n';
@@ -34,8 +34,9 @@ describe('SseParser', () => {
       onId: (id) => seen.push(`id:${id}`),
       onRetry: (ms) => seen.push(`retry:${ms}`),
     });
-    parser.push('id: 1\nretry: 50\ndata: \n\ndata: a\n\nid: 2\n\nretry: x\nid: 3\0\nid\ndata: b\n\nid: 4\n');
-    // An id with a NUL is ignored, an empty one is taken for none; the last event's id waits for its blank line.
+    parser.push(`id: 1\nretry: 50\ndata: \n\ndata: a\n\nid: 2\n\nretry: x\nid: 3\0\nid\ndata: b\n\nid: ${'x'.repeat(MAX_EVENT_ID_CHARS + 1)}\n\nid: 4\n`);
+    // An id with a NUL or longer than MAX_EVENT_ID_CHARS is ignored, an empty one is taken for none; the last event's
+    // id waits for its blank line.
     expect(seen).toEqual(['retry:50', 'id:1', 'message:', 'message:a', 'id:2', 'message:b']);
     parser.push('\n');
     expect(seen.at(-1)).toBe('id:4');

@@ -26,6 +26,8 @@ export const MAX_RESUME_DELAY_MS = 30_000;
 export const MAX_IDLE_RESUMES = 3;
 /** The shortest wait before a resume, whatever the server's `retry` says (`retry: 0` and a new id on every stream was a tight GET loop). */
 export const MIN_RESUME_DELAY_MS = 100;
+/** The longest event id kept to resume from (sent back as a header); a longer one is ignored, as if the event had none. */
+export const MAX_EVENT_ID_CHARS = 1024;
 
 /** The `data` of the errors this transport answers a request with itself (an answer it could not use): not the backend's own. */
 const ownFailures = new WeakSet<object>();
@@ -202,8 +204,9 @@ export class SseParser {
     if (field === 'data') this.data.push(value);
     else if (field === 'event') this.event = value;
     else if (field === 'id') {
-      // An id with a NUL is ignored (WHATWG); an empty one is taken for none, as the SDK's parser takes it.
-      if (!value.includes('\0')) {
+      // An id with a NUL is ignored (WHATWG); an empty one is taken for none, as the SDK's parser takes it. One longer
+      // than MAX_EVENT_ID_CHARS is ignored too: it would go back to the server as a Last-Event-ID header.
+      if (!value.includes('\0') && value.length <= MAX_EVENT_ID_CHARS) {
         this.id = value;
         this.idSet = true;
       }
