@@ -275,13 +275,7 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     if (own) this.inFlight.set(id!, own);
     let streaming = false;
     try {
-      const headers: Record<string, string> = {
-        ...this.storedHeaders,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': sessionId,
-      };
-      if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+      const headers = this.sessionHeaders({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
       // A request has its own signal (close() aborts them all, below); a notification the session's.
       const signal = own?.signal ?? internals._abortController?.signal;
       const res = await this.dispatcher.request({
@@ -551,13 +545,18 @@ export class LeanStreamableHttpTransport extends StreamableHTTPClientTransport {
     read(first);
   }
 
-  /** The headers of a GET resuming a request's stream: the session's, as the SDK's own GET sends them. */
-  private resumeHeaders(lastEventId: string): Record<string, string> {
-    const { 'content-type': _, ...stored } = this.storedHeaders;
-    const headers: Record<string, string> = { ...stored, accept: 'text/event-stream', 'last-event-id': lastEventId };
+  /** A request's headers: the server's stored ones, `own` over them, then the session's id and protocol version. */
+  private sessionHeaders(own: Record<string, string>): Record<string, string> {
+    const headers: Record<string, string> = { ...this.storedHeaders, ...own };
     const sessionId = (this as unknown as Internals)._sessionId;
     if (sessionId !== undefined) headers['mcp-session-id'] = sessionId;
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+    return headers;
+  }
+
+  /** The headers of a GET resuming a request's stream: the session's, without a body's type, as the SDK's own GET sends them. */
+  private resumeHeaders(lastEventId: string): Record<string, string> {
+    const { 'content-type': _, ...headers } = this.sessionHeaders({ accept: 'text/event-stream', 'last-event-id': lastEventId });
     return headers;
   }
 }
