@@ -248,8 +248,7 @@ export class McpAggregator {
     rename: (serverId: string, item: T) => T,
   ): Promise<T[]> {
     const caller = this.session.caller();
-    const release = this.slot(caller, null, method);
-    try {
+    return this.inSlot(caller, null, method, null, async () => {
       const servers = await this.policy.reachableServers(caller);
       const results = await Promise.all(
         servers.map(async (server) => {
@@ -272,9 +271,7 @@ export class McpAggregator {
         }),
       );
       return results.flat();
-    } finally {
-      release();
-    }
+    });
   }
 
   private record(
@@ -290,19 +287,25 @@ export class McpAggregator {
   }
 
   /**
-   * A slot for one call of the caller on this replica (see CallLimiter), or -32008 saying which bound refused it.
-   * Refused at once, before anything is asked: a client past its bound cannot make the replica hold more.
+   * Runs one call of the caller in a slot of this replica's (see CallLimiter), or refuses it with -32008 saying which
+   * bound was reached: at once, before anything is asked, so a client past its bound cannot make the replica hold more.
    */
-  private slot(caller: GatewayCaller, serverId: string | null, method: string, tool: string | null = null): () => void {
+  private async inSlot<T>(caller: GatewayCaller, serverId: string | null, method: string, tool: string | null, run: () => Promise<T>): Promise<T> {
     const { limiter } = this.settings;
     const slot = limiter.enter(caller.principal.id);
-    if (typeof slot === 'function') return slot;
-    const message =
-      slot === 'client'
-        ? `this client already has ${limiter.perClient} calls in flight on this replica (GATEWAY_MCP_MAX_CALLS_PER_CLIENT); call again once some have ended`
-        : `this replica already has ${limiter.total} calls in flight (GATEWAY_MCP_MAX_CALLS); call again shortly`;
-    this.record(caller, serverId, tool, method, performance.now(), 'overloaded', message);
-    throw rpcError(new GatewayError('overloaded', message, { limit: slot === 'client' ? limiter.perClient : limiter.total, bound: slot }));
+    if (typeof slot !== 'function') {
+      const message =
+        slot === 'client'
+          ? `this client already has ${limiter.perClient} calls in flight on this replica (GATEWAY_MCP_MAX_CALLS_PER_CLIENT); call again once some have ended`
+          : `this replica already has ${limiter.total} calls in flight (GATEWAY_MCP_MAX_CALLS); call again shortly`;
+      this.record(caller, serverId, tool, method, performance.now(), 'overloaded', message);
+      throw rpcError(new GatewayError('overloaded', message, { limit: slot === 'client' ? limiter.perClient : limiter.total, bound: slot }));
+    }
+    try {
+      return await run();
+    } finally {
+      slot();
+    }
   }
 
   /** One forwarded request to one server, after the policy allowed it (tool == null: the server as a whole), in a slot. */
@@ -316,17 +319,14 @@ export class McpAggregator {
   ): Promise<T> {
     const caller = this.session.caller();
     const started = performance.now();
-    const release = this.slot(caller, serverId, method, tool);
-    let cancel: { signal: AbortSignal; done(): void } | undefined;
-    try {
+    return this.inSlot(caller, serverId, method, tool, async () => {
       const decision = tool === null ? await this.policy.decideServer(caller, serverId) : await this.policy.decideTool(caller, serverId, tool);
       if (!decision.allowed) {
         this.record(caller, serverId, tool, method, started, outcomeOf(decision.code), decision.detail);
         throw rpcError(new GatewayError(decision.code, decision.detail, { server: serverId, ...(tool ? { tool } : {}) }));
       }
-      cancel = this.session.callSignal(requestId);
-      const ended = cancel.signal;
-      const signal = AbortSignal.any([clientSignal, ended]);
+      const cancel = this.session.callSignal(requestId);
+      const signal = AbortSignal.any([clientSignal, cancel.signal]);
       try {
         const result = await retryOnStaleSession(
           () => this.pool.get(serverId, signal),
@@ -336,18 +336,19 @@ export class McpAggregator {
         return result;
       } catch (error) {
         let e = error instanceof GatewayError ? error : new GatewayError('backend', (error as Error)?.message ?? String(error), { server: serverId });
-        if (ended.aborted && !clientSignal.aborted) {
+        if (cancel.signal.aborted && !clientSignal.aborted) {
           // Ended by this side (drain, session closed): the client gets an answer it can act on.
-          e = new GatewayError('cancelled', `the call was interrupted: ${String(ended.reason ?? 'session closed')}; call it again`, { server: serverId });
+          e = new GatewayError('cancelled', `the call was interrupted: ${String(cancel.signal.reason ?? 'session closed')}; call it again`, {
+            server: serverId,
+          });
         }
         if (e.code === 'backend' && e.rpcCode === undefined) this.pool.drop(serverId);
         this.record(caller, serverId, tool, method, started, outcomeOf(e.code), e.message);
         throw rpcError(e);
+      } finally {
+        cancel.done();
       }
-    } finally {
-      cancel?.done();
-      release();
-    }
+    });
   }
 
   private async callTool(

@@ -155,9 +155,9 @@ export class McpGatewayService implements OnModuleInit, OnModuleDestroy, BeforeA
   private timers: NodeJS.Timeout[] = [];
   private unsubscribe: (() => void)[] = [];
   private readonly opened: Counter<'how'>;
-  /** tools/list_changed stored for sessions whose standalone stream is here but whose transport is not. */
   /** Calls in flight on this replica, per client and in all, across its `/mcp` sessions. */
   private readonly limiter: CallLimiter;
+  /** tools/list_changed stored for sessions whose standalone stream is here but whose transport is not. */
   private readonly remoteListChanges = new ListChangedCoalescer(undefined, (error) => this.logger.warn(`list_changed: ${String(error)}`));
 
   constructor(
